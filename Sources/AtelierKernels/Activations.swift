@@ -1,0 +1,43 @@
+import Foundation
+
+/// Exact activations (SD2 uses no tanh approximations anywhere: SD2-SPEC §7.2).
+public enum Activation {
+    @inline(__always) static func siluScalar(_ v: Float) -> Float { v / (1 + expf(-v)) }
+    @inline(__always) static func geluScalar(_ v: Float) -> Float { 0.5 * v * (1 + erff(v * 0.70710678118654752)) }
+    @inline(__always) static func quickGeluScalar(_ v: Float) -> Float { v / (1 + expf(-1.702 * v)) }
+
+    public static func silu(_ x: Tensor) -> Tensor { map(x, siluScalar) }
+    public static func gelu(_ x: Tensor) -> Tensor { map(x, geluScalar) }
+    public static func quickGelu(_ x: Tensor) -> Tensor { map(x, quickGeluScalar) }
+    public static func relu(_ x: Tensor) -> Tensor { map(x) { max($0, 0) } }
+
+    /// GEGLU on the last axis: the first half is the value, the second the gate (diffusers'
+    /// `hidden_states, gate = proj(x).chunk(2, dim=-1)`), out = value · GELU(gate).
+    public static func geglu(_ x: Tensor) -> Tensor {
+        let d2 = x.shape[x.rank - 1], d = d2 / 2
+        let rows = x.count / d2
+        var shape = x.shape
+        shape[shape.count - 1] = d
+        let y = Tensor(uninitialized: shape)
+        Parallel.forEachChunk(rows, grain: 16) { range in
+            for r in range {
+                let src = x.pointer + r * d2, dst = y.pointer + r * d
+                for i in 0..<d { dst[i] = src[i] * geluScalar(src[d + i]) }
+            }
+        }
+        return y
+    }
+
+    @inline(__always)
+    static func map(_ x: Tensor, _ f: (Float) -> Float) -> Tensor {
+        let y = Tensor(uninitialized: x.shape)
+        let n = x.count
+        withoutActuallyEscaping(f) { f in
+            Parallel.forEachChunk(n, grain: 4096) { range in
+                let s = x.pointer, d = y.pointer
+                for i in range { d[i] = f(s[i]) }
+            }
+        }
+        return y
+    }
+}

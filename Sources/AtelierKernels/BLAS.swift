@@ -1,0 +1,31 @@
+import CBLAS
+
+/// Thin row-major wrappers over OpenBLAS. Every matrix product in the engine goes through here,
+/// so thread policy and call conventions live in one place.
+public enum BLAS {
+    /// C[m×n] = alpha · op(A) · op(B) + beta · C, row-major, with explicit leading dimensions so
+    /// that strided views (one attention head inside a [tokens, channels] matrix) need no copies.
+    @inline(__always)
+    public static func gemm(
+        transA: Bool = false, transB: Bool = false,
+        m: Int, n: Int, k: Int,
+        alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        cblas_sgemm(CblasRowMajor,
+                    transA ? CblasTrans : CblasNoTrans,
+                    transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha,
+                    a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// Threads OpenBLAS uses for one call. Our own parallel loops run between BLAS calls, never
+    /// during one, so the two never oversubscribe the cores.
+    public static var threads: Int {
+        get { Int(openblas_get_num_threads()) }
+        set { openblas_set_num_threads(Int32(max(1, newValue))) }
+    }
+}

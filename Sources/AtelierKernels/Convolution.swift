@@ -1,0 +1,104 @@
+/// 2-D convolution, NCHW, as im2col + one GEMM per image and row band.
+///
+/// The column buffer is built for a band of output rows at a time, capped at `columnBudget`
+/// floats, so a 960-channel 3×3 conv at 96×96 never needs the full 318 MB column matrix.
+public enum Convolution {
+    /// Cap on the im2col buffer (floats); 8 Mi floats = 32 MB.
+    nonisolated(unsafe) public static var columnBudget = 8 << 20
+
+    public static func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor?,
+                              stride: Int = 1, padding: Padding2D = .none) -> Tensor {
+        precondition(input.rank == 4 && weight.rank == 4, "conv2d wants NCHW input and OIHW weight")
+        let (n, cin, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+        let (cout, wcin, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
+        precondition(wcin == cin, "conv2d: input has \(cin) channels, weight expects \(wcin)")
+        let hout = (h + padding.top + padding.bottom - kh) / stride + 1
+        let wout = (w + padding.left + padding.right - kw) / stride + 1
+        precondition(hout > 0 && wout > 0, "conv2d: output would be empty")
+        let out = Tensor(uninitialized: [n, cout, hout, wout])
+        let k = cin * kh * kw
+        let planeOut = hout * wout
+
+        let direct = kh == 1 && kw == 1 && stride == 1 && padding == .none
+        let bandRows = max(1, min(hout, columnBudget / max(1, k * wout)))
+        let column = direct ? nil : UnsafeMutablePointer<Float>.allocate(capacity: k * bandRows * wout)
+        defer { column?.deallocate() }
+
+        for b in 0..<n {
+            let src = input.pointer + b * cin * h * w
+            let dst = out.pointer + b * cout * planeOut
+            if direct {
+                BLAS.gemm(m: cout, n: planeOut, k: cin, a: weight.pointer, lda: cin,
+                          b: src, ldb: h * w, c: dst, ldc: planeOut)
+                continue
+            }
+            guard let column else { continue }
+            var row0 = 0
+            while row0 < hout {
+                let rows = min(bandRows, hout - row0)
+                let cols = rows * wout
+                im2col(src, channels: cin, height: h, width: w, kh: kh, kw: kw, stride: stride,
+                       padding: padding, rowStart: row0, rows: rows, outWidth: wout, into: column)
+                BLAS.gemm(m: cout, n: cols, k: k, a: weight.pointer, lda: k,
+                          b: column, ldb: cols, c: dst + row0 * wout, ldc: planeOut)
+                row0 += rows
+            }
+        }
+        if let bias { addChannelBias(out, bias) }
+        return out
+    }
+
+    /// Unrolls input patches for output rows [rowStart, rowStart+rows) into a [k, rows·wout] matrix.
+    static func im2col(_ src: UnsafeMutablePointer<Float>, channels: Int, height: Int, width: Int,
+                       kh: Int, kw: Int, stride: Int, padding: Padding2D,
+                       rowStart: Int, rows: Int, outWidth: Int,
+                       into column: UnsafeMutablePointer<Float>) {
+        let cols = rows * outWidth
+        Parallel.forEachChunk(channels, grain: 8) { range in
+            for c in range {
+                let plane = src + c * height * width
+                for ki in 0..<kh {
+                    for kj in 0..<kw {
+                        let rowPtr = column + ((c * kh + ki) * kw + kj) * cols
+                        for r in 0..<rows {
+                            let oy = rowStart + r
+                            let iy = oy * stride - padding.top + ki
+                            let dst = rowPtr + r * outWidth
+                            if iy < 0 || iy >= height {
+                                dst.update(repeating: 0, count: outWidth)
+                                continue
+                            }
+                            let line = plane + iy * width
+                            if stride == 1 {
+                                // Valid ox range: 0 <= ox - left + kj < width.
+                                let lo = max(0, padding.left - kj)
+                                let hi = min(outWidth, width + padding.left - kj)
+                                if lo > 0 { dst.update(repeating: 0, count: min(lo, outWidth)) }
+                                if hi > lo { (dst + lo).update(from: line + (lo - padding.left + kj), count: hi - lo) }
+                                if hi < outWidth { (dst + max(hi, 0)).update(repeating: 0, count: outWidth - max(hi, 0)) }
+                            } else {
+                                for ox in 0..<outWidth {
+                                    let ix = ox * stride - padding.left + kj
+                                    dst[ox] = (ix >= 0 && ix < width) ? line[ix] : 0
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// out[b, c, :, :] += bias[c]
+    public static func addChannelBias(_ out: Tensor, _ bias: Tensor) {
+        let (n, c) = (out.shape[0], out.shape[1])
+        let plane = out.count / max(1, n * c)
+        Parallel.forEachChunk(n * c, grain: 16) { range in
+            for i in range {
+                let v = bias.pointer[i % c]
+                let p = out.pointer + i * plane
+                for j in 0..<plane { p[j] += v }
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+/// GroupNorm and LayerNorm. Statistics accumulate in Double: torch's fp32 kernels are close to
+/// exact, and a float running sum over 200k elements would drift well past parity tolerance.
+public enum Normalization {
+    /// GroupNorm over NCHW (or [N, C] / [N, C, L]): biased variance over (C/G)·spatial, then the
+    /// per-channel affine transform.
+    public static func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float) -> Tensor {
+        let n = x.shape[0], c = x.shape[1]
+        precondition(c % groups == 0, "GroupNorm: \(c) channels not divisible by \(groups) groups")
+        let spatial = x.count / max(1, n * c)
+        let perGroup = c / groups
+        let groupSize = perGroup * spatial
+        let y = Tensor(uninitialized: x.shape)
+        Parallel.forEachChunk(n * groups) { range in
+            for ng in range {
+                let src = x.pointer + ng * groupSize
+                let dst = y.pointer + ng * groupSize
+                var sum = 0.0
+                for i in 0..<groupSize { sum += Double(src[i]) }
+                let mean = sum / Double(groupSize)
+                var sq = 0.0
+                for i in 0..<groupSize { let d = Double(src[i]) - mean; sq += d * d }
+                let inv = 1.0 / (sq / Double(groupSize) + Double(eps)).squareRoot()
+                let g = ng % groups
+                for ci in 0..<perGroup {
+                    let ch = g * perGroup + ci
+                    let scale = Float(inv) * (weight?.pointer[ch] ?? 1)
+                    let shift = (bias?.pointer[ch] ?? 0) - Float(mean) * scale
+                    let s = src + ci * spatial, d = dst + ci * spatial
+                    for i in 0..<spatial { d[i] = s[i] * scale + shift }
+                }
+            }
+        }
+        return y
+    }
+
+    /// LayerNorm over the last axis.
+    public static func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) -> Tensor {
+        let d = x.shape[x.rank - 1]
+        let rows = x.count / d
+        let y = Tensor(uninitialized: x.shape)
+        Parallel.forEachChunk(rows, grain: 16) { range in
+            for r in range {
+                let src = x.pointer + r * d, dst = y.pointer + r * d
+                var sum = 0.0
+                for i in 0..<d { sum += Double(src[i]) }
+                let mean = sum / Double(d)
+                var sq = 0.0
+                for i in 0..<d { let t = Double(src[i]) - mean; sq += t * t }
+                let inv = Float(1.0 / (sq / Double(d) + Double(eps)).squareRoot())
+                let m = Float(mean)
+                for i in 0..<d {
+                    dst[i] = (src[i] - m) * inv * (weight?.pointer[i] ?? 1) + (bias?.pointer[i] ?? 0)
+                }
+            }
+        }
+        return y
+    }
+}

@@ -1,0 +1,26 @@
+import Foundation
+
+/// Splits element-wise and per-channel loops (the work BLAS does not do) across the cores.
+public enum Parallel {
+    /// Number of worker threads for our own loops; defaults to the machine's active cores.
+    nonisolated(unsafe) public static var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    /// Runs `body(range)` over `0..<count` in contiguous chunks, in parallel when the work is big
+    /// enough to pay for the dispatch (`grain` = minimum iterations per chunk).
+    @inline(__always)
+    public static func forEachChunk(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
+        let workers = min(threads, max(1, count / max(grain, 1)))
+        if workers <= 1 || count <= 1 {
+            if count > 0 { body(0..<count) }
+            return
+        }
+        let chunk = (count + workers - 1) / workers
+        withoutActuallyEscaping(body) { body in
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                let start = w * chunk
+                let end = min(count, start + chunk)
+                if start < end { body(start..<end) }
+            }
+        }
+    }
+}

@@ -1,0 +1,2 @@
+// libpng. Debian: apt-get install libpng-dev
+#include <png.h>
