@@ -10,6 +10,10 @@ public enum Activation {
     public static func gelu(_ x: Tensor) -> Tensor { map(x, geluScalar) }
     public static func quickGelu(_ x: Tensor) -> Tensor { map(x, quickGeluScalar) }
     public static func relu(_ x: Tensor) -> Tensor { map(x) { max($0, 0) } }
+    /// The tanh approximation ("gelu_new"); SD2 never uses it, but some CLIP configs name it.
+    public static func geluTanh(_ x: Tensor) -> Tensor {
+        map(x) { v in 0.5 * v * (1 + tanhf(0.7978845608028654 * (v + 0.044715 * v * v * v))) }
+    }
 
     /// GEGLU on the last axis: the first half is the value, the second the gate (diffusers'
     /// `hidden_states, gate = proj(x).chunk(2, dim=-1)`), out = value · GELU(gate).

@@ -1,0 +1,136 @@
+import Foundation
+
+/// An original-layout SD2 checkpoint in one `.safetensors` file (UNet under
+/// `model.diffusion_model.`, VAE under `first_stage_model.`, OpenCLIP under
+/// `cond_stage_model.model.`). Such files carry no config, so the architecture is read off the
+/// tensor shapes with SD2's conventions (SD2-SPEC §9): 64-channel attention heads, 32 norm
+/// groups, the penultimate text layer.
+public struct SingleFileCheckpoint {
+    public static let unetPrefix = "model.diffusion_model."
+    public static let vaePrefix = "first_stage_model."
+    public static let textPrefix = "cond_stage_model.model."
+
+    public let file: SafeTensorsFile
+    public let unetConfig: UNet2DConditionConfig
+    public let vaeConfig: AutoencoderKLConfig
+    public let textConfig: CLIPTextConfig
+    public let unetWeights: WeightSource
+    public let vaeWeights: WeightSource
+    public let textWeights: WeightSource
+
+    /// - Parameter headChannels: channels per attention head (64 in every SD2 model).
+    public init(url: URL, headChannels: Int = 64) throws {
+        let f = try SafeTensorsFile(url: url)
+        file = f
+        let all = SafeTensorsWeights(files: [f])
+        func component(_ prefix: String) -> [String] {
+            f.names.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
+        }
+        let unetKeys = component(Self.unetPrefix), vaeKeys = component(Self.vaePrefix), textKeys = component(Self.textPrefix)
+        guard !unetKeys.isEmpty else {
+            throw ModelError.cannotInferConfig("\(url.path) has no '\(Self.unetPrefix)…' tensors; is it an SD2 checkpoint (or a diffusers component file that belongs in a model folder)?")
+        }
+        guard !vaeKeys.isEmpty else { throw ModelError.cannotInferConfig("\(url.path) has no VAE ('\(Self.vaePrefix)…') tensors") }
+        guard !textKeys.isEmpty else {
+            throw ModelError.cannotInferConfig("\(url.path) has no OpenCLIP text encoder ('\(Self.textPrefix)…'); SD1-style CLIP checkpoints are not SD2")
+        }
+        func shape(_ prefix: String, _ key: String) -> [Int]? { f.info(prefix + key)?.shape }
+
+        // UNet
+        let u = Self.unetPrefix
+        guard let convIn = shape(u, "input_blocks.0.0.weight"), convIn.count == 4,
+              let convOut = shape(u, "out.2.weight") else {
+            throw ModelError.cannotInferConfig("UNet conv_in/conv_out weights are missing")
+        }
+        let inputIdx = Set(unetKeys.compactMap { k -> Int? in
+            k.hasPrefix("input_blocks.") ? Int(k.split(separator: ".")[1]) : nil })
+        let opIdx = inputIdx.filter { i in unetKeys.contains { $0.hasPrefix("input_blocks.\(i).0.op.") } }.sorted()
+        let layers = (opIdx.first ?? (inputIdx.max() ?? 1) + 1) - 1
+        let levels = opIdx.count + 1
+        guard layers >= 1 else { throw ModelError.cannotInferConfig("cannot count UNet resnets per level") }
+        var uc = UNet2DConditionConfig()
+        uc.inChannels = convIn[1]
+        uc.outChannels = convOut[0]
+        uc.sampleSize = nil
+        var channels: [Int] = [], heads: [Int] = [], down: [String] = [], onlyCross: [Bool] = []
+        var crossDim = 1024, transformerLayers = 1, linear = true
+        for b in 0..<levels {
+            let first = 1 + b * (layers + 1)
+            guard let c = shape(u, "input_blocks.\(first).0.in_layers.2.weight")?.first else {
+                throw ModelError.cannotInferConfig("UNet level \(b) has no resnet")
+            }
+            channels.append(c)
+            heads.append(max(1, c / headChannels))
+            let attn = "input_blocks.\(first).1."
+            if let k2 = shape(u, attn + "transformer_blocks.0.attn2.to_k.weight") {
+                down.append("CrossAttnDownBlock2D")
+                crossDim = k2[1]
+                let k1 = shape(u, attn + "transformer_blocks.0.attn1.to_k.weight")?[1] ?? c
+                onlyCross.append(k1 != c)
+                transformerLayers = Set(unetKeys.filter { $0.hasPrefix(attn + "transformer_blocks.") }
+                    .compactMap { Int($0.split(separator: ".")[4]) }).count
+                linear = (shape(u, attn + "proj_in.weight")?.count ?? 2) == 2
+            } else {
+                down.append("DownBlock2D")
+                onlyCross.append(false)
+            }
+        }
+        uc.blockOutChannels = channels
+        uc.layersPerBlock = .all(layers)
+        uc.downBlockTypes = down
+        uc.upBlockTypes = down.reversed().map { $0 == "CrossAttnDownBlock2D" ? "CrossAttnUpBlock2D" : "UpBlock2D" }
+        uc.attentionHeadDim = .each(heads)
+        uc.crossAttentionDim = .all(crossDim)
+        uc.onlyCrossAttention = .each(onlyCross)
+        uc.transformerLayersPerBlock = .all(max(1, transformerLayers))
+        uc.useLinearProjection = linear
+        uc.numClassEmbeds = shape(u, "label_emb.weight")?.first
+        uc.midBlockType = unetKeys.contains { $0.hasPrefix("middle_block.") } ? "UNetMidBlock2DCrossAttn" : nil
+        unetConfig = uc
+        unetWeights = RenamedWeights(all, table: LDMKeyMap.unet(keys: unetKeys, layers: layers, prefix: u))
+
+        // VAE
+        let v = Self.vaePrefix
+        let vaeLevels = Set(vaeKeys.compactMap { k -> Int? in
+            k.hasPrefix("encoder.down.") ? Int(k.split(separator: ".")[2]) : nil }).count
+        let vaeLayers = Set(vaeKeys.compactMap { k -> Int? in
+            k.hasPrefix("encoder.down.0.block.") ? Int(k.split(separator: ".")[4]) : nil }).count
+        guard vaeLevels > 0, vaeLayers > 0 else { throw ModelError.cannotInferConfig("VAE encoder levels not found") }
+        var vc = AutoencoderKLConfig()
+        vc.blockOutChannels = try (0..<vaeLevels).map { i in
+            guard let s = shape(v, "encoder.down.\(i).block.0.conv1.weight") else {
+                throw ModelError.cannotInferConfig("VAE encoder level \(i) has no resnet")
+            }
+            return s[0]
+        }
+        vc.layersPerBlock = vaeLayers
+        vc.downBlockTypes = Array(repeating: "DownEncoderBlock2D", count: vaeLevels)
+        vc.upBlockTypes = Array(repeating: "UpDecoderBlock2D", count: vaeLevels)
+        vc.inChannels = shape(v, "encoder.conv_in.weight")?[1] ?? 3
+        vc.outChannels = shape(v, "decoder.conv_out.weight")?[0] ?? 3
+        vc.latentChannels = shape(v, "decoder.conv_in.weight")?[1] ?? 4
+        vc.midBlockAddAttention = vaeKeys.contains { $0.hasPrefix("encoder.mid.attn_1.") }
+        vc.useQuantConv = vaeKeys.contains { $0.hasPrefix("quant_conv.") }
+        vc.usePostQuantConv = vaeKeys.contains { $0.hasPrefix("post_quant_conv.") }
+        // The x4 upscaler's 3-level VAE uses 0.08333 (SD2-SPEC §3.1); the others 0.18215.
+        vc.scalingFactor = vaeLevels == 3 ? 0.08333 : 0.18215
+        vaeConfig = vc
+        vaeWeights = RenamedWeights(all, table: LDMKeyMap.vae(keys: vaeKeys, levels: vaeLevels, prefix: v))
+
+        // Text encoder
+        let t = Self.textPrefix
+        guard let tok = shape(t, "token_embedding.weight"), let pos = shape(t, "positional_embedding"),
+              let fc = shape(t, "transformer.resblocks.0.mlp.c_fc.weight") else {
+            throw ModelError.cannotInferConfig("OpenCLIP token/position embeddings or MLP weights are missing")
+        }
+        let blocks = Set(textKeys.compactMap { k -> Int? in
+            k.hasPrefix("transformer.resblocks.") ? Int(k.split(separator: ".")[2]) : nil }).count
+        guard blocks >= 2 else { throw ModelError.cannotInferConfig("the text encoder needs at least 2 transformer blocks") }
+        let width = tok[1]
+        textConfig = CLIPTextConfig(hiddenSize: width, intermediateSize: fc[0], numHiddenLayers: blocks - 1,
+                                    numAttentionHeads: max(1, width / headChannels), hiddenAct: .gelu,
+                                    layerNormEps: 1e-5, maxPositionEmbeddings: pos[0], vocabSize: tok[0])
+        textWeights = RenamedWeights(all, table: LDMKeyMap.openCLIP(keys: textKeys, width: width,
+                                                                    keepLayers: blocks - 1, prefix: t))
+    }
+}

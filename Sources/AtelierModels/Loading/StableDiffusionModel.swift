@@ -1,0 +1,52 @@
+import Foundation
+
+/// The three networks of an SD2-family model, loaded from a diffusers folder or an original
+/// single-file `.safetensors`. Weights stay memory-mapped (fp32 files are used in place).
+public struct StableDiffusionModel {
+    public let location: URL
+    public let format: CheckpointFormat
+    public let textEncoder: CLIPTextModel
+    public let unet: UNet2DConditionModel
+    public let vae: AutoencoderKL
+
+    /// The diffusers folder (for tokenizer/ and scheduler/), nil for single files.
+    public var folder: URL? { format == .diffusersFolder ? location : nil }
+
+    public init(location: URL, format: CheckpointFormat, textEncoder: CLIPTextModel, unet: UNet2DConditionModel, vae: AutoencoderKL) {
+        self.location = location; self.format = format
+        self.textEncoder = textEncoder; self.unet = unet; self.vae = vae
+    }
+
+    public static func load(_ url: URL) throws -> StableDiffusionModel {
+        switch try CheckpointFormat.detect(url: url) {
+        case .safetensors:
+            let ckpt = try SingleFileCheckpoint(url: url)
+            return StableDiffusionModel(
+                location: url, format: .safetensors,
+                textEncoder: try CLIPTextModel(config: ckpt.textConfig, weights: ckpt.textWeights),
+                unet: try UNet2DConditionModel(config: ckpt.unetConfig, weights: ckpt.unetWeights),
+                vae: try AutoencoderKL(config: ckpt.vaeConfig, weights: ckpt.vaeWeights))
+        case .diffusersFolder:
+            return StableDiffusionModel(
+                location: url, format: .diffusersFolder,
+                textEncoder: try loadTextEncoder(url.appendingPathComponent("text_encoder")),
+                unet: try loadUNet(url.appendingPathComponent("unet")),
+                vae: try loadVAE(url.appendingPathComponent("vae")))
+        }
+    }
+
+    public static func loadUNet(_ folder: URL) throws -> UNet2DConditionModel {
+        let (config, weights) = try DiffusersComponent.open(folder, config: UNet2DConditionConfig.self)
+        return try UNet2DConditionModel(config: config, weights: weights)
+    }
+
+    public static func loadVAE(_ folder: URL) throws -> AutoencoderKL {
+        let (config, weights) = try DiffusersComponent.open(folder, config: AutoencoderKLConfig.self)
+        return try AutoencoderKL(config: config, weights: RenamedWeights.legacyVAEAttention(weights))
+    }
+
+    public static func loadTextEncoder(_ folder: URL) throws -> CLIPTextModel {
+        let (config, weights) = try DiffusersComponent.open(folder, config: CLIPTextConfig.self)
+        return try CLIPTextModel(config: config, weights: weights)
+    }
+}
