@@ -31,8 +31,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "AtelierKernelsTests", dependencies: ["AtelierKernels"]),
-        .testTarget(name: "AtelierModelsTests", dependencies: ["AtelierModels", "AtelierKernels"],
-                    resources: [.copy("../Fixtures")]),
+        .testTarget(name: "AtelierModelsTests", dependencies: ["AtelierModels", "AtelierKernels"]),
         .testTarget(name: "AtelierDiffusionTests", dependencies: ["AtelierDiffusion", "AtelierModels", "AtelierKernels"]),
     ]
 )
