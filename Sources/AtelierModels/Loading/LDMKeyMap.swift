@@ -29,6 +29,17 @@ enum LDMKeyMap {
                 t[new + key.dropFirst(old.count)] = .init(full)
                 continue
             }
+            if key.hasPrefix("middle_block.") {
+                let p = key.split(separator: ".", maxSplits: 2).map(String.init)
+                guard p.count == 3, let sub = Int(p[1]) else { continue }
+                switch sub {
+                case 0: t["mid_block.resnets.0." + renameResnet(p[2])] = .init(full)
+                case 1: t["mid_block.attentions.0." + p[2]] = .init(full)
+                case 2: t["mid_block.resnets.1." + renameResnet(p[2])] = .init(full)
+                default: break
+                }
+                continue
+            }
             let parts = key.split(separator: ".", maxSplits: 3).map(String.init)
             guard parts.count == 4, let i = Int(parts[1]), let sub = Int(parts[2]) else { continue }
             let rest = parts[3]
@@ -41,13 +52,6 @@ enum LDMKeyMap {
                     t["down_blocks.\(b).resnets.\(l)." + renameResnet(rest)] = .init(full)
                 } else if sub == 1 {
                     t["down_blocks.\(b).attentions.\(l)." + rest] = .init(full)
-                }
-            case "middle_block":
-                switch sub {
-                case 0: t["mid_block.resnets.0." + renameResnet(rest)] = .init(full)
-                case 1: t["mid_block.attentions.0." + rest] = .init(full)
-                case 2: t["mid_block.resnets.1." + renameResnet(rest)] = .init(full)
-                default: break
                 }
             case "output_blocks":
                 let (b, l) = (i / per, i % per)
