@@ -11,6 +11,11 @@ public protocol WeightSource: AnyObject {
     func tensor(_ key: String) throws -> Tensor
 }
 
+extension WeightSource {
+    /// Total elements over every tensor the source names.
+    public var parameterCount: Int { keys.reduce(0) { $0 + (shape(of: $1)?.reduce(1, *) ?? 0) } }
+}
+
 /// One or more safetensors files (shards) seen as a single namespace.
 public final class SafeTensorsWeights: WeightSource {
     public let files: [SafeTensorsFile]

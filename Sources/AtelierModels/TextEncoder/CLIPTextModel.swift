@@ -5,6 +5,8 @@ import AtelierKernels
 /// blocks (the "penultimate" layer), which the config's `num_hidden_layers` already says.
 public struct CLIPTextModel {
     public let config: CLIPTextConfig
+    /// Parameters in the weight source this network was built from.
+    public let parameterCount: Int
     let tokenEmbedding: Embedding
     let positionEmbedding: Embedding
     let layers: [CLIPEncoderLayer]
@@ -14,6 +16,7 @@ public struct CLIPTextModel {
     /// saves them, `embeddings.…` directly).
     public init(config: CLIPTextConfig, weights source: WeightSource) throws {
         self.config = config
+        parameterCount = source.parameterCount
         let root: Weights = source.contains("text_model.embeddings.token_embedding.weight")
             ? Weights(source)["text_model"] : Weights(source)
         let h = config.hiddenSize

@@ -4,6 +4,8 @@ import AtelierKernels
 /// noise-level class embedding), built entirely from `config.json` — no SD2 sizes hard-coded.
 public struct UNet2DConditionModel {
     public let config: UNet2DConditionConfig
+    /// Parameters in the weight source this network was built from.
+    public let parameterCount: Int
     let convIn: Conv2d
     let timeEmbedding: TimestepEmbedding
     let classEmbedding: Embedding?
@@ -15,6 +17,7 @@ public struct UNet2DConditionModel {
 
     public init(config: UNet2DConditionConfig, weights source: WeightSource) throws {
         self.config = config
+        parameterCount = source.parameterCount
         let r = try config.resolved()
         let w = Weights(source)
         let ch = config.blockOutChannels

@@ -4,6 +4,8 @@ import AtelierKernels
 /// maps latents back to RGB in [-1, 1].
 public struct AutoencoderKL {
     public let config: AutoencoderKLConfig
+    /// Parameters in the weight source this network was built from.
+    public let parameterCount: Int
     let encoder: VAEEncoder
     let decoder: VAEDecoder
     let quantConv: Conv2d?
@@ -11,6 +13,7 @@ public struct AutoencoderKL {
 
     public init(config: AutoencoderKLConfig, weights source: WeightSource) throws {
         self.config = config
+        parameterCount = source.parameterCount
         if config.actFn != .silu { throw ModelError.unsupported("vae act_fn '\(config.actFn.rawValue)'") }
         if let bad = config.downBlockTypes.first(where: { $0 != "DownEncoderBlock2D" }) { throw ModelError.unsupported("vae down block '\(bad)'") }
         if let bad = config.upBlockTypes.first(where: { $0 != "UpDecoderBlock2D" }) { throw ModelError.unsupported("vae up block '\(bad)'") }
