@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the system libraries Atelier links against (Debian/Ubuntu). Idempotent; needs root or sudo.
+set -euo pipefail
+packages=(libopenblas-dev libpng-dev libnng-dev libsqlite3-dev pkg-config)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v swift >/dev/null || { echo "setup: Swift 5.10+ is required (https://www.swift.org/install/linux/)"; exit 1; }
