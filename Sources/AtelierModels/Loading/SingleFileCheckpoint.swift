@@ -17,9 +17,22 @@ public struct SingleFileCheckpoint {
     public let unetWeights: WeightSource
     public let vaeWeights: WeightSource
     public let textWeights: WeightSource
+    /// The inference YAML found beside the file, if any.
+    public let sidecar: SingleFileSidecar?
+    /// `epsilon` or `v_prediction`: from the sidecar, else guessed from the file name ("768-v"),
+    /// else epsilon (SD2-SPEC §9). The weights cannot tell.
+    public let predictionType: String
 
-    /// - Parameter headChannels: channels per attention head (64 in every SD2 model).
-    public init(url: URL, headChannels: Int = 64) throws {
+    /// - Parameter headChannels: channels per UNet attention head when no sidecar says otherwise
+    ///   (64 in every SD2 model).
+    public init(url: URL, headChannels defaultHeadChannels: Int = 64) throws {
+        let side = SingleFileSidecar.find(for: url)
+        sidecar = side
+        let name = url.lastPathComponent.lowercased()
+        predictionType = side?.predictionType
+            ?? ((name.contains("768-v") || name.contains("768v") || name.contains("-v-")) ? "v_prediction" : "epsilon")
+        let headChannels = side?.numHeadChannels.flatMap { $0 > 0 ? $0 : nil } ?? defaultHeadChannels
+        let fixedHeads = side?.numHeadChannels == -1 ? side?.numHeads : nil
         let f = try SafeTensorsFile(url: url)
         file = f
         let all = SafeTensorsWeights(files: [f])
@@ -60,7 +73,7 @@ public struct SingleFileCheckpoint {
                 throw ModelError.cannotInferConfig("UNet level \(b) has no resnet")
             }
             channels.append(c)
-            heads.append(max(1, c / headChannels))
+            heads.append(fixedHeads ?? max(1, c / headChannels))
             let attn = "input_blocks.\(first).1."
             if let k2 = shape(u, attn + "transformer_blocks.0.attn2.to_k.weight") {
                 down.append("CrossAttnDownBlock2D")
@@ -113,7 +126,7 @@ public struct SingleFileCheckpoint {
         vc.useQuantConv = vaeKeys.contains { $0.hasPrefix("quant_conv.") }
         vc.usePostQuantConv = vaeKeys.contains { $0.hasPrefix("post_quant_conv.") }
         // The x4 upscaler's 3-level VAE uses 0.08333 (SD2-SPEC §3.1); the others 0.18215.
-        vc.scalingFactor = vaeLevels == 3 ? 0.08333 : 0.18215
+        vc.scalingFactor = side?.scaleFactor ?? (vaeLevels == 3 ? 0.08333 : 0.18215)
         vaeConfig = vc
         vaeWeights = RenamedWeights(all, table: LDMKeyMap.vae(keys: vaeKeys, levels: vaeLevels, prefix: v))
 
@@ -128,7 +141,7 @@ public struct SingleFileCheckpoint {
         guard blocks >= 2 else { throw ModelError.cannotInferConfig("the text encoder needs at least 2 transformer blocks") }
         let width = tok[1]
         textConfig = CLIPTextConfig(hiddenSize: width, intermediateSize: fc[0], numHiddenLayers: blocks - 1,
-                                    numAttentionHeads: max(1, width / headChannels), hiddenAct: .gelu,
+                                    numAttentionHeads: max(1, width / 64) /* OpenCLIP's 64-channel heads */, hiddenAct: .gelu,
                                     layerNormEps: 1e-5, maxPositionEmbeddings: pos[0], vocabSize: tok[0])
         textWeights = RenamedWeights(all, table: LDMKeyMap.openCLIP(keys: textKeys, width: width,
                                                                     keepLayers: blocks - 1, prefix: t))
