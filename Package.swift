@@ -12,9 +12,12 @@ let package = Package(
         .library(name: "AtelierKernels", targets: ["AtelierKernels"]),
         .library(name: "AtelierModels", targets: ["AtelierModels"]),
         .library(name: "AtelierDiffusion", targets: ["AtelierDiffusion"]),
+        .library(name: "AtelierFarm", targets: ["AtelierFarm"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
@@ -25,13 +28,23 @@ let package = Package(
         .target(name: "AtelierKernels", dependencies: ["CBLAS"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "AtelierModels", dependencies: ["AtelierKernels"]),
-        .target(name: "AtelierDiffusion", dependencies: ["AtelierModels", "AtelierKernels", "CPNG"]),
+        // libpng behind a C setjmp boundary, so its longjmp error handling never crosses Swift frames.
+        .target(name: "CAtelierPNG", dependencies: ["CPNG"]),
+        .target(name: "AtelierDiffusion", dependencies: ["AtelierModels", "AtelierKernels", "CPNG", "CAtelierPNG"]),
+        // The farm: protocol (generated from Protocols/), nng transport, coordinator, worker. It
+        // reaches the engine only through the `RenderEngine` protocol.
+        .target(name: "AtelierFarm", dependencies: [
+            "CNNG", "AtelierDiffusion",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         .executableTarget(name: "atelier", dependencies: [
-            "AtelierDiffusion", "AtelierModels", "AtelierKernels",
+            "AtelierFarm", "AtelierDiffusion", "AtelierModels", "AtelierKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "AtelierKernelsTests", dependencies: ["AtelierKernels"]),
         .testTarget(name: "AtelierModelsTests", dependencies: ["AtelierModels", "AtelierKernels"]),
         .testTarget(name: "AtelierDiffusionTests", dependencies: ["AtelierDiffusion", "AtelierModels", "AtelierKernels"]),
+        .testTarget(name: "AtelierFarmTests", dependencies: ["AtelierFarm", "AtelierDiffusion"]),
     ]
 )

@@ -44,6 +44,27 @@ public enum Elementwise {
         return y
     }
 
+    /// Concatenation along axis 0 (batch): classifier-free guidance runs [uncond, cond] together.
+    public static func concatBatch(_ parts: [Tensor]) -> Tensor {
+        let inner = Array(parts[0].shape.dropFirst())
+        precondition(parts.allSatisfy { Array($0.shape.dropFirst()) == inner }, "concatBatch: shape mismatch")
+        let y = Tensor(uninitialized: [parts.reduce(0) { $0 + $1.shape[0] }] + inner)
+        var off = 0
+        for p in parts { (y.pointer + off).update(from: p.pointer, count: p.count); off += p.count }
+        return y
+    }
+
+    /// A window [y, y+h) × [x, x+w) of every plane of an NCHW tensor (a copy).
+    public static func crop(_ t: Tensor, x: Int, y: Int, width w: Int, height h: Int) -> Tensor {
+        let (n, c, H, W) = (t.shape[0], t.shape[1], t.shape[2], t.shape[3])
+        precondition(x >= 0 && y >= 0 && x + w <= W && y + h <= H, "crop outside the tensor")
+        let out = Tensor(uninitialized: [n, c, h, w])
+        for p in 0..<(n * c) {
+            for r in 0..<h { (out.pointer + (p * h + r) * w).update(from: t.pointer + (p * H + y + r) * W + x, count: w) }
+        }
+        return out
+    }
+
     /// Splits axis 1 into the first `first` channels and the rest.
     public static func splitChannels(_ x: Tensor, first: Int) -> (Tensor, Tensor) {
         let n = x.shape[0], c = x.shape[1]

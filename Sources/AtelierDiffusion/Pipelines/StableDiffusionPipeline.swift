@@ -1,0 +1,380 @@
+import Foundation
+import AtelierKernels
+import AtelierModels
+
+/// One loaded SD2-family model with everything around it (tokenizer, scheduler configs) that
+/// turns a `GenerationRequest` into the same picture diffusers' pipelines produce for the same
+/// arguments and seed (`StableDiffusionPipeline`, `…Img2Img…`, `…Inpaint…`, `…Depth2Img…`,
+/// `…Upscale…` in diffusers 0.42; SD2-SPEC §4).
+public final class StableDiffusionPipeline: @unchecked Sendable {
+    public let model: StableDiffusionModel
+    public let tokenizer: BPETokenizer
+    public let schedulerConfig: SchedulerConfig
+    /// The x4 upscaler's noise-augmentation schedule (`low_res_scheduler/`).
+    public let lowResSchedulerConfig: SchedulerConfig?
+    /// Shown in PNG parameters and farm capabilities.
+    public let name: String
+    /// AUTOMATIC1111-style short weights hash.
+    public let hash: String
+    public let maxNoiseLevel = 350
+
+    public init(model: StableDiffusionModel, tokenizer: BPETokenizer, schedulerConfig: SchedulerConfig,
+                lowResSchedulerConfig: SchedulerConfig?, name: String, hash: String) {
+        self.model = model; self.tokenizer = tokenizer; self.schedulerConfig = schedulerConfig
+        self.lowResSchedulerConfig = lowResSchedulerConfig; self.name = name; self.hash = hash
+    }
+
+    /// Loads a diffusers folder or a single-file checkpoint (which gets the bundled CLIP
+    /// vocabulary and SD2's scheduler defaults).
+    public static func load(_ url: URL) throws -> StableDiffusionPipeline {
+        let model = try StableDiffusionModel.load(url)
+        let name = url.deletingPathExtension().lastPathComponent
+        if let folder = model.folder {
+            let tokenizerDir = folder.appendingPathComponent("tokenizer")
+            let tokenizer = FileManager.default.fileExists(atPath: tokenizerDir.path)
+                ? try BPETokenizer(folder: tokenizerDir) : try BPETokenizer.bundled()
+            let sched = try loadSchedulerConfig(folder.appendingPathComponent("scheduler/scheduler_config.json"))
+                ?? defaultSchedulerConfig(for: model, predictionType: "epsilon")
+            let lowRes = try loadSchedulerConfig(folder.appendingPathComponent("low_res_scheduler/scheduler_config.json"))
+                ?? (model.unet.config.inChannels == 7 ? defaultLowResSchedulerConfig() : nil)
+            let weights = (try? DiffusersComponent.weightFiles(in: folder.appendingPathComponent("unet")).first) ?? nil
+            return StableDiffusionPipeline(model: model, tokenizer: tokenizer, schedulerConfig: sched,
+                                           lowResSchedulerConfig: lowRes, name: name,
+                                           hash: weights.map { ModelHash.short(of: $0) } ?? "")
+        }
+        let ckpt = try SingleFileCheckpoint(url: url)
+        return StableDiffusionPipeline(model: model, tokenizer: try BPETokenizer.bundled(),
+                                       schedulerConfig: defaultSchedulerConfig(for: model, predictionType: ckpt.predictionType),
+                                       lowResSchedulerConfig: model.unet.config.inChannels == 7 ? defaultLowResSchedulerConfig() : nil,
+                                       name: name, hash: ModelHash.short(of: url))
+    }
+
+    static func loadSchedulerConfig(_ url: URL) throws -> SchedulerConfig? {
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        return try ConfigFile.load(SchedulerConfig.self, from: url)
+    }
+
+    /// What the official SD2 repositories ship (SD2-SPEC §5.1): DDIM, scaled_linear
+    /// 0.00085–0.012 (0.0001–0.02 for the x4 upscaler), steps_offset 1.
+    static func defaultSchedulerConfig(for model: StableDiffusionModel, predictionType: String) -> SchedulerConfig {
+        var c = SchedulerConfig()
+        c.className = "DDIMScheduler"
+        c.numTrainTimesteps = 1000
+        let x4 = model.unet.config.inChannels == 7
+        c.betaStart = x4 ? 0.0001 : 0.00085
+        c.betaEnd = x4 ? 0.02 : 0.012
+        c.betaSchedule = "scaled_linear"
+        c.predictionType = x4 ? "v_prediction" : predictionType
+        c.stepsOffset = 1
+        c.setAlphaToOne = false
+        c.clipSample = false
+        return c
+    }
+
+    static func defaultLowResSchedulerConfig() -> SchedulerConfig {
+        var c = SchedulerConfig()
+        c.className = "DDPMScheduler"
+        c.numTrainTimesteps = 1000
+        c.betaStart = 0.0001
+        c.betaEnd = 0.02
+        c.betaSchedule = "scaled_linear"
+        c.clipSample = true
+        return c
+    }
+
+    // MARK: Mode and defaults
+
+    public var vaeScaleFactor: Int { model.vae.config.scaleFactor }
+
+    /// The mode a request runs in, or why it cannot run on this model.
+    public func mode(for r: GenerationRequest) throws -> GenerationMode {
+        let ch = model.unet.config.inChannels
+        switch ch {
+        case 7:
+            guard r.initImage != nil else { throw PipelineError.missingInput("the x4 upscaler needs an input image (atelier upscale --image PNG)") }
+            return .upscale
+        case 9:
+            guard r.initImage != nil, r.mask != nil else {
+                throw PipelineError.modeNotSupported(mode: "text-to-image", model: name,
+                                                     reason: "it is an inpainting model (9-channel UNet); pass --init-image and --mask")
+            }
+            return .inpaint
+        case 5:
+            guard r.initImage != nil else {
+                throw PipelineError.modeNotSupported(mode: "text-to-image", model: name,
+                                                     reason: "it is a depth-to-image model (5-channel UNet); pass --init-image and --depth-map")
+            }
+            guard r.depthMap != nil else {
+                throw PipelineError.missingInput("depth-to-image needs --depth-map PNG (8- or 16-bit grayscale); estimating depth from the photo is not available yet")
+            }
+            return .depth2img
+        case 4:
+            if r.mask != nil {
+                throw PipelineError.modeNotSupported(mode: "inpainting", model: name, reason: "its UNet has 4 input channels; inpainting needs a 9-channel SD2 inpainting model")
+            }
+            if r.depthMap != nil {
+                throw PipelineError.modeNotSupported(mode: "depth-to-image", model: name, reason: "its UNet has 4 input channels; depth needs the 5-channel SD2 depth model")
+            }
+            return r.initImage == nil ? .txt2img : .img2img
+        default:
+            throw PipelineError.modeNotSupported(mode: "any mode", model: name, reason: "a UNet with \(ch) input channels is not an SD2-family model")
+        }
+    }
+
+    /// diffusers' defaults per mode (SD2-SPEC §4).
+    public func defaults(for mode: GenerationMode) -> (steps: Int, guidance: Float, strength: Float) {
+        switch mode {
+        case .txt2img: return (50, 7.5, 1)
+        case .img2img, .depth2img: return (50, 7.5, 0.8)
+        case .inpaint: return (50, 7.5, 1)
+        case .upscale: return (75, 9, 1)
+        }
+    }
+
+    /// The default image side for txt2img/inpaint: `unet.sample_size × vae factor`; single files
+    /// have no sample size, so 768 for v-prediction models and 512 otherwise.
+    public var defaultImageSide: Int {
+        if let s = model.unet.config.sampleSize { return s * vaeScaleFactor }
+        return (schedulerConfig.predictionType == "v_prediction" ? 96 : 64) * vaeScaleFactor
+    }
+
+    // MARK: Generation
+
+    /// Renders `r`. `progress(done, total)` is called after every denoising step; returning false
+    /// stops the render with `PipelineError.cancelled`.
+    public func generate(_ r: GenerationRequest, progress: ((Int, Int) -> Bool)? = nil) throws -> GenerationResult {
+        let mode = try mode(for: r)
+        if mode == .upscale {
+            return try upscale(r, tile: nil, progress: progress)
+        }
+        let d = defaults(for: mode)
+        let steps = r.steps ?? d.steps
+        let guidance = r.guidance ?? d.guidance
+        let strength = r.strength ?? d.strength
+        try validate(steps: steps, guidance: guidance, strength: strength, rescale: r.guidanceRescale)
+        var scheduler = try makeScheduler(name: r.scheduler, config: fixedSchedulerConfig(for: mode))
+        try scheduler.setTimesteps(steps)
+        var random = TorchRandomSource(seed: r.seed)
+        let cfg = guidance > 1
+        let context = try encodePrompt(r.prompt, negative: r.negativePrompt, guidance: cfg)
+        let vf = vaeScaleFactor
+        let scaling = model.vae.config.scalingFactor
+
+        var latents: Tensor
+        var extra: Tensor? = nil  // channels appended to the UNet input after the latents
+        var begin = 0
+        var width: Int, height: Int
+        switch mode {
+        case .txt2img:
+            (width, height) = try outputSize(r, default: defaultImageSide)
+            latents = scaled(random.normal(shape: [1, model.vae.config.latentChannels, height / vf, width / vf]), scheduler.initNoiseSigma)
+        case .img2img, .depth2img:
+            guard let initImage = r.initImage else { throw PipelineError.missingInput("--init-image is required") }
+            let image = try PipelineImages.preprocess(initImage, width: r.width, height: r.height, factor: vf, filter: .lanczos)
+            (width, height) = (image.shape[3], image.shape[2])
+            if mode == .depth2img, let depth = r.depthMap {
+                // Sized from the *original* image, as prepare_depth_map does.
+                extra = PipelineImages.depthCondition(depth, latentHeight: initImage.height / vf, latentWidth: initImage.width / vf)
+            }
+            begin = scheduler.img2imgBeginIndex(strength: Double(strength))
+            guard begin < scheduler.timesteps.count else {
+                throw PipelineError.invalidOption("strength \(strength) with \(steps) steps leaves no denoising step; raise --strength or --steps")
+            }
+            let initLatents = sampleLatents(image, random: &random, scaling: scaling)
+            let noise = random.normal(shape: initLatents.shape)
+            latents = scheduler.addNoise(original: initLatents, noise: noise, stepIndex: begin)
+        case .inpaint:
+            guard let initImage = r.initImage, let maskImage = r.mask else { throw PipelineError.missingInput("--init-image and --mask are required") }
+            let side = defaultImageSide
+            let w = r.width ?? side, h = r.height ?? side
+            let image = try PipelineImages.preprocess(initImage, width: w, height: h, factor: vf, filter: .lanczos)
+            (width, height) = (image.shape[3], image.shape[2])
+            let mask = try PipelineImages.preprocessMask(maskImage, width: width, height: height)
+            begin = scheduler.img2imgBeginIndex(strength: Double(strength))
+            guard begin < scheduler.timesteps.count else {
+                throw PipelineError.invalidOption("strength \(strength) with \(steps) steps leaves no denoising step; raise --strength or --steps")
+            }
+            let shape = [1, model.vae.config.latentChannels, height / vf, width / vf]
+            if strength == 1 {
+                latents = scaled(random.normal(shape: shape), scheduler.initNoiseSigma)
+            } else {
+                let imageLatents = sampleLatents(image, random: &random, scaling: scaling)
+                latents = scheduler.addNoise(original: imageLatents, noise: random.normal(shape: shape), stepIndex: begin)
+            }
+            // masked_image = image · (mask < 0.5): repaint pixels become 0 (mid-gray).
+            let masked = image.copy()
+            let plane = width * height
+            for c in 0..<3 { for i in 0..<plane where mask[flat: i] >= 0.5 { masked[flat: c * plane + i] = 0 } }
+            let maskedLatents = sampleLatents(masked, random: &random, scaling: scaling)
+            let latentMask = TensorOps.upsampleNearest(mask, height: height / vf, width: width / vf)
+            extra = TensorOps.concatChannels([latentMask, maskedLatents])
+        case .upscale:
+            fatalError("unreachable")
+        }
+
+        let total = scheduler.timesteps.count - begin
+        for (n, i) in (begin..<scheduler.timesteps.count).enumerated() {
+            let input = cfg ? TensorOps.concatBatch([latents, latents]) : latents
+            var x = scheduler.scaleModelInput(input, stepIndex: i)
+            if let extra { x = TensorOps.concatChannels([x, cfg ? TensorOps.concatBatch([extra, extra]) : extra]) }
+            let out = try model.unet(x, timesteps: [scheduler.timesteps[i]], context: context)
+            let pred = cfg ? Guidance.combine(out, scale: guidance, rescale: r.guidanceRescale) : out
+            latents = scheduler.step(modelOutput: pred, stepIndex: i, sample: latents, random: &random)
+            if let progress, !progress(n + 1, total) { throw PipelineError.cancelled }
+        }
+        let image = try PipelineImages.postprocess(model.vae.decode(TensorOps.scale(latents, 1 / scaling)))
+        return GenerationResult(image: image, parameters: parameters(r, mode: mode, steps: steps, guidance: guidance,
+                                                                     strength: mode == .txt2img ? nil : strength,
+                                                                     width: width, height: height))
+    }
+
+    /// The x4 upscaler. With `tile` set, only that window of the (preprocessed) low-res image is
+    /// denoised, using the window of noise fields drawn for the *whole* image, so overlapping
+    /// tiles agree and a single full-size tile equals the untiled result.
+    public func upscale(_ r: GenerationRequest, tile: UpscaleTile?, progress: ((Int, Int) -> Bool)? = nil) throws -> GenerationResult {
+        guard model.unet.config.inChannels == 7, let lowResConfig = lowResSchedulerConfig else {
+            throw PipelineError.modeNotSupported(mode: "x4 upscaling", model: name, reason: "its UNet has \(model.unet.config.inChannels) input channels, the x4 upscaler has 7")
+        }
+        guard let input = r.initImage else { throw PipelineError.missingInput("an input image is required") }
+        let d = defaults(for: .upscale)
+        let steps = r.steps ?? d.steps
+        let guidance = r.guidance ?? d.guidance
+        let noiseLevel = r.noiseLevel ?? 20
+        try validate(steps: steps, guidance: guidance, strength: 1, rescale: 0)
+        guard (0...maxNoiseLevel).contains(noiseLevel) else {
+            throw PipelineError.invalidOption("--noise-level must be in 0…\(maxNoiseLevel), got \(noiseLevel)")
+        }
+        var scheduler = try makeScheduler(name: r.scheduler, config: schedulerConfig)
+        try scheduler.setTimesteps(steps)
+        let lowRes = try DDPMScheduler(config: lowResConfig)
+        var random = TorchRandomSource(seed: r.seed)
+        let cfg = guidance > 1
+        let context = try encodePrompt(r.prompt, negative: r.negativePrompt, guidance: cfg)
+
+        // Whole image: the low-res noise, then the latents (diffusers' order), both full size.
+        let full = try tile.map { try PipelineImages.toTensor($0.pixels, expectWidth: $0.rect.width, expectHeight: $0.rect.height) }
+            ?? PipelineImages.preprocess(input, width: nil, height: nil, factor: vaeScaleFactor, filter: .bicubic)
+        let imageW = tile?.imageWidth ?? full.shape[3], imageH = tile?.imageHeight ?? full.shape[2]
+        let imageNoise = random.normal(shape: [1, 3, imageH, imageW])
+        var latents = scaled(random.normal(shape: [1, model.vae.config.latentChannels, imageH, imageW]), scheduler.initNoiseSigma)
+        var noise = imageNoise
+        if let t = tile {
+            noise = TensorOps.crop(imageNoise, x: t.rect.x, y: t.rect.y, width: t.rect.width, height: t.rect.height)
+            latents = TensorOps.crop(latents, x: t.rect.x, y: t.rect.y, width: t.rect.width, height: t.rect.height)
+        }
+        var lowResImage = lowRes.addNoise(original: full, noise: noise, trainTimestep: noiseLevel)
+        if cfg { lowResImage = TensorOps.concatBatch([lowResImage, lowResImage]) }
+        let labels = Array(repeating: noiseLevel, count: cfg ? 2 : 1)
+
+        let total = scheduler.timesteps.count
+        for i in 0..<total {
+            let input = cfg ? TensorOps.concatBatch([latents, latents]) : latents
+            let x = TensorOps.concatChannels([scheduler.scaleModelInput(input, stepIndex: i), lowResImage])
+            let out = try model.unet(x, timesteps: [scheduler.timesteps[i]], context: context, classLabels: labels)
+            let pred = cfg ? Guidance.combine(out, scale: guidance, rescale: 0) : out
+            latents = scheduler.step(modelOutput: pred, stepIndex: i, sample: latents, random: &random)
+            if let progress, !progress(i + 1, total) { throw PipelineError.cancelled }
+        }
+        let image = try PipelineImages.postprocess(model.vae.decode(TensorOps.scale(latents, 1 / model.vae.config.scalingFactor)))
+        var p = parameters(r, mode: .upscale, steps: steps, guidance: guidance, strength: nil,
+                           width: imageW * vaeScaleFactor, height: imageH * vaeScaleFactor)
+        p.noiseLevel = noiseLevel
+        return GenerationResult(image: image, parameters: p)
+    }
+
+    // MARK: Pieces
+
+    /// [uncond, cond] text embeddings when guidance is on (uncond first, as diffusers), else cond.
+    func encodePrompt(_ prompt: String, negative: String, guidance: Bool) throws -> Tensor {
+        let cond = try model.textEncoder([tokenizer.encode(prompt)])
+        guard guidance else { return cond }
+        let uncond = try model.textEncoder([tokenizer.encode(negative)])
+        return TensorOps.concatBatch([uncond, cond])
+    }
+
+    /// `scaling · posterior.sample(generator)`: mean + exp(½·clamp(logvar, −30, 20))·randn.
+    func sampleLatents(_ image: Tensor, random: inout TorchRandomSource, scaling: Float) -> Tensor {
+        let moments = model.vae.encode(image)
+        let z = model.vae.config.latentChannels
+        let (mean, logvar) = TensorOps.splitChannels(moments, first: z)
+        let eps = random.normal(shape: mean.shape)
+        let out = Tensor(uninitialized: mean.shape)
+        for i in 0..<out.count {
+            let lv = min(max(logvar[flat: i], -30), 20)
+            let std = expf(0.5 * lv)
+            out[flat: i] = scaling * (mean[flat: i] + std * eps[flat: i])
+        }
+        return out
+    }
+
+    /// diffusers' construction-time scheduler fix-ups for each pipeline (SD2-SPEC §4).
+    func fixedSchedulerConfig(for mode: GenerationMode) -> SchedulerConfig {
+        var c = schedulerConfig
+        switch mode {
+        case .txt2img, .img2img:
+            if c.stepsOffset != nil && c.stepsOffset != 1 { c.stepsOffset = 1 }
+            if c.clipSample == true { c.clipSample = false }
+        case .inpaint:
+            if c.stepsOffset != nil && c.stepsOffset != 1 { c.stepsOffset = 1 }
+            if c.skipPrkSteps == false { c.skipPrkSteps = true }
+        case .depth2img, .upscale:
+            break
+        }
+        return c
+    }
+
+    func outputSize(_ r: GenerationRequest, default side: Int) throws -> (Int, Int) {
+        let w = r.width ?? side, h = r.height ?? side
+        guard w > 0, h > 0, w % 8 == 0, h % 8 == 0 else {
+            throw PipelineError.invalidOption("width and height must be positive multiples of 8, got \(w)×\(h)")
+        }
+        guard w <= 4096, h <= 4096 else { throw PipelineError.invalidOption("width and height must be at most 4096, got \(w)×\(h)") }
+        return (w, h)
+    }
+
+    func validate(steps: Int, guidance: Float, strength: Float, rescale: Float) throws {
+        guard steps >= 1 && steps <= 1000 else { throw PipelineError.invalidOption("--steps must be in 1…1000, got \(steps)") }
+        guard guidance.isFinite, guidance >= 0, guidance <= 100 else { throw PipelineError.invalidOption("--guidance must be in 0…100, got \(guidance)") }
+        guard strength > 0, strength <= 1 else { throw PipelineError.invalidOption("--strength must be in (0, 1], got \(strength)") }
+        guard rescale >= 0, rescale <= 1 else { throw PipelineError.invalidOption("--guidance-rescale must be in 0…1, got \(rescale)") }
+    }
+
+    func scaled(_ t: Tensor, _ s: Float) -> Tensor { s == 1 ? t : TensorOps.scale(t, s) }
+
+    func parameters(_ r: GenerationRequest, mode: GenerationMode, steps: Int, guidance: Float, strength: Float?,
+                    width: Int, height: Int) -> GenerationParameters {
+        let schedulerID = r.scheduler ?? SchedulerName.id(forClassName: schedulerConfig.className) ?? "ddim"
+        var p = GenerationParameters(prompt: r.prompt, negativePrompt: r.negativePrompt, steps: steps,
+                                     sampler: A1111SamplerNames.displayName(for: schedulerID) ?? schedulerID,
+                                     cfgScale: Double(guidance), seed: r.seed, width: width, height: height,
+                                     modelName: name, modelHash: hash.isEmpty ? nil : hash)
+        p.strength = strength.map(Double.init)
+        p.guidanceRescale = r.guidanceRescale > 0 ? Double(r.guidanceRescale) : nil
+        p.mode = mode.rawValue
+        return p
+    }
+}
+
+/// One tile of a tiled x4 upscale: its low-res pixels and where it lies in the whole image.
+public struct UpscaleTile: Sendable {
+    public struct Rect: Sendable, Equatable {
+        public let x: Int, y: Int, width: Int, height: Int
+        public init(x: Int, y: Int, width: Int, height: Int) { self.x = x; self.y = y; self.width = width; self.height = height }
+    }
+    public let pixels: RGBImage
+    public let rect: Rect
+    public let imageWidth: Int
+    public let imageHeight: Int
+
+    public init(pixels: RGBImage, rect: Rect, imageWidth: Int, imageHeight: Int) {
+        self.pixels = pixels; self.rect = rect; self.imageWidth = imageWidth; self.imageHeight = imageHeight
+    }
+}
+
+extension SchedulerName {
+    /// The CLI name of a diffusers scheduler class (DPM maps to plain "dpm++2m").
+    public static func id(forClassName className: String?) -> String? {
+        guard let className else { return nil }
+        return allCases.first { $0.className == className }?.rawValue
+    }
+}

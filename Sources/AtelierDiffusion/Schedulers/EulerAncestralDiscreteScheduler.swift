@@ -1,0 +1,96 @@
+import AtelierKernels
+
+/// Ancestral Euler ("Euler a"), reproducing diffusers `EulerAncestralDiscreteScheduler`
+/// (`schedulers/scheduling_euler_ancestral_discrete.py`; SD2-SPEC §5.7).
+///
+/// Same σ table, `init_noise_sigma` and input scaling as `EulerDiscreteScheduler`. Each step goes
+/// deterministically down to σ_down and adds fresh noise of size σ_up:
+/// σ_up = √(σ_next²(σ² − σ_next²)/σ²), σ_down = √(σ_next² − σ_up²),
+/// x_next = x + (x − x₀)/σ·(σ_down − σ) + randn·σ_up — one `randn` per step, the last included.
+public struct EulerAncestralDiscreteScheduler: Scheduler {
+    public let className = "EulerAncestralDiscreteScheduler"
+    public let order = 1
+    public private(set) var timesteps: [Float] = []
+    /// σ for each step plus the final 0 (count = timesteps.count + 1).
+    public private(set) var sigmas: [Float]
+    public private(set) var numInferenceSteps = 0
+
+    public let predictionType: PredictionType
+    public let timestepSpacing: TimestepSpacing
+    let schedule: NoiseSchedule
+    private let stepsOffset: Int
+
+    /// Configures like `EulerAncestralDiscreteScheduler.from_config(config)`; absent keys take its
+    /// defaults (β 0.0001→0.02 "linear", "linspace" spacing). It has no Karras option.
+    public init(config: SchedulerConfig) throws {
+        let rescale = config.rescaleBetasZeroSnr ?? false
+        var schedule = try NoiseSchedule(
+            numTrainTimesteps: config.numTrainTimesteps ?? 1000, betaStart: config.betaStart ?? 0.0001,
+            betaEnd: config.betaEnd ?? 0.02,
+            schedule: try ConfigValue.parse(config.betaSchedule, key: "beta_schedule", default: .linear),
+            trainedBetas: config.trainedBetas, rescaleZeroTerminalSNR: rescale)
+        if rescale { schedule.clampTerminalAlphaCumprodForSigmas() }
+        self.schedule = schedule
+        predictionType = try ConfigValue.parse(
+            config.predictionType, key: "prediction_type", default: .epsilon, allowed: [.epsilon, .vPrediction])
+        timestepSpacing = try ConfigValue.parse(config.timestepSpacing, key: "timestep_spacing", default: .linspace)
+        stepsOffset = config.stepsOffset ?? 0
+        sigmas = schedule.trainSigmas.reversed() + [0]
+    }
+
+    public var initNoiseSigma: Float {
+        let maxSigma = sigmas.max() ?? 0
+        switch timestepSpacing {
+        case .linspace, .trailing: return maxSigma
+        case .leading: return (maxSigma * maxSigma + 1).squareRoot()
+        }
+    }
+
+    public mutating func setTimesteps(_ steps: Int) throws {
+        let trainTimesteps = schedule.numTrainTimesteps
+        try TimestepSpacing.validate(steps: steps, trainTimesteps: trainTimesteps)
+        let floatTimesteps: [Float]
+        switch timestepSpacing {
+        case .linspace:
+            floatTimesteps = NumPyEmulation.linspace(0, Double(trainTimesteps - 1), count: steps).map { Float($0) }.reversed()
+        case .leading:
+            let ratio = trainTimesteps / steps
+            floatTimesteps = (0..<steps).reversed().map { Float($0 * ratio) + Float(stepsOffset) }
+        case .trailing:
+            let ratio = Double(trainTimesteps) / Double(steps)
+            floatTimesteps = NumPyEmulation.arange(Double(trainTimesteps), 0, step: -ratio)
+                .map { Float(NumPyEmulation.round($0)) - 1 }
+        }
+        let table = schedule.trainSigmas.map(Double.init)
+        sigmas = floatTimesteps.map { Float(NumPyEmulation.interpolateOnIntegerGrid(Double($0), table)) } + [0]
+        timesteps = floatTimesteps
+        numInferenceSteps = steps
+    }
+
+    public func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor {
+        let sigma = sigmas[stepIndex]
+        let divisor = (sigma * sigma + 1).squareRoot()
+        return Elementwise.map(sample) { $0 / divisor }
+    }
+
+    public mutating func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout TorchRandomSource) -> Tensor {
+        precondition(numInferenceSteps > 0, "call setTimesteps before step")
+        let sigma = sigmas[stepIndex]
+        let original = EulerDiscreteScheduler.predictOriginal(
+            predictionType, modelOutput: modelOutput, sample: sample, sigma: sigma, sigmaHat: sigma)
+        let sigmaFrom = sigma
+        let sigmaTo = sigmas[stepIndex + 1]
+        let sigmaUp = (((sigmaTo * sigmaTo) * (sigmaFrom * sigmaFrom - sigmaTo * sigmaTo)) / (sigmaFrom * sigmaFrom)).squareRoot()
+        let sigmaDown = (sigmaTo * sigmaTo - sigmaUp * sigmaUp).squareRoot()
+        let dt = sigmaDown - sigma
+        let noise = random.normal(shape: modelOutput.shape)
+        return Elementwise.map(sample, original, noise) { x, x0, n in
+            (x + ((x - x0) / sigma) * dt) + n * sigmaUp
+        }
+    }
+
+    public func addNoise(original: Tensor, noise: Tensor, stepIndex: Int) -> Tensor {
+        let sigma = sigmas[stepIndex]
+        return Elementwise.map(original, noise) { x, n in x + n * sigma }
+    }
+}

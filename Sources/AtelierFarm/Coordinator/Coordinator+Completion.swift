@@ -1,0 +1,121 @@
+import AtelierDiffusion
+import Foundation
+import GRDB
+import SwiftProtobuf
+
+/// complete_task and fail_task.
+///
+/// Exactly once: a result is accepted only with the task's current token while the task is
+/// leased, checked inside the write transaction that marks it done. A late completion after the
+/// lease was requeued, a second completion after success, or a completion of a cancelled task is
+/// refused with STALE_LEASE and its PNG discarded; a *resend* of the accepted request (same
+/// request_id) gets the stored success instead.
+extension Coordinator {
+    func completeTask(_ r: Atelier_V1_CompleteTaskRequest, request: Atelier_V1_Request,
+                      peer: String) throws -> Atelier_V1_Response {
+        // Cheap check on a snapshot first: stale completions cost no decoding and no disk writes.
+        // (The authoritative check is repeated in the transaction.)
+        let (task, job, spec) = try store.read { db -> (TaskRow, JobRow, Atelier_V1_TaskSpec) in
+            let task = try Coordinator.leasedTask(db, taskID: r.taskID, workerID: r.workerID, token: r.fencingToken)
+            guard let job = try JobRow.fetch(db, id: task.jobId),
+                  let blob = try Data.fetchOne(db, sql: "SELECT spec FROM tasks WHERE id = ?", arguments: [task.id]) else {
+                throw CoordinatorError.internalError("task \(task.id) has no job or spec")
+            }
+            return (task, job, try Atelier_V1_TaskSpec(serializedBytes: blob))
+        }
+
+        if let rejection = validateResult(r.resultPng, spec: spec) {
+            // A bad result is a failed attempt (the worker is told why, and the task is retried).
+            return try recorded(request, peer: peer) { db, now in
+                let current = try Coordinator.leasedTask(db, taskID: r.taskID, workerID: r.workerID, token: r.fencingToken)
+                try touchWorker(db, id: r.workerID, now: now)
+                try recordFailedAttempt(db, task: current, outcome: "rejected",
+                                        message: "result rejected: \(rejection.message)", countAgainstWorker: true, now: now)
+                return Coordinator.failure(rejection)
+            }.0
+        }
+
+        let kind: ResultStore.Kind = job.kind == .batch ? .image : .tile
+        let path = ResultStore.relativePath(jobID: job.id, kind: kind, index: task.idx)
+        let staged = try results.stage(r.resultPng, at: path)
+        defer { results.discard(staged) }  // nothing left to remove once committed
+
+        var allTilesIn = false
+        let (response, ran) = try recorded(request, peer: peer) { db, now in
+            let current = try Coordinator.leasedTask(db, taskID: r.taskID, workerID: r.workerID, token: r.fencingToken)
+            // The file goes into place before the transaction that records it commits.
+            try results.commit(staged)
+            try db.execute(sql: "UPDATE tasks SET state = 'done', lease_deadline = NULL, last_error = '' WHERE id = ?",
+                           arguments: [current.id])
+            try db.execute(sql: "UPDATE attempts SET ended = ?, outcome = 'done' WHERE fencing_token = ?",
+                           arguments: [now, current.fencingToken])
+            try db.execute(sql: """
+                INSERT OR REPLACE INTO results (job_id, kind, idx, path, bytes, created) VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [job.id, kind.rawValue, current.idx, path, staged.bytes, now])
+            try db.execute(sql: "UPDATE workers SET completed = completed + 1, last_seen = MAX(last_seen, ?) WHERE id = ?",
+                           arguments: [now, r.workerID])
+            let remaining = try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM tasks WHERE job_id = ? AND state != 'done'", arguments: [job.id]) ?? 0
+            if remaining == 0 {
+                switch job.kind {
+                case .batch:
+                    try db.execute(sql: """
+                        UPDATE jobs SET state = 'succeeded', finished = ? WHERE id = ? AND state IN ('queued', 'running')
+                        """, arguments: [now, job.id])
+                case .upscale:
+                    allTilesIn = true  // stitched after the commit, outside the write lock
+                }
+            }
+            return Coordinator.success(.completeTask(Atelier_V1_CompleteTaskResponse()))
+        }
+        if ran && allTilesIn {
+            finishUpscale(job.id)
+        }
+        return response
+    }
+
+    func failTask(_ r: Atelier_V1_FailTaskRequest, request: Atelier_V1_Request,
+                  peer: String) throws -> Atelier_V1_Response {
+        try recorded(request, peer: peer) { db, now in
+            let task = try Coordinator.leasedTask(db, taskID: r.taskID, workerID: r.workerID, token: r.fencingToken)
+            try touchWorker(db, id: r.workerID, now: now)
+            let message = r.message.trimmingCharacters(in: .whitespacesAndNewlines)
+            try recordFailedAttempt(db, task: task, outcome: "failed",
+                                    message: message.isEmpty ? "the worker gave no reason" : message,
+                                    countAgainstWorker: true, now: now)
+            return Coordinator.success(.failTask(Atelier_V1_FailTaskResponse()))
+        }.0
+    }
+
+    /// Why a result cannot be accepted, or nil. It must be a decodable PNG; an upscaled tile must
+    /// be exactly 4× its tile (the stitcher needs that), and an image with an explicit size must
+    /// have it.
+    func validateResult(_ png: Data, spec: Atelier_V1_TaskSpec) -> CoordinatorError? {
+        guard !png.isEmpty else { return .invalid("result_png is empty") }
+        guard png.count <= options.maxResultBytes else {
+            return .tooLarge("result_png is \(png.count >> 20) MiB, over the limit of \(options.maxResultBytes >> 20) MiB")
+        }
+        let decoded: DecodedPNG
+        do {
+            decoded = try PNGCodec.decode([UInt8](png), source: "result_png")
+        } catch {
+            return .invalid("\(error)")
+        }
+        switch spec.kind {
+        case .upscaleTile(let tile)?:
+            let w = Int(tile.tile.width) * 4, h = Int(tile.tile.height) * 4
+            guard decoded.width == w, decoded.height == h else {
+                return .invalid("an upscaled tile must be \(w)x\(h) (4x its \(tile.tile.width)x\(tile.tile.height) tile), "
+                                + "got \(decoded.width)x\(decoded.height)")
+            }
+        case .image(let image)?:
+            let p = image.params
+            if p.width != 0, p.height != 0, decoded.width != Int(p.width) || decoded.height != Int(p.height) {
+                return .invalid("the image must be \(p.width)x\(p.height) as requested, got \(decoded.width)x\(decoded.height)")
+            }
+        case nil:
+            break
+        }
+        return nil
+    }
+}

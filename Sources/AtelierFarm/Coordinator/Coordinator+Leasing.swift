@@ -1,0 +1,185 @@
+import Foundation
+import GRDB
+import SwiftProtobuf
+
+/// lease_task and heartbeat, and the expiry of leases whose worker went quiet.
+///
+/// Fencing: every lease gets a token from a durable, strictly increasing counter, stored as the
+/// task's current token. Heartbeat, complete and fail must present it; once a lease expires and
+/// the task is handed out again (new token) or finishes, the old holder is refused with
+/// STALE_LEASE, so a task's result is accepted exactly once.
+extension Coordinator {
+    func leaseTask(_ r: Atelier_V1_LeaseTaskRequest, request: Atelier_V1_Request,
+                   peer: String) throws -> Atelier_V1_Response {
+        try recorded(request, peer: peer) { db, now in
+            guard !r.workerID.isEmpty, try WorkerRow.fetch(db, id: r.workerID) != nil else {
+                throw CoordinatorError(.unknownWorker,
+                    "worker \"\(r.workerID)\" is not registered (the coordinator may have been reset); send register_worker again")
+            }
+            try touchWorker(db, id: r.workerID, now: now)
+            try requeueExpiredLeases(db, now: now)
+
+            var body = Atelier_V1_LeaseTaskResponse()
+            guard let task = try nextTask(db, for: r.workerID, now: now) else {
+                body.retryAfterMs = options.retryAfterMs
+                return Coordinator.success(.leaseTask(body))
+            }
+            body.lease = try grant(db, task: task, to: r.workerID, now: now)
+            return Coordinator.success(.leaseTask(body))
+        }.0
+    }
+
+    func heartbeat(_ r: Atelier_V1_HeartbeatRequest, request: Atelier_V1_Request,
+                   peer: String) throws -> Atelier_V1_Response {
+        try recorded(request, peer: peer) { db, now in
+            let task = try Coordinator.leasedTask(db, taskID: r.taskID, workerID: r.workerID, token: r.fencingToken,
+                                                  acceptCancelled: true)
+            try touchWorker(db, id: r.workerID, now: now)
+            var body = Atelier_V1_HeartbeatResponse()
+            if task.state == .cancelled {
+                body.cancel = true
+                body.deadlineUnixMs = now
+                return Coordinator.success(.heartbeat(body))
+            }
+            // Extend, never shorten: a fresh lease's deadline includes the work estimate.
+            let deadline = max(task.leaseDeadline ?? now, now + leaseTTLMs)
+            try db.execute(sql: "UPDATE tasks SET lease_deadline = ?, step = ?, total_steps = ? WHERE id = ?",
+                           arguments: [deadline, Int64(r.step), Int64(r.totalSteps), task.id])
+            body.deadlineUnixMs = deadline
+            return Coordinator.success(.heartbeat(body))
+        }.0
+    }
+
+    var leaseTTLMs: Int64 { Int64((options.leaseTTL * 1000).rounded()) }
+
+    /// Loads a task and checks that `token` is its current lease held by `workerID`; otherwise
+    /// STALE_LEASE (or NOT_FOUND for an unknown task). Cancelled tasks pass only when
+    /// `acceptCancelled` (heartbeats, which must learn about the cancellation).
+    static func leasedTask(_ db: Database, taskID: String, workerID: String, token: UInt64,
+                           acceptCancelled: Bool = false) throws -> TaskRow {
+        guard let task = try TaskRow.fetch(db, id: taskID) else {
+            throw CoordinatorError.notFound("no task \"\(taskID)\"")
+        }
+        guard token != 0, token == task.token else {
+            throw CoordinatorError.stale(
+                "fencing token \(token) is not the current lease of task \(taskID) (current: \(task.token)); "
+                + "the lease expired and the task was handed out again. Drop the work")
+        }
+        guard task.workerId == workerID else {
+            throw CoordinatorError.stale("task \(taskID) is not leased to worker \"\(workerID)\"; drop the work")
+        }
+        switch task.state {
+        case .leased:
+            return task
+        case .cancelled where acceptCancelled:
+            return task
+        case .cancelled:
+            throw CoordinatorError.stale("task \(taskID) was cancelled (its job was cancelled or failed); drop the work")
+        case .done:
+            throw CoordinatorError.stale("task \(taskID) is already complete; drop the work")
+        case .failed:
+            throw CoordinatorError.stale("task \(taskID) has failed for good; drop the work")
+        case .queued:
+            throw CoordinatorError.stale("the lease of task \(taskID) expired and it was queued again; drop the work")
+        }
+    }
+
+    /// Puts every lease whose deadline has passed back in the queue (or fails its task once it
+    /// has used up its attempts: a task that keeps killing its workers must not loop forever).
+    func requeueExpiredLeases(_ db: Database, now: Int64) throws {
+        let expired = try TaskRow.fetchAll(
+            db, sql: "SELECT \(TaskRow.columns) FROM tasks WHERE state = 'leased' AND lease_deadline < ? ORDER BY lease_deadline",
+            arguments: [now])
+        for task in expired {
+            let late = Double(now - (task.leaseDeadline ?? now)) / 1000
+            try recordFailedAttempt(
+                db, task: task, outcome: "expired",
+                message: String(format: "lease expired (no heartbeat; deadline passed %.1f s ago)", late),
+                countAgainstWorker: false, now: now)
+        }
+    }
+
+    /// A queued task `workerID` may take: highest job priority first, then the oldest job, then
+    /// the lowest index; only tasks whose model the worker has, with a fitting UNet.
+    ///
+    /// The blocklist is soft: a job whose tasks this worker failed `blocklistThreshold` times is
+    /// skipped only while another live worker could take the task instead. Otherwise (a farm of
+    /// one, or every capable worker blocklisted) the task would wait forever; letting it run
+    /// means it either succeeds or exhausts its attempts and fails the job with its errors.
+    private func nextTask(_ db: Database, for workerID: String, now: Int64) throws -> TaskRow? {
+        let candidates = try Row.fetchCursor(db, sql: """
+            SELECT t.id, COALESCE(f.count, 0) AS failures
+            FROM tasks t
+            JOIN jobs j ON j.id = t.job_id
+            LEFT JOIN worker_job_failures f ON f.worker_id = ? AND f.job_id = t.job_id
+            WHERE t.state = 'queued' AND j.state IN ('queued', 'running')
+              AND EXISTS (SELECT 1 FROM worker_models m
+                          WHERE m.worker_id = ? AND m.model = t.model
+                            AND \(ChannelRequirement.sqlFits(mask: "t.accepted_channels")))
+            ORDER BY j.priority DESC, j.seq ASC, t.idx ASC
+            """, arguments: [workerID, workerID])
+        var skippedJobs = [String: Bool]()
+        while let row = try candidates.next() {
+            let taskID: String = row["id"] ?? ""
+            let failures: Int = row["failures"] ?? 0
+            guard let task = try TaskRow.fetch(db, id: taskID) else { continue }
+            if failures >= options.blocklistThreshold {
+                let skip: Bool
+                if let known = skippedJobs[task.jobId] {
+                    skip = known
+                } else {
+                    skip = try anotherWorkerCouldTake(db, task: task, besides: workerID, now: now)
+                    skippedJobs[task.jobId] = skip
+                }
+                if skip { continue }
+            }
+            return task
+        }
+        return nil
+    }
+
+    private func anotherWorkerCouldTake(_ db: Database, task: TaskRow, besides workerID: String, now: Int64) throws -> Bool {
+        try Int.fetchOne(db, sql: """
+            SELECT 1 FROM workers w JOIN worker_models m ON m.worker_id = w.id
+            WHERE w.id != ? AND w.last_seen >= ? AND m.model = ?
+              AND \(ChannelRequirement.sqlFits(mask: "?"))
+              AND COALESCE((SELECT count FROM worker_job_failures f WHERE f.worker_id = w.id AND f.job_id = ?), 0) < ?
+            LIMIT 1
+            """, arguments: [workerID, now - aliveWindowMs, task.model, task.acceptedChannels,
+                             task.jobId, options.blocklistThreshold]) != nil
+    }
+
+    /// Leases `task` to `workerID`: a new token, one more attempt, a deadline of TTL plus the
+    /// work estimate (steps × output megapixels × `leaseSecondsPerStepMegapixel`).
+    private func grant(_ db: Database, task: TaskRow, to workerID: String, now: Int64) throws -> Atelier_V1_Lease {
+        let token = try store.nextFencingToken(db)
+        let estimate = max(task.work, 0) * max(options.leaseSecondsPerStepMegapixel, 0) * 1000
+        let deadline = now + leaseTTLMs + Int64(min(estimate, 7 * 24 * 3600 * 1000))
+        try db.execute(sql: """
+            UPDATE tasks SET state = 'leased', attempts = attempts + 1, fencing_token = ?, lease_deadline = ?,
+                             worker_id = ?, step = 0, total_steps = 0
+            WHERE id = ?
+            """, arguments: [Int64(bitPattern: token), deadline, workerID, task.id])
+        try db.execute(sql: "INSERT INTO attempts (task_id, fencing_token, worker_id, started) VALUES (?, ?, ?, ?)",
+                       arguments: [task.id, Int64(bitPattern: token), workerID, now])
+        try db.execute(sql: "UPDATE jobs SET state = 'running' WHERE id = ? AND state = 'queued'", arguments: [task.jobId])
+
+        guard let blob = try Data.fetchOne(db, sql: "SELECT spec FROM tasks WHERE id = ?", arguments: [task.id]) else {
+            throw CoordinatorError.internalError("task \(task.id) has no spec")
+        }
+        var spec = try Atelier_V1_TaskSpec(serializedBytes: blob)
+        if case .image? = spec.kind,
+           let jobBlob = try Data.fetchOne(db, sql: "SELECT spec FROM jobs WHERE id = ? AND kind = 'batch'",
+                                           arguments: [task.jobId]) {
+            JobSplitter.hydrate(&spec, from: try Atelier_V1_SubmitJobRequest(serializedBytes: jobBlob))
+        }
+        var lease = Atelier_V1_Lease()
+        lease.taskID = task.id
+        lease.jobID = task.jobId
+        lease.fencingToken = token
+        lease.deadlineUnixMs = deadline
+        lease.attempt = UInt32(clamping: task.attempts + 1)
+        lease.task = spec
+        return lease
+    }
+}

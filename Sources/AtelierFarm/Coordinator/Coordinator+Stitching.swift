@@ -1,0 +1,110 @@
+import AtelierDiffusion
+import Foundation
+import GRDB
+
+/// Finishing an upscale: once every tile is done, the tiles are read back from their stored
+/// PNGs, blended with `TileStitcher`, and written as `upscaled.png`; then the job succeeds with
+/// its seam ratio.
+///
+/// The stitch reads the tiles from disk rather than keeping them in memory as they arrive, so it
+/// is the same after a restart (the tile PNGs are the durable state) and memory is only held for
+/// the one job being stitched. It runs outside the write lock: other requests go on meanwhile.
+/// A tile whose stored file is missing or unreadable is queued again and rendered anew.
+extension Coordinator {
+    /// Upscale jobs that are running with every tile done (a crash between the last tile and the
+    /// stitch leaves them so).
+    static func upscalesAwaitingStitch(_ db: Database) throws -> [String] {
+        try String.fetchAll(db, sql: """
+            SELECT id FROM jobs WHERE kind = 'upscale' AND state = 'running'
+              AND NOT EXISTS (SELECT 1 FROM tasks WHERE tasks.job_id = jobs.id AND tasks.state != 'done')
+            ORDER BY seq
+            """)
+    }
+
+    /// Stitches `jobID` if it is a running upscale with all tiles done; otherwise does nothing.
+    /// Never throws: a stitch that cannot be made fails the job with the reason.
+    func finishUpscale(_ jobID: String) {
+        guard beginStitching(jobID) else { return }
+        defer { endStitching(jobID) }
+        do {
+            let loaded = try store.read { db -> (JobRow, [Int: String])? in
+                guard let job = try JobRow.fetch(db, id: jobID), job.kind == .upscale, job.state == .running,
+                      try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM tasks WHERE job_id = ? AND state != 'done'",
+                                       arguments: [jobID]) == 0 else { return nil }
+                var paths = [Int: String]()
+                for row in try Row.fetchAll(db, sql: "SELECT idx, path FROM results WHERE job_id = ? AND kind = 'tile'",
+                                            arguments: [jobID]) {
+                    if let idx: Int = row["idx"], let path: String = row["path"] { paths[idx] = path }
+                }
+                return (job, paths)
+            }
+            guard let (job, paths) = loaded else { return }
+
+            let grid = try TileGrid(width: job.imageWidth, height: job.imageHeight, tile: job.tile, overlap: job.overlap)
+            var stitcher = try TileStitcher(grid: grid, channels: 3, scale: 4)
+            var lost = [(index: Int, reason: String)]()
+            for rect in grid.tiles {
+                guard let path = paths[rect.index] else {
+                    lost.append((rect.index, "no result was recorded"))
+                    continue
+                }
+                do {
+                    guard let bytes = try results.read(path) else {
+                        lost.append((rect.index, "its file \(path) is missing"))
+                        continue
+                    }
+                    let png = try PNGCodec.decode([UInt8](bytes), source: path)
+                    try stitcher.add(tileIndex: rect.index, pixels: png.rgb().pixels)
+                } catch {
+                    lost.append((rect.index, "\(error)"))
+                }
+            }
+            if !lost.isEmpty {
+                try requeueLostTiles(jobID: jobID, lost: lost)
+                return
+            }
+
+            let pixels = try stitcher.image()
+            let seamRatio = try stitcher.seamRatio(of: pixels)
+            let comment = String(format: "atelier x4 tiled upscale: %dx%d from %dx%d, %d tiles of %d px with %d px overlap, seam ratio %.3f",
+                                 stitcher.outputWidth, stitcher.outputHeight, grid.width, grid.height,
+                                 grid.tiles.count, grid.tile, grid.overlap, seamRatio)
+            let png = try PNGCodec.encode(
+                RGBImage(width: stitcher.outputWidth, height: stitcher.outputHeight, pixels: pixels),
+                text: [PNGTextChunk(key: "Comment", value: comment)])
+            let path = ResultStore.relativePath(jobID: jobID, kind: .upscaled, index: 0)
+            try results.writeAtomically(Data(png), to: path)
+
+            let nowMs = unixMilliseconds(now())
+            try store.write { db in
+                // Cancelled meanwhile: leave it cancelled (the file is harmless).
+                guard try JobRow.fetch(db, id: jobID)?.state == .running else { return }
+                try db.execute(sql: """
+                    INSERT OR REPLACE INTO results (job_id, kind, idx, path, bytes, created) VALUES (?, 'upscaled', 0, ?, ?, ?)
+                    """, arguments: [jobID, path, png.count, nowMs])
+                try db.execute(sql: "UPDATE jobs SET state = 'succeeded', finished = ?, seam_ratio = ? WHERE id = ?",
+                               arguments: [nowMs, seamRatio.isFinite ? seamRatio : nil, jobID])
+            }
+        } catch {
+            let nowMs = unixMilliseconds(now())
+            try? store.write { db in
+                try failJob(db, jobID: jobID, reason: "stitching the upscaled tiles failed: \(error)", now: nowMs)
+            }
+        }
+    }
+
+    private func requeueLostTiles(jobID: String, lost: [(index: Int, reason: String)]) throws {
+        try store.write { db in
+            for tile in lost {
+                let message = "the stored result of tile \(tile.index) is unusable (\(tile.reason)); rendering it again"
+                try db.execute(sql: """
+                    UPDATE tasks SET state = 'queued', last_error = ?, worker_id = NULL, lease_deadline = NULL
+                    WHERE job_id = ? AND idx = ? AND state = 'done'
+                    """, arguments: [message, jobID, tile.index])
+                try db.execute(sql: "DELETE FROM results WHERE job_id = ? AND kind = 'tile' AND idx = ?",
+                               arguments: [jobID, tile.index])
+                try Coordinator.appendJobError(db, jobID: jobID, message)
+            }
+        }
+    }
+}

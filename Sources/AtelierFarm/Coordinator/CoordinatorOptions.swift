@@ -1,0 +1,47 @@
+import Foundation
+
+/// Tunables of a `Coordinator`. The defaults suit a LAN farm of CPU workers; tests shrink them.
+public struct CoordinatorOptions: Sendable {
+    /// How long a lease lives without a heartbeat. Each heartbeat extends the deadline to at least
+    /// now + `leaseTTL`.
+    public var leaseTTL: TimeInterval = 30
+    /// Added to a fresh lease's deadline per denoising step per output megapixel, so a lease
+    /// covers the time until the worker's first heartbeat even for large renders (loading a model
+    /// and encoding a prompt can take longer than the TTL on a slow CPU). A heartbeat never
+    /// shortens a deadline.
+    public var leaseSecondsPerStepMegapixel: Double = 2
+    /// What workers are told to heartbeat at; nil = a third of `leaseTTL`, so two heartbeats can
+    /// be lost before a lease expires. A worker is listed as alive while its last request is no
+    /// older than `aliveHeartbeats` intervals.
+    public var heartbeatInterval: TimeInterval? = nil
+    public var aliveHeartbeats: Double = 3
+    /// Unfinished (queued or leased) tasks the queue may hold; a submission that would exceed it
+    /// is refused with QUEUE_FULL.
+    public var maxUnfinishedTasks: Int = 10_000
+    /// Attempts per task when a submission says 0; submissions may ask for up to `maxAttemptsLimit`.
+    public var defaultMaxAttempts: Int = 3
+    public var maxAttemptsLimit: Int = 100
+    /// A worker that failed this many tasks of one job is not offered that job again (while another
+    /// live worker could take it instead).
+    public var blocklistThreshold: Int = 2
+    /// What a worker with nothing to do is told to wait before asking again.
+    public var retryAfterMs: UInt32 = 500
+    /// Stored responses of mutating requests are kept this long and at most this many, for
+    /// resends of the same request_id.
+    public var requestLogMaxAge: TimeInterval = 3600
+    public var requestLogMaxRows: Int = 10_000
+    /// Any image in a request (upscale input, init image, mask, depth map) larger than this is
+    /// refused with TOO_LARGE.
+    public var maxImageBytes: Int = 32 << 20
+    /// Longest side of an upscale input, in low-res pixels (TOO_LARGE beyond).
+    public var maxUpscaleSide: Int = 1024
+    /// Largest result PNG a worker may send.
+    public var maxResultBytes: Int = 64 << 20
+
+    public init() {}
+
+    /// The heartbeat interval workers are told.
+    public var effectiveHeartbeatInterval: TimeInterval {
+        heartbeatInterval ?? leaseTTL / 3
+    }
+}

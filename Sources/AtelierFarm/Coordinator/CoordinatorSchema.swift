@@ -1,0 +1,128 @@
+import GRDB
+
+/// The coordinator's tables, created and upgraded by GRDB's `DatabaseMigrator`. Migrations are
+/// append-only: a shipped migration is never edited, a schema change is a new one, so a farm can
+/// upgrade its coordinator in place over an existing directory.
+///
+/// Times are Unix milliseconds (INTEGER). States are lower-case words (see `JobPhase` and
+/// `TaskPhase`). Protobuf values (job and task specs, worker capabilities, stored responses) are
+/// kept as their serialized bytes, so what a worker receives is exactly what was validated at
+/// submission.
+enum CoordinatorSchema {
+    static func migrator() -> DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE jobs (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,   -- submission order (ties of priority)
+                    id TEXT NOT NULL UNIQUE,
+                    kind TEXT NOT NULL,                      -- batch | upscale
+                    state TEXT NOT NULL,
+                    priority INTEGER NOT NULL,
+                    created INTEGER NOT NULL,
+                    finished INTEGER,
+                    spec BLOB NOT NULL,                      -- serialized Atelier_V1_SubmitJobRequest
+                    errors TEXT NOT NULL DEFAULT '[]',       -- JSON array of strings
+                    seam_ratio REAL,
+                    max_attempts INTEGER NOT NULL,
+                    task_count INTEGER NOT NULL,
+                    model TEXT NOT NULL,
+                    image_width INTEGER NOT NULL DEFAULT 0,  -- upscale: low-res size and grid
+                    image_height INTEGER NOT NULL DEFAULT 0,
+                    tile INTEGER NOT NULL DEFAULT 0,
+                    overlap INTEGER NOT NULL DEFAULT 0,
+                    peer TEXT NOT NULL DEFAULT ''
+                );
+                CREATE INDEX jobs_state ON jobs(state);
+
+                CREATE TABLE tasks (
+                    id TEXT PRIMARY KEY,                     -- "<job id>-<index>"
+                    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+                    idx INTEGER NOT NULL,
+                    state TEXT NOT NULL,
+                    spec BLOB NOT NULL,                      -- serialized Atelier_V1_TaskSpec (shared inputs stripped)
+                    model TEXT NOT NULL,
+                    accepted_channels INTEGER NOT NULL,      -- bit n set: a UNet with n input channels fits
+                    work REAL NOT NULL,                      -- steps x output megapixels, for lease deadlines
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    max_attempts INTEGER NOT NULL,
+                    fencing_token INTEGER NOT NULL DEFAULT 0, -- the current (latest) lease's token
+                    lease_deadline INTEGER,
+                    worker_id TEXT,
+                    step INTEGER NOT NULL DEFAULT 0,
+                    total_steps INTEGER NOT NULL DEFAULT 0,
+                    last_error TEXT NOT NULL DEFAULT '',
+                    UNIQUE (job_id, idx)
+                );
+                CREATE INDEX tasks_state ON tasks(state, lease_deadline);
+
+                CREATE TABLE attempts (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+                    fencing_token INTEGER NOT NULL UNIQUE,
+                    worker_id TEXT NOT NULL,
+                    started INTEGER NOT NULL,
+                    ended INTEGER,
+                    outcome TEXT NOT NULL DEFAULT 'running', -- running | done | failed | rejected | expired | cancelled
+                    error TEXT NOT NULL DEFAULT ''
+                );
+                CREATE INDEX attempts_task ON attempts(task_id);
+
+                CREATE TABLE workers (
+                    id TEXT PRIMARY KEY,
+                    name TEXT NOT NULL,
+                    capabilities BLOB NOT NULL,              -- serialized Atelier_V1_WorkerCapabilities
+                    registered INTEGER NOT NULL,
+                    last_seen INTEGER NOT NULL,
+                    completed INTEGER NOT NULL DEFAULT 0,
+                    failed INTEGER NOT NULL DEFAULT 0
+                );
+
+                -- The capabilities' models, normalised so leasing can match them in SQL.
+                CREATE TABLE worker_models (
+                    worker_id TEXT NOT NULL REFERENCES workers(id) ON DELETE CASCADE,
+                    model TEXT NOT NULL,
+                    unet_in_channels INTEGER NOT NULL,
+                    PRIMARY KEY (worker_id, model)
+                );
+                CREATE INDEX worker_models_model ON worker_models(model);
+
+                -- The blocklist: failures of a worker on one job's tasks.
+                CREATE TABLE worker_job_failures (
+                    worker_id TEXT NOT NULL,
+                    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+                    count INTEGER NOT NULL,
+                    PRIMARY KEY (worker_id, job_id)
+                );
+
+                CREATE TABLE results (
+                    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+                    kind TEXT NOT NULL,                      -- image | tile | upscaled
+                    idx INTEGER NOT NULL,
+                    path TEXT NOT NULL,                      -- relative to the coordinator directory
+                    bytes INTEGER NOT NULL,
+                    created INTEGER NOT NULL,
+                    PRIMARY KEY (job_id, kind, idx)
+                );
+
+                -- Responses of mutating requests, for resends of the same request_id.
+                CREATE TABLE requests (
+                    request_id TEXT PRIMARY KEY,
+                    peer TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    fingerprint INTEGER NOT NULL,            -- FNV-1a of the serialized request
+                    response BLOB NOT NULL,                  -- serialized Atelier_V1_Response
+                    created INTEGER NOT NULL
+                );
+                CREATE INDEX requests_created ON requests(created);
+
+                CREATE TABLE counters (
+                    name TEXT PRIMARY KEY,
+                    value INTEGER NOT NULL
+                );
+                INSERT INTO counters (name, value) VALUES ('fencing_token', 0);
+                """)
+        }
+        return migrator
+    }
+}
