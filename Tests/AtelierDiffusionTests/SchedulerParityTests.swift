@@ -122,7 +122,7 @@ final class SchedulerParityTests: XCTestCase {
     /// The fixture's fake UNet: x·0.5 + pattern·(float32(t)·float32(0.0001)).
     private static func fakeModel(_ input: Tensor, timestep: Float, pattern: Tensor) -> Tensor {
         let c = timestep * Float(0.0001)
-        return Elementwise.map(input, pattern) { x, p in x * 0.5 + p * c }
+        return SchedulerMath.map(input, pattern) { x, p in x * 0.5 + p * c }
     }
 
     private static func sigmas(of scheduler: any Scheduler) -> [Float]? {
@@ -180,7 +180,7 @@ final class SchedulerParityTests: XCTestCase {
                 latents = scheduler.addNoise(original: original, noise: noise, stepIndex: first)
             } else {
                 let sigma = scheduler.initNoiseSigma
-                latents = Elementwise.map(random.normal(shape: shape)) { $0 * sigma }
+                latents = SchedulerMath.map(random.normal(shape: shape)) { $0 * sigma }
             }
             stats.compare(latents.scalars, try Self.floats(testCase.initial_latents), "\(label) initial latents", scheduler: testCase.class)
             XCTAssertEqual(testCase.loop.count, scheduler.timesteps.count - first, "\(label): step count")

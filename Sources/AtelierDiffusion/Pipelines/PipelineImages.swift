@@ -41,6 +41,3 @@ enum PipelineImages {
     }
 }
 
-/// The kernels' shape and arithmetic helpers (AtelierKernels.Elementwise), named apart from the
-/// schedulers' own element-wise helpers in this module.
-typealias TensorOps = AtelierKernels.Elementwise

@@ -50,8 +50,11 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
     }
 
     static func loadSchedulerConfig(_ url: URL) throws -> SchedulerConfig? {
-        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        return try ConfigFile.load(SchedulerConfig.self, from: url)
+        guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
+        // diffusers may write -Infinity (lambda_min_clipped), which JSONDecoder rejects.
+        do { return try SchedulerConfig.decode(from: data) } catch {
+            throw ModelError.invalidConfig(file: url.path, reason: "not a valid scheduler config (\(error))")
+        }
     }
 
     /// What the official SD2 repositories ship (SD2-SPEC §5.1): DDIM, scaled_linear
@@ -206,23 +209,23 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
             let plane = width * height
             for c in 0..<3 { for i in 0..<plane where mask[flat: i] >= 0.5 { masked[flat: c * plane + i] = 0 } }
             let maskedLatents = sampleLatents(masked, random: &random, scaling: scaling)
-            let latentMask = TensorOps.upsampleNearest(mask, height: height / vf, width: width / vf)
-            extra = TensorOps.concatChannels([latentMask, maskedLatents])
+            let latentMask = Elementwise.upsampleNearest(mask, height: height / vf, width: width / vf)
+            extra = Elementwise.concatChannels([latentMask, maskedLatents])
         case .upscale:
             fatalError("unreachable")
         }
 
         let total = scheduler.timesteps.count - begin
         for (n, i) in (begin..<scheduler.timesteps.count).enumerated() {
-            let input = cfg ? TensorOps.concatBatch([latents, latents]) : latents
+            let input = cfg ? Elementwise.concatBatch([latents, latents]) : latents
             var x = scheduler.scaleModelInput(input, stepIndex: i)
-            if let extra { x = TensorOps.concatChannels([x, cfg ? TensorOps.concatBatch([extra, extra]) : extra]) }
+            if let extra { x = Elementwise.concatChannels([x, cfg ? Elementwise.concatBatch([extra, extra]) : extra]) }
             let out = try model.unet(x, timesteps: [scheduler.timesteps[i]], context: context)
             let pred = cfg ? Guidance.combine(out, scale: guidance, rescale: r.guidanceRescale) : out
             latents = scheduler.step(modelOutput: pred, stepIndex: i, sample: latents, random: &random)
             if let progress, !progress(n + 1, total) { throw PipelineError.cancelled }
         }
-        let image = try PipelineImages.postprocess(model.vae.decode(TensorOps.scale(latents, 1 / scaling)))
+        let image = try PipelineImages.postprocess(model.vae.decode(Elementwise.scale(latents, 1 / scaling)))
         return GenerationResult(image: image, parameters: parameters(r, mode: mode, steps: steps, guidance: guidance,
                                                                      strength: mode == .txt2img ? nil : strength,
                                                                      width: width, height: height))
@@ -259,23 +262,23 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
         var latents = scaled(random.normal(shape: [1, model.vae.config.latentChannels, imageH, imageW]), scheduler.initNoiseSigma)
         var noise = imageNoise
         if let t = tile {
-            noise = TensorOps.crop(imageNoise, x: t.rect.x, y: t.rect.y, width: t.rect.width, height: t.rect.height)
-            latents = TensorOps.crop(latents, x: t.rect.x, y: t.rect.y, width: t.rect.width, height: t.rect.height)
+            noise = Elementwise.crop(imageNoise, x: t.rect.x, y: t.rect.y, width: t.rect.width, height: t.rect.height)
+            latents = Elementwise.crop(latents, x: t.rect.x, y: t.rect.y, width: t.rect.width, height: t.rect.height)
         }
         var lowResImage = lowRes.addNoise(original: full, noise: noise, trainTimestep: noiseLevel)
-        if cfg { lowResImage = TensorOps.concatBatch([lowResImage, lowResImage]) }
+        if cfg { lowResImage = Elementwise.concatBatch([lowResImage, lowResImage]) }
         let labels = Array(repeating: noiseLevel, count: cfg ? 2 : 1)
 
         let total = scheduler.timesteps.count
         for i in 0..<total {
-            let input = cfg ? TensorOps.concatBatch([latents, latents]) : latents
-            let x = TensorOps.concatChannels([scheduler.scaleModelInput(input, stepIndex: i), lowResImage])
+            let input = cfg ? Elementwise.concatBatch([latents, latents]) : latents
+            let x = Elementwise.concatChannels([scheduler.scaleModelInput(input, stepIndex: i), lowResImage])
             let out = try model.unet(x, timesteps: [scheduler.timesteps[i]], context: context, classLabels: labels)
             let pred = cfg ? Guidance.combine(out, scale: guidance, rescale: 0) : out
             latents = scheduler.step(modelOutput: pred, stepIndex: i, sample: latents, random: &random)
             if let progress, !progress(i + 1, total) { throw PipelineError.cancelled }
         }
-        let image = try PipelineImages.postprocess(model.vae.decode(TensorOps.scale(latents, 1 / model.vae.config.scalingFactor)))
+        let image = try PipelineImages.postprocess(model.vae.decode(Elementwise.scale(latents, 1 / model.vae.config.scalingFactor)))
         var p = parameters(r, mode: .upscale, steps: steps, guidance: guidance, strength: nil,
                            width: imageW * vaeScaleFactor, height: imageH * vaeScaleFactor)
         p.noiseLevel = noiseLevel
@@ -289,14 +292,14 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
         let cond = try model.textEncoder([tokenizer.encode(prompt)])
         guard guidance else { return cond }
         let uncond = try model.textEncoder([tokenizer.encode(negative)])
-        return TensorOps.concatBatch([uncond, cond])
+        return Elementwise.concatBatch([uncond, cond])
     }
 
     /// `scaling · posterior.sample(generator)`: mean + exp(½·clamp(logvar, −30, 20))·randn.
     func sampleLatents(_ image: Tensor, random: inout TorchRandomSource, scaling: Float) -> Tensor {
         let moments = model.vae.encode(image)
         let z = model.vae.config.latentChannels
-        let (mean, logvar) = TensorOps.splitChannels(moments, first: z)
+        let (mean, logvar) = Elementwise.splitChannels(moments, first: z)
         let eps = random.normal(shape: mean.shape)
         let out = Tensor(uninitialized: mean.shape)
         for i in 0..<out.count {
@@ -339,7 +342,7 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
         guard rescale >= 0, rescale <= 1 else { throw PipelineError.invalidOption("--guidance-rescale must be in 0…1, got \(rescale)") }
     }
 
-    func scaled(_ t: Tensor, _ s: Float) -> Tensor { s == 1 ? t : TensorOps.scale(t, s) }
+    func scaled(_ t: Tensor, _ s: Float) -> Tensor { s == 1 ? t : Elementwise.scale(t, s) }
 
     func parameters(_ r: GenerationRequest, mode: GenerationMode, steps: Int, guidance: Float, strength: Float?,
                     width: Int, height: Int) -> GenerationParameters {

@@ -68,18 +68,18 @@ public struct DDIMScheduler: Scheduler {
         let epsilon: Tensor
         switch predictionType {
         case .epsilon:
-            original = Elementwise.map(sample, modelOutput) { x, e in (x - sqrtBeta * e) / sqrtAlpha }
+            original = SchedulerMath.map(sample, modelOutput) { x, e in (x - sqrtBeta * e) / sqrtAlpha }
             epsilon = modelOutput
         case .sample:
             original = modelOutput
-            epsilon = Elementwise.map(sample, modelOutput) { x, x0 in (x - sqrtAlpha * x0) / sqrtBeta }
+            epsilon = SchedulerMath.map(sample, modelOutput) { x, x0 in (x - sqrtAlpha * x0) / sqrtBeta }
         case .vPrediction:
-            original = Elementwise.map(sample, modelOutput) { x, v in sqrtAlpha * x - sqrtBeta * v }
-            epsilon = Elementwise.map(sample, modelOutput) { x, v in sqrtAlpha * v + sqrtBeta * x }
+            original = SchedulerMath.map(sample, modelOutput) { x, v in sqrtAlpha * x - sqrtBeta * v }
+            epsilon = SchedulerMath.map(sample, modelOutput) { x, v in sqrtAlpha * v + sqrtBeta * x }
         }
         // 4. Clip x₀.
         if let range = clipSampleRange {
-            original = Elementwise.map(original) { min(max($0, -range), range) }
+            original = SchedulerMath.map(original) { min(max($0, -range), range) }
         }
         // 5. σ_t(η) = η·√((1 − ᾱ_prev)/(1 − ᾱ_t)·(1 − ᾱ_t/ᾱ_prev)).
         let variance = ((1 - alphaProdPrev) / betaProd) * (1 - alphaProd / alphaProdPrev)
@@ -87,12 +87,12 @@ public struct DDIMScheduler: Scheduler {
         // 6–7. Direction to x_t and x_prev.
         let directionCoefficient = ((1 - alphaProdPrev) - stdDev * stdDev).squareRoot()
         let sqrtAlphaPrev = alphaProdPrev.squareRoot()
-        var previousSample = Elementwise.map(original, epsilon) { x0, e in
+        var previousSample = SchedulerMath.map(original, epsilon) { x0, e in
             sqrtAlphaPrev * x0 + directionCoefficient * e
         }
         if eta > 0 {
             let noise = random.normal(shape: modelOutput.shape)
-            previousSample = Elementwise.map(previousSample, noise) { x, n in x + stdDev * n }
+            previousSample = SchedulerMath.map(previousSample, noise) { x, n in x + stdDev * n }
         }
         return previousSample
     }

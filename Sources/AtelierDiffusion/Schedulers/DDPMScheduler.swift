@@ -72,21 +72,21 @@ public struct DDPMScheduler: Scheduler {
         switch predictionType {
         case .epsilon:
             let sqrtBeta = betaProd.squareRoot(), sqrtAlpha = alphaProd.squareRoot()
-            original = Elementwise.map(sample, modelOutput) { x, e in (x - sqrtBeta * e) / sqrtAlpha }
+            original = SchedulerMath.map(sample, modelOutput) { x, e in (x - sqrtBeta * e) / sqrtAlpha }
         case .sample:
             original = modelOutput
         case .vPrediction:
             let sqrtBeta = betaProd.squareRoot(), sqrtAlpha = alphaProd.squareRoot()
-            original = Elementwise.map(sample, modelOutput) { x, v in sqrtAlpha * x - sqrtBeta * v }
+            original = SchedulerMath.map(sample, modelOutput) { x, v in sqrtAlpha * x - sqrtBeta * v }
         }
         if let range = clipSampleRange {
-            original = Elementwise.map(original) { min(max($0, -range), range) }
+            original = SchedulerMath.map(original) { min(max($0, -range), range) }
         }
         let originalCoefficient = (alphaProdPrev.squareRoot() * currentBeta) / betaProd
         let sampleCoefficient = (currentAlpha.squareRoot() * betaProdPrev) / betaProd
-        let mean = Elementwise.map(original, sample) { x0, x in originalCoefficient * x0 + sampleCoefficient * x }
+        let mean = SchedulerMath.map(original, sample) { x0, x in originalCoefficient * x0 + sampleCoefficient * x }
         guard t > 0 else {
-            return Elementwise.map(mean) { $0 + 0 }  // `pred_prev_sample + 0` (integer variance)
+            return SchedulerMath.map(mean) { $0 + 0 }  // `pred_prev_sample + 0` (integer variance)
         }
         let noise = random.normal(shape: modelOutput.shape)
         // `_get_variance(t)`: (1 − ᾱ_prev)/(1 − ᾱ_t)·β_t, clamped at 1e-20.
@@ -97,7 +97,7 @@ public struct DDPMScheduler: Scheduler {
         case .fixedSmallLog: standardDeviation = Float(Foundation.exp(Double(0.5 * Float(Foundation.log(Double(variance))))))
         case .fixedLarge: standardDeviation = currentBeta.squareRoot()
         }
-        return Elementwise.map(mean, noise) { m, n in m + standardDeviation * n }
+        return SchedulerMath.map(mean, noise) { m, n in m + standardDeviation * n }
     }
 
     public func addNoise(original: Tensor, noise: Tensor, stepIndex: Int) -> Tensor {

@@ -13,9 +13,10 @@ import Foundation
 ///   multistep formula; the first step and (with final σ = 0) the last step are first order. At
 ///   σ = 0, λ = +∞ and e^{−h} = 0 fall out of IEEE arithmetic, giving x_next = x₀ exactly.
 ///
-/// torch computes `log`/`exp` of these scalars with MKL's VML, which is within an ulp of the
-/// correctly rounded value used here but not always equal; that is the only source of
-/// difference to diffusers (≈1e-7 relative in a step coefficient).
+/// torch evaluates `sqrt`/`log`/`exp` of these scalars with MKL's VML, which is within an ulp of
+/// the correctly rounded value used here but not always equal (for `sqrt`, ~0.6 % of inputs come
+/// out 1 ulp low); a step coefficient can therefore differ from diffusers' by an ulp (≈1e-7
+/// relative). The parity fixtures are otherwise bit-identical.
 public struct DPMSolverMultistepScheduler: Scheduler {
     /// `algorithm_type` values implemented here (the SDE variants are not).
     public enum Algorithm: String, Sendable, CaseIterable {
@@ -187,7 +188,7 @@ public struct DPMSolverMultistepScheduler: Scheduler {
 
     public func addNoise(original: Tensor, noise: Tensor, stepIndex: Int) -> Tensor {
         let (alpha, sigma) = Self.alphaSigma(sigmas[stepIndex])
-        return Elementwise.map(original, noise) { x, n in alpha * x + sigma * n }
+        return SchedulerMath.map(original, noise) { x, n in alpha * x + sigma * n }
     }
 
     // MARK: - diffusers' solver pieces (float32 scalar coefficients, element-wise tensors)
@@ -210,17 +211,17 @@ public struct DPMSolverMultistepScheduler: Scheduler {
         let (alpha, sigma) = Self.alphaSigma(sigmas[stepIndex])
         switch (algorithm, predictionType) {
         case (.dpmSolverPlusPlus, .epsilon):
-            return Elementwise.map(sample, modelOutput) { x, e in (x - sigma * e) / alpha }
+            return SchedulerMath.map(sample, modelOutput) { x, e in (x - sigma * e) / alpha }
         case (.dpmSolverPlusPlus, .sample):
             return modelOutput
         case (.dpmSolverPlusPlus, .vPrediction):
-            return Elementwise.map(sample, modelOutput) { x, v in alpha * x - sigma * v }
+            return SchedulerMath.map(sample, modelOutput) { x, v in alpha * x - sigma * v }
         case (.dpmSolver, .epsilon):
             return modelOutput
         case (.dpmSolver, .sample):
-            return Elementwise.map(sample, modelOutput) { x, x0 in (x - alpha * x0) / sigma }
+            return SchedulerMath.map(sample, modelOutput) { x, x0 in (x - alpha * x0) / sigma }
         case (.dpmSolver, .vPrediction):
-            return Elementwise.map(sample, modelOutput) { x, v in alpha * v + sigma * x }
+            return SchedulerMath.map(sample, modelOutput) { x, v in alpha * v + sigma * x }
         }
     }
 
@@ -233,11 +234,11 @@ public struct DPMSolverMultistepScheduler: Scheduler {
         case .dpmSolverPlusPlus:
             let a = sigmaT / sigmaS
             let b = alphaT * (Self.exp(-h) - 1.0)
-            return Elementwise.map(sample, m) { x, x0 in a * x - b * x0 }
+            return SchedulerMath.map(sample, m) { x, x0 in a * x - b * x0 }
         case .dpmSolver:
             let a = alphaT / alphaS
             let b = sigmaT * (Self.exp(h) - 1.0)
-            return Elementwise.map(sample, m) { x, e in a * x - b * e }
+            return SchedulerMath.map(sample, m) { x, e in a * x - b * e }
         }
     }
 
@@ -261,28 +262,28 @@ public struct DPMSolverMultistepScheduler: Scheduler {
             let a = sigmaT / sigmaS0
             let b = alphaT * (Self.exp(-h) - 1.0)
             let c = 0.5 * b
-            return Elementwise.map(sample, m0, m1) { x, d0, p1 in
+            return SchedulerMath.map(sample, m0, m1) { x, d0, p1 in
                 (a * x - b * d0) - c * (d1Scale * (d0 - p1))
             }
         case (.dpmSolverPlusPlus, .heun):
             let a = sigmaT / sigmaS0
             let b = alphaT * (Self.exp(-h) - 1.0)
             let c = alphaT * ((Self.exp(-h) - 1.0) / h + 1.0)
-            return Elementwise.map(sample, m0, m1) { x, d0, p1 in
+            return SchedulerMath.map(sample, m0, m1) { x, d0, p1 in
                 (a * x - b * d0) + c * (d1Scale * (d0 - p1))
             }
         case (.dpmSolver, .midpoint):
             let a = alphaT / alphaS0
             let b = sigmaT * (Self.exp(h) - 1.0)
             let c = 0.5 * b
-            return Elementwise.map(sample, m0, m1) { x, d0, p1 in
+            return SchedulerMath.map(sample, m0, m1) { x, d0, p1 in
                 (a * x - b * d0) - c * (d1Scale * (d0 - p1))
             }
         case (.dpmSolver, .heun):
             let a = alphaT / alphaS0
             let b = sigmaT * (Self.exp(h) - 1.0)
             let c = sigmaT * ((Self.exp(h) - 1.0) / h - 1.0)
-            return Elementwise.map(sample, m0, m1) { x, d0, p1 in
+            return SchedulerMath.map(sample, m0, m1) { x, d0, p1 in
                 (a * x - b * d0) - c * (d1Scale * (d0 - p1))
             }
         }
@@ -315,7 +316,7 @@ public struct DPMSolverMultistepScheduler: Scheduler {
             b = alphaT * (Self.exp(-h) - 1.0)
             c = alphaT * ((Self.exp(-h) - 1.0) / h + 1.0)
             d = alphaT * ((Self.exp(-h) - 1.0 + h) / (h * h) - 0.5)
-            return Elementwise.map(sample, m0, m1, m2) { x, p0, p1, p2 in
+            return SchedulerMath.map(sample, m0, m1, m2) { x, p0, p1, p2 in
                 let d10 = scale10 * (p0 - p1), d11 = scale11 * (p1 - p2)
                 let d1 = d10 + mix * (d10 - d11), d2 = scale2 * (d10 - d11)
                 return ((a * x - b * p0) + c * d1) - d * d2
@@ -325,7 +326,7 @@ public struct DPMSolverMultistepScheduler: Scheduler {
             b = sigmaT * (Self.exp(h) - 1.0)
             c = sigmaT * ((Self.exp(h) - 1.0) / h - 1.0)
             d = sigmaT * ((Self.exp(h) - 1.0 - h) / (h * h) - 0.5)
-            return Elementwise.map(sample, m0, m1, m2) { x, p0, p1, p2 in
+            return SchedulerMath.map(sample, m0, m1, m2) { x, p0, p1, p2 in
                 let d10 = scale10 * (p0 - p1), d11 = scale11 * (p1 - p2)
                 let d1 = d10 + mix * (d10 - d11), d2 = scale2 * (d10 - d11)
                 return ((a * x - b * p0) - c * d1) - d * d2

@@ -70,7 +70,7 @@ public struct EulerAncestralDiscreteScheduler: Scheduler {
     public func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor {
         let sigma = sigmas[stepIndex]
         let divisor = (sigma * sigma + 1).squareRoot()
-        return Elementwise.map(sample) { $0 / divisor }
+        return SchedulerMath.map(sample) { $0 / divisor }
     }
 
     public mutating func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout TorchRandomSource) -> Tensor {
@@ -84,13 +84,13 @@ public struct EulerAncestralDiscreteScheduler: Scheduler {
         let sigmaDown = (sigmaTo * sigmaTo - sigmaUp * sigmaUp).squareRoot()
         let dt = sigmaDown - sigma
         let noise = random.normal(shape: modelOutput.shape)
-        return Elementwise.map(sample, original, noise) { x, x0, n in
+        return SchedulerMath.map(sample, original, noise) { x, x0, n in
             (x + ((x - x0) / sigma) * dt) + n * sigmaUp
         }
     }
 
     public func addNoise(original: Tensor, noise: Tensor, stepIndex: Int) -> Tensor {
         let sigma = sigmas[stepIndex]
-        return Elementwise.map(original, noise) { x, n in x + n * sigma }
+        return SchedulerMath.map(original, noise) { x, n in x + n * sigma }
     }
 }

@@ -104,7 +104,7 @@ public struct EulerDiscreteScheduler: Scheduler {
     public func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor {
         let sigma = sigmas[stepIndex]
         let divisor = (sigma * sigma + 1).squareRoot()
-        return Elementwise.map(sample) { $0 / divisor }
+        return SchedulerMath.map(sample) { $0 / divisor }
     }
 
     public mutating func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout TorchRandomSource) -> Tensor {
@@ -114,7 +114,7 @@ public struct EulerDiscreteScheduler: Scheduler {
         let original = EulerDiscreteScheduler.predictOriginal(
             predictionType, modelOutput: modelOutput, sample: sample, sigma: sigma, sigmaHat: sigmaHat)
         let dt = sigmas[stepIndex + 1] - sigmaHat
-        return Elementwise.map(sample, original) { x, x0 in x + ((x - x0) / sigmaHat) * dt }
+        return SchedulerMath.map(sample, original) { x, x0 in x + ((x - x0) / sigmaHat) * dt }
     }
 
     /// x₀ from the model output, shared with Euler-ancestral (which passes σ̂ = σ).
@@ -123,11 +123,11 @@ public struct EulerDiscreteScheduler: Scheduler {
     ) -> Tensor {
         switch predictionType {
         case .epsilon:
-            return Elementwise.map(sample, modelOutput) { x, e in x - sigmaHat * e }
+            return SchedulerMath.map(sample, modelOutput) { x, e in x - sigmaHat * e }
         case .vPrediction:
             let squarePlusOne = sigma * sigma + 1
             let outputScale = -sigma / squarePlusOne.squareRoot()
-            return Elementwise.map(sample, modelOutput) { x, v in v * outputScale + x / squarePlusOne }
+            return SchedulerMath.map(sample, modelOutput) { x, v in v * outputScale + x / squarePlusOne }
         case .sample:
             return modelOutput
         }
@@ -135,6 +135,6 @@ public struct EulerDiscreteScheduler: Scheduler {
 
     public func addNoise(original: Tensor, noise: Tensor, stepIndex: Int) -> Tensor {
         let sigma = sigmas[stepIndex]
-        return Elementwise.map(original, noise) { x, n in x + n * sigma }
+        return SchedulerMath.map(original, noise) { x, n in x + n * sigma }
     }
 }

@@ -66,7 +66,7 @@ struct NoiseSchedule: Sendable {
         let alphaProd = alphasCumprod[timestep]
         let sqrtAlphaProd = alphaProd.squareRoot()
         let sqrtOneMinusAlphaProd = (1 - alphaProd).squareRoot()
-        return Elementwise.map(original, noise) { x, n in sqrtAlphaProd * x + sqrtOneMinusAlphaProd * n }
+        return SchedulerMath.map(original, noise) { x, n in sqrtAlphaProd * x + sqrtOneMinusAlphaProd * n }
     }
 
     // MARK: - torch's float32 constructions
@@ -102,6 +102,8 @@ struct NoiseSchedule: Sendable {
     }
 
     /// `rescale_zero_terminal_snr(betas)` (arXiv 2305.08891, Algorithm 1) in torch float32.
+    /// torch's `alphas_cumprod.sqrt()` is MKL's (not always correctly rounded), so the rescaled
+    /// table matches diffusers to a few ulp of ᾱ rather than bit for bit.
     static func rescaleZeroTerminalSNR(_ betas: [Float]) -> [Float] {
         let alphasCumprod = torchCumprod(betas.map { 1 - $0 })
         var sqrtAlphas = alphasCumprod.map { $0.squareRoot() }

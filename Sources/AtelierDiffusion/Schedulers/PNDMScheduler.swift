@@ -123,8 +123,8 @@ public struct PNDMScheduler: Scheduler {
 
     /// `cur + weight·m`, where a nil `cur` is diffusers' integer 0.
     private func accumulate(_ current: Tensor?, _ modelOutput: Tensor, weight: Float) -> Tensor {
-        guard let current else { return Elementwise.map(modelOutput) { 0 + weight * $0 } }
-        return Elementwise.map(current, modelOutput) { c, m in c + weight * m }
+        guard let current else { return SchedulerMath.map(modelOutput) { 0 + weight * $0 } }
+        return SchedulerMath.map(current, modelOutput) { c, m in c + weight * m }
     }
 
     /// `step_plms`: Adams–Bashforth combination of the stored ε predictions.
@@ -145,18 +145,18 @@ public struct PNDMScheduler: Scheduler {
             combined = modelOutput
             currentSample = sample
         } else if n == 1 && counter == 1 {
-            combined = Elementwise.map(modelOutput, ets[n - 1]) { m, e in (m + e) / 2 }
+            combined = SchedulerMath.map(modelOutput, ets[n - 1]) { m, e in (m + e) / 2 }
             if let stored = currentSample { sample = stored }
             currentSample = nil
         } else if n == 2 {
-            combined = Elementwise.map(ets[n - 1], ets[n - 2]) { e1, e2 in (3 * e1 - e2) / 2 }
+            combined = SchedulerMath.map(ets[n - 1], ets[n - 2]) { e1, e2 in (3 * e1 - e2) / 2 }
         } else if n == 3 {
-            combined = Elementwise.map(ets[n - 1], ets[n - 2], ets[n - 3]) { e1, e2, e3 in
+            combined = SchedulerMath.map(ets[n - 1], ets[n - 2], ets[n - 3]) { e1, e2, e3 in
                 ((23 * e1 - 16 * e2) + 5 * e3) / 12
             }
         } else {
             let factor = Float(1.0 / 24.0)
-            combined = Elementwise.map(ets[n - 1], ets[n - 2], ets[n - 3], ets[n - 4]) { e1, e2, e3, e4 in
+            combined = SchedulerMath.map(ets[n - 1], ets[n - 2], ets[n - 3], ets[n - 4]) { e1, e2, e3, e4 in
                 factor * (((55 * e1 - 59 * e2) + 37 * e3) - 9 * e4)
             }
         }
@@ -175,12 +175,12 @@ public struct PNDMScheduler: Scheduler {
         var epsilon = modelOutput
         if predictionType == .vPrediction {
             let sqrtAlpha = alphaProd.squareRoot(), sqrtBeta = betaProd.squareRoot()
-            epsilon = Elementwise.map(modelOutput, sample) { v, x in sqrtAlpha * v + sqrtBeta * x }
+            epsilon = SchedulerMath.map(modelOutput, sample) { v, x in sqrtAlpha * v + sqrtBeta * x }
         }
         let sampleCoefficient = (alphaProdPrev / alphaProd).squareRoot()
         let denominator = alphaProd * betaProdPrev.squareRoot() + ((alphaProd * betaProd) * alphaProdPrev).squareRoot()
         let difference = alphaProdPrev - alphaProd
-        return Elementwise.map(sample, epsilon) { x, e in sampleCoefficient * x - (difference * e) / denominator }
+        return SchedulerMath.map(sample, epsilon) { x, e in sampleCoefficient * x - (difference * e) / denominator }
     }
 
     public func addNoise(original: Tensor, noise: Tensor, stepIndex: Int) -> Tensor {

@@ -3,7 +3,9 @@ import AtelierKernels
 /// A diffusion sampler: the part of a Stable Diffusion pipeline that varies between "DDIM",
 /// "Euler a", "DPM++ 2M Karras", … Each conforming type reproduces one diffusers scheduler class
 /// (`diffusers/schedulers/scheduling_*.py`, diffusers 0.42) including its float32/float64
-/// arithmetic, so latents match a diffusers run step for step.
+/// arithmetic, so latents match a diffusers run step for step — bit for bit, except where torch's
+/// float32 `sqrt` (MKL VML, not correctly rounded for ~0.6 % of inputs) rounds a scalar
+/// coefficient an ulp lower than the correctly rounded `squareRoot()` used here.
 ///
 /// Steps are addressed by **index into `timesteps`**, not by timestep value. diffusers' newer
 /// schedulers track the same index internally (`_step_index`, started at `begin_index`); using it

@@ -153,9 +153,20 @@ enum UnicodeScalarText {
 
     /// CPython's `handle_capital_sigma` (characters newer than `version` are neither cased nor
     /// case-ignorable to it).
+    ///
+    /// Checked against Python 3.11 on every code point: the standard library's Cased and
+    /// Case_Ignorable agree except for two characters whose properties changed after Unicode 14.0,
+    /// U+0295 ʕ (cased in 14.0) and U+1171E (case-ignorable in 14.0).
     private static func isFinalSigma(_ scalars: [Unicode.Scalar], at index: Int, version: Version) -> Bool {
-        func ignorable(_ s: Unicode.Scalar) -> Bool { s.properties.isCaseIgnorable && !isNewer(s, than: version) }
-        func cased(_ s: Unicode.Scalar) -> Bool { s.properties.isCased && !isNewer(s, than: version) }
+        let python = version <= .python311
+        func ignorable(_ s: Unicode.Scalar) -> Bool {
+            if python && s.value == 0x1171E { return true }
+            return s.properties.isCaseIgnorable && !isNewer(s, than: version)
+        }
+        func cased(_ s: Unicode.Scalar) -> Bool {
+            if python && s.value == 0x295 { return true }
+            return s.properties.isCased && !isNewer(s, than: version)
+        }
         var j = index - 1
         while j >= 0, ignorable(scalars[j]) { j -= 1 }
         guard j >= 0, cased(scalars[j]) else { return false }

@@ -4,7 +4,7 @@ import AtelierKernels
 /// per-element formula. Each formula is written in the same operation order as the diffusers
 /// expression it mirrors, so that every intermediate is rounded to float32 just as torch's
 /// separate tensor operations round it (Swift does not contract `a*b + c` into an FMA).
-enum Elementwise {
+enum SchedulerMath {
     @inline(__always)
     static func map(_ a: Tensor, _ body: (Float) -> Float) -> Tensor {
         let out = Tensor(uninitialized: a.shape)

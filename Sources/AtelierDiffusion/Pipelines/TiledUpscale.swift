@@ -1,0 +1,60 @@
+import Foundation
+
+/// A tiled x4 upscale, computed exactly as the farm computes it: the low-res image is prepared
+/// once, cut by `TileGrid`, each tile denoised with its window of the whole-image noise fields,
+/// and the results blended by `TileStitcher`. The farm runs the same tiles on several workers and
+/// the coordinator stitches them with the same stitcher, so both give the same pixels.
+public struct TiledUpscaleResult: Sendable {
+    public let result: GenerationResult
+    public let tiles: Int
+    /// Gradient energy on tile borders / elsewhere (≈ 1: seamless).
+    public let seamRatio: Double
+}
+
+extension StableDiffusionPipeline {
+    /// diffusers' upscaler preprocessing of the low-res input, as pixels: sides floored to a
+    /// multiple of 4 with PIL-bicubic resampling (a copy when already aligned).
+    public static func upscaleInput(_ image: RGBImage, factor: Int = 4) throws -> RGBImage {
+        let size = try VaeImagePreprocessor.targetSize(imageWidth: image.width, imageHeight: image.height, scaleFactor: factor)
+        return try image.resized(width: size.width, height: size.height, filter: .bicubic)
+    }
+
+    /// Upscales one tile of an image already prepared with `upscaleInput`.
+    public func upscaleTile(_ r: GenerationRequest, prepared: RGBImage, rect: TileRect,
+                            progress: ((Int, Int) -> Bool)? = nil) throws -> RGBImage {
+        let pixels = try rect.crop(from: prepared.pixels, imageWidth: prepared.width, imageHeight: prepared.height, channels: 3)
+        let tile = UpscaleTile(pixels: try RGBImage(width: rect.width, height: rect.height, pixels: pixels),
+                               rect: .init(x: rect.x, y: rect.y, width: rect.width, height: rect.height),
+                               imageWidth: prepared.width, imageHeight: prepared.height)
+        var request = r
+        request.initImage = tile.pixels
+        return try upscale(request, tile: tile, progress: progress).image
+    }
+
+    public func upscaleTiled(_ r: GenerationRequest, tile: Int, overlap: Int,
+                             progress: ((_ tile: Int, _ tiles: Int, _ step: Int, _ steps: Int) -> Bool)? = nil) throws -> TiledUpscaleResult {
+        guard let input = r.initImage else { throw PipelineError.missingInput("an input image is required") }
+        let prepared = try Self.upscaleInput(input, factor: vaeScaleFactor)
+        let grid = try TileGrid(width: prepared.width, height: prepared.height, tile: tile, overlap: overlap)
+        var stitcher = try TileStitcher(grid: grid, channels: 3, scale: vaeScaleFactor)
+        var last: GenerationResult?
+        for rect in grid.tiles {
+            let pixels = try rect.crop(from: prepared.pixels, imageWidth: prepared.width, imageHeight: prepared.height, channels: 3)
+            let t = UpscaleTile(pixels: try RGBImage(width: rect.width, height: rect.height, pixels: pixels),
+                                rect: .init(x: rect.x, y: rect.y, width: rect.width, height: rect.height),
+                                imageWidth: prepared.width, imageHeight: prepared.height)
+            var request = r
+            request.initImage = t.pixels
+            let out = try upscale(request, tile: t) { step, steps in progress?(rect.index, grid.tiles.count, step, steps) ?? true }
+            try stitcher.add(tileIndex: rect.index, pixels: out.image.pixels)
+            last = out
+        }
+        let image = try RGBImage(width: stitcher.outputWidth, height: stitcher.outputHeight, pixels: try stitcher.image())
+        guard let parameters = last?.parameters else { throw PipelineError.missingInput("the image produced no tiles") }
+        var p = parameters
+        p.width = image.width
+        p.height = image.height
+        return TiledUpscaleResult(result: GenerationResult(image: image, parameters: p), tiles: grid.tiles.count,
+                                  seamRatio: try stitcher.seamRatio())
+    }
+}
