@@ -2,8 +2,11 @@ import Foundation
 
 /// `torch.nn.functional.interpolate` on NCHW float32 tensors, reproducing torch's CPU kernels
 /// (`aten/src/ATen/native/UpSample.h`, `cpu/UpSampleKernel.cpp`) operation for operation in
-/// float32, so results agree to the last bit or within an ulp where torch's build fuses a
-/// multiply-add.
+/// float32 — including where the compiler fused a multiply and an add into one FMA. The reference
+/// is the torch 2.13 x86-64 wheel running its AVX-512 kernels; which products it fuses was
+/// established by matching its outputs bit for bit (impulse responses for the weights, random
+/// inputs for the accumulation). A torch build without FMA (or with another contraction pattern)
+/// differs from this by about one ulp.
 ///
 /// Used by depth2img (`bicubic`: the depth map to latent size) and the DPT depth estimator
 /// (`bilinearAlignCorners`: fusion and head upsampling). Neither antialiases: unlike PIL, torch's
@@ -24,10 +27,19 @@ public enum Interpolation {
     ///
     /// Source coordinate `dst · (in − 1)/(out − 1)` (0 when out = 1), two taps, the second clamped
     /// to the last pixel; an axis whose size is unchanged is copied.
+    ///
+    /// torch picks one of two kernels, which round differently, and so does this: when
+    /// `height + width ≤ 128` its channels-last kernel (weights multiplied out per corner; channels
+    /// in blocks of 16 AVX-512 lanes use one summation order, the remaining channels another),
+    /// otherwise the generic separable-weights kernel. (torch also takes the channels-last kernel
+    /// for 3-channel inputs when it runs single-threaded; that case is not reproduced.)
     public static func bilinearAlignCorners(_ x: Tensor, height: Int, width: Int) -> Tensor {
         precondition(x.rank == 4 && height > 0 && width > 0, "bilinear expects NCHW and a positive size, got \(x.shape) → \(height)x\(width)")
         let rows = linearTaps(inSize: x.shape[2], outSize: height)
         let cols = linearTaps(inSize: x.shape[3], outSize: width)
+        if height + width <= 128 {
+            return bilinearChannelsLast(x, height: height, width: width, rows: rows, cols: cols)
+        }
         return separable(x, height: height, width: width, rows: rows, cols: cols)
     }
 
@@ -45,8 +57,9 @@ public enum Interpolation {
         var indices = [Int](repeating: 0, count: outSize * 4)
         var weights = [Float](repeating: 0, count: outSize * 4)
         for i in 0..<outSize {
-            // area_pixel_compute_source_index(scale, i, align_corners=false, cubic=true): no clamp at 0.
-            let real = scale * (Float(i) + 0.5) - 0.5
+            // area_pixel_compute_source_index(scale, i, align_corners=false, cubic=true): no clamp
+            // at 0; `scale * (i + 0.5) - 0.5` is one fused multiply-add in torch's build.
+            let real = (-0.5 as Float).addingProduct(scale, Float(i) + 0.5)
             let (index, t) = guardIndexAndLambda(real, inSize: inSize)
             let c = cubicCoefficients(t)
             for j in 0..<4 {
@@ -100,52 +113,114 @@ public enum Interpolation {
         ]
     }
 
+    /// `((A + 2) * x - (A + 3)) * x * x + 1`, with the first multiply-subtract fused (as compiled).
     @inline(__always)
     static func cubicConvolution1(_ x: Float, _ a: Float) -> Float {
-        ((a + 2) * x - (a + 3)) * x * x + 1
+        let p = (-(a + 3)).addingProduct(a + 2, x)
+        return p * x * x + 1
     }
 
+    /// `((A * x - 5 * A) * x + 8 * A) * x - 4 * A`, with the first two steps fused (as compiled).
     @inline(__always)
     static func cubicConvolution2(_ x: Float, _ a: Float) -> Float {
-        ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+        let p = (-(5 * a)).addingProduct(a, x)
+        let q = (8 * a).addingProduct(p, x)
+        return q * x - 4 * a
     }
 
-    /// torch's `Interpolate<2, …>` evaluation: for each output pixel, each row tap is the weighted
-    /// sum over the column taps (left to right), and the rows are summed top to bottom, all in
-    /// float32 — the first term assigned, later ones accumulated.
+    /// `t0·w0 + t1·w1 + t2·w2 + t3·w3` as torch's unrolled loop computes it:
+    /// `fma(t3, w3, fma(t2, w2, fma(t0, w0, t1·w1)))`. With two taps, `fma(t0, w0, t1·w1)`.
+    @inline(__always)
+    static func weightedSum(_ t: (Float, Float, Float, Float), _ w: UnsafePointer<Float>, taps: Int) -> Float {
+        var acc = (t.1 * w[1]).addingProduct(t.0, w[0])
+        if taps == 4 {
+            acc.addProduct(t.2, w[2])
+            acc.addProduct(t.3, w[3])
+        }
+        return acc
+    }
+
+    /// torch's generic `Interpolate<2, …>` kernel: for each output pixel, a weighted sum over the
+    /// column taps of each row tap, then a weighted sum of those over the row taps (both as
+    /// `weightedSum`).
     private static func separable(_ x: Tensor, height: Int, width: Int, rows: Taps, cols: Taps) -> Tensor {
         let (n, c, inH, inW) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let out = Tensor(uninitialized: [n, c, height, width])
         let planes = n * c
         let src = x.pointer, dst = out.pointer
+        let rt = rows.count, ct = cols.count
         rows.indices.withUnsafeBufferPointer { ri in
         rows.weights.withUnsafeBufferPointer { rw in
         cols.indices.withUnsafeBufferPointer { ci in
         cols.weights.withUnsafeBufferPointer { cw in
-            let rt = rows.count, ct = cols.count
+            guard let riBase = ri.baseAddress, let rwBase = rw.baseAddress,
+                  let ciBase = ci.baseAddress, let cwBase = cw.baseAddress else { return }
             Parallel.forEachChunk(planes * height, grain: max(1, 4096 / max(width, 1))) { range in
                 for job in range {
                     let plane = job / height, oy = job % height
                     let inPlane = src + plane * inH * inW
                     let outRow = dst + (plane * height + oy) * width
+                    let rIdx = riBase + oy * rt, rWts = rwBase + oy * rt
                     for ox in 0..<width {
-                        var acc: Float = 0
-                        for r in 0..<rt {
-                            let line = inPlane + ri[oy * rt + r] * inW
-                            var inner = line[ci[ox * ct]] * cw[ox * ct]
-                            for k in 1..<ct {
-                                inner += line[ci[ox * ct + k]] * cw[ox * ct + k]
-                            }
-                            let term = inner * rw[oy * rt + r]
-                            acc = r == 0 ? term : acc + term
+                        let cIdx = ciBase + ox * ct, cWts = cwBase + ox * ct
+                        func rowSum(_ r: Int) -> Float {
+                            let line = inPlane + rIdx[r] * inW
+                            return ct == 4
+                                ? weightedSum((line[cIdx[0]], line[cIdx[1]], line[cIdx[2]], line[cIdx[3]]), cWts, taps: 4)
+                                : weightedSum((line[cIdx[0]], line[cIdx[1]], 0, 0), cWts, taps: 2)
                         }
-                        outRow[ox] = acc
+                        outRow[ox] = rt == 4
+                            ? weightedSum((rowSum(0), rowSum(1), rowSum(2), rowSum(3)), rWts, taps: 4)
+                            : weightedSum((rowSum(0), rowSum(1), 0, 0), rWts, taps: 2)
                     }
                 }
             }
         }
         }
         }
+        }
+        return out
+    }
+
+    /// Channels per AVX-512 vector in torch's channels-last bilinear kernel.
+    static let channelsLastVectorWidth = 16
+
+    /// torch `cpu_upsample_linear_channels_last` (2-D): corner weights `h·w` multiplied out; channels
+    /// inside whole 16-lane vectors sum `fma(i00, w00, fma(i01, w01, fma(i11, w11, i10·w10)))`,
+    /// the remaining channels `fma(i11, w11, fma(i10, w10, fma(i00, w00, i01·w01)))`.
+    private static func bilinearChannelsLast(_ x: Tensor, height: Int, width: Int, rows: Taps, cols: Taps) -> Tensor {
+        let (n, c, inH, inW) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let out = Tensor(uninitialized: [n, c, height, width])
+        let vectorChannels = c - c % channelsLastVectorWidth
+        let src = x.pointer, dst = out.pointer
+        Parallel.forEachChunk(n * c, grain: 1) { range in
+            for plane in range {
+                let inPlane = src + plane * inH * inW
+                let outPlane = dst + plane * height * width
+                let vectorOrder = plane % c < vectorChannels
+                for oy in 0..<height {
+                    let y0 = rows.indices[2 * oy], y1 = rows.indices[2 * oy + 1]
+                    let h0 = rows.weights[2 * oy], h1 = rows.weights[2 * oy + 1]
+                    for ox in 0..<width {
+                        let x0 = cols.indices[2 * ox], x1 = cols.indices[2 * ox + 1]
+                        let w0 = cols.weights[2 * ox], w1 = cols.weights[2 * ox + 1]
+                        let (w00, w01, w10, w11) = (h0 * w0, h0 * w1, h1 * w0, h1 * w1)
+                        let i00 = inPlane[y0 * inW + x0], i01 = inPlane[y0 * inW + x1]
+                        let i10 = inPlane[y1 * inW + x0], i11 = inPlane[y1 * inW + x1]
+                        var acc: Float
+                        if vectorOrder {
+                            acc = (i10 * w10).addingProduct(i11, w11)
+                            acc.addProduct(i01, w01)
+                            acc.addProduct(i00, w00)
+                        } else {
+                            acc = (i01 * w01).addingProduct(i00, w00)
+                            acc.addProduct(i10, w10)
+                            acc.addProduct(i11, w11)
+                        }
+                        outPlane[oy * width + ox] = acc
+                    }
+                }
+            }
         }
         return out
     }

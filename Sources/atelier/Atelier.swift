@@ -5,5 +5,9 @@ struct Atelier: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "atelier",
         abstract: "Stable Diffusion 2 on CPUs: render locally or across a farm of workers.",
-        subcommands: [RenderCommand.self, UpscaleCommand.self, InspectCommand.self, BenchCommand.self])
+        subcommands: [RenderCommand.self, UpscaleCommand.self,
+                      CoordinatorCommand.self, WorkerCommand.self,
+                      SubmitCommand.self, SubmitUpscaleCommand.self, StatusCommand.self, WaitCommand.self,
+                      CancelCommand.self, WorkersCommand.self,
+                      InspectCommand.self, BenchCommand.self])
 }

@@ -168,8 +168,9 @@ enum CommandInputs {
 
     /// Sample values scaled to [0, 1] (v / (2^bits − 1)); only their relative order matters, the
     /// pipeline min-max normalises the map.
-    static func readDepth(_ path: String) throws -> DepthMap {
-        let png = try PNGCodec.read(path: path)
+    static func readDepth(_ path: String) throws -> DepthMap { try depth(PNGCodec.read(path: path)) }
+
+    static func depth(_ png: DecodedPNG) throws -> DepthMap {
         if case .gray16(let samples) = png.pixels {
             return DepthMap(width: png.width, height: png.height, values: samples.map { Float($0) / 65535 })
         }

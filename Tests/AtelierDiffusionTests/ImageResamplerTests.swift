@@ -101,6 +101,15 @@ final class ImageResamplerTests: XCTestCase {
         }
     }
 
+    func testPillow13PassOrderRule() {
+        XCTAssertFalse(ImageResampler.verticalFirst(width: 120, height: 100, toWidth: 110, toHeight: 80), "20 == 2·10")
+        XCTAssertTrue(ImageResampler.verticalFirst(width: 120, height: 101, toWidth: 110, toHeight: 80), "21 > 2·10")
+        XCTAssertTrue(ImageResampler.verticalFirst(width: 64, height: 200, toWidth: 96, toHeight: 120), "wider and shorter")
+        XCTAssertFalse(ImageResampler.verticalFirst(width: 640, height: 480, toWidth: 512, toHeight: 384))
+        XCTAssertFalse(ImageResampler.verticalFirst(width: 37, height: 23, toWidth: 512, toHeight: 512), "upscales")
+        XCTAssertFalse(ImageResampler.verticalFirst(width: 100, height: 100, toWidth: 200, toHeight: 100), "height unchanged")
+    }
+
     func testInvalidTargetSizeThrows() throws {
         let image = try RGBImage(width: 4, height: 4, red: 1, green: 2, blue: 3)
         XCTAssertThrowsError(try image.resized(width: 0, height: 4, filter: .lanczos)) { error in

@@ -60,6 +60,11 @@ final class InterpolationTests: XCTestCase {
             XCTAssertLessThanOrEqual(caseWorst, 1e-6, "\(label): max |Δ| = \(caseWorst)")
         }
         print("interpolation: \(identical)/\(total) values bit-identical to torch \(fixture.torch) (\(fixture.cpuCapability)), max |Δ| = \(worst)")
+        // The fused multiply-adds reproduced here are those of torch's AVX-512 kernels; fixtures
+        // written on another capability only have to meet the tolerance.
+        if fixture.cpuCapability == "AVX512" {
+            XCTAssertEqual(identical, total, "every value should be bit-identical to torch's AVX-512 kernels")
+        }
     }
 
     func testBicubicSameSizeIsIdentity() {

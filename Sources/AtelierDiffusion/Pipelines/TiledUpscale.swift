@@ -11,15 +11,18 @@ public struct TiledUpscaleResult: Sendable {
     public let seamRatio: Double
 }
 
-extension StableDiffusionPipeline {
+extension VaeImagePreprocessor {
     /// diffusers' upscaler preprocessing of the low-res input, as pixels: sides floored to a
-    /// multiple of 4 with PIL-bicubic resampling (a copy when already aligned).
-    public static func upscaleInput(_ image: RGBImage, factor: Int = 4) throws -> RGBImage {
-        let size = try VaeImagePreprocessor.targetSize(imageWidth: image.width, imageHeight: image.height, scaleFactor: factor)
+    /// multiple of the VAE factor (4) with PIL-bicubic resampling (a copy when already aligned).
+    /// The coordinator tiles this image, so farm and local tiles are cut from the same pixels.
+    public static func upscalerInput(_ image: RGBImage, factor: Int = 4) throws -> RGBImage {
+        let size = try targetSize(imageWidth: image.width, imageHeight: image.height, scaleFactor: factor)
         return try image.resized(width: size.width, height: size.height, filter: .bicubic)
     }
+}
 
-    /// Upscales one tile of an image already prepared with `upscaleInput`.
+extension StableDiffusionPipeline {
+    /// Upscales one tile of an image already prepared with `VaeImagePreprocessor.upscalerInput`.
     public func upscaleTile(_ r: GenerationRequest, prepared: RGBImage, rect: TileRect,
                             progress: ((Int, Int) -> Bool)? = nil) throws -> RGBImage {
         let pixels = try rect.crop(from: prepared.pixels, imageWidth: prepared.width, imageHeight: prepared.height, channels: 3)
@@ -34,7 +37,7 @@ extension StableDiffusionPipeline {
     public func upscaleTiled(_ r: GenerationRequest, tile: Int, overlap: Int,
                              progress: ((_ tile: Int, _ tiles: Int, _ step: Int, _ steps: Int) -> Bool)? = nil) throws -> TiledUpscaleResult {
         guard let input = r.initImage else { throw PipelineError.missingInput("an input image is required") }
-        let prepared = try Self.upscaleInput(input, factor: vaeScaleFactor)
+        let prepared = try VaeImagePreprocessor.upscalerInput(input, factor: vaeScaleFactor)
         let grid = try TileGrid(width: prepared.width, height: prepared.height, tile: tile, overlap: overlap)
         var stitcher = try TileStitcher(grid: grid, channels: 3, scale: vaeScaleFactor)
         var last: GenerationResult?

@@ -6,6 +6,9 @@ public enum CLIPTextCleaning: Sendable, Equatable {
     /// runs in the pinned reference environment (transformers 5.23): NFC, whitespace runs → one
     /// space, lowercase (per code point, no final-sigma rule). **No ftfy**, even when ftfy is
     /// installed: `&amp;`, `“quotes”`, `ﬁ` and `Ｆｕｌｌ` are tokenized as typed. The default.
+    ///
+    /// Reproduces the Unicode versions of tokenizers 0.23's tables too: NFC as of Unicode 9.0,
+    /// regex letter/number classes as of 16.0, lowercasing as of 17.0 (checked on every code point).
     case transformers
 
     /// transformers 4.x slow `CLIPTokenizer` with ftfy installed (older diffusers setups, and the

@@ -23,7 +23,9 @@ enum UnicodeScalarText {
         /// tokenizers 0.23's `Lowercase` (Rust `char::to_lowercase`): Unicode 17.0, measured
         /// (U+A7CE, new in 17.0, is lowercased).
         static let tokenizersLowercase = Version(major: 17, minor: 0)
-        /// The `regex` module 2026.11.19 used by the slow transformers-4 tokenizer: Unicode 17.0.
+        /// The `regex` module used by the slow transformers-4 tokenizer. Version 2026.11.19 already
+        /// has Unicode 18.0 tables, newer than this toolchain's; no cap applies, and the few
+        /// thousand letters new in 18.0 (unassigned here) are the one known difference.
         static let pythonRegexModule = Version(major: 17, minor: 0)
         /// Python 3.11's `unicodedata` (`str.lower`, NFC, `re`'s `\s`/`\w`): Unicode 14.0.
         static let python311 = Version(major: 14, minor: 0)
@@ -39,8 +41,11 @@ enum UnicodeScalarText {
 
     /// NFC normalisation with the character tables of Unicode `version`.
     ///
-    /// Uses the standard library's normaliser (which agrees with Python's `unicodedata` on every
-    /// code point except the three Tibetan vowels handled below). Characters newer than `version`
+    /// Uses the standard library's normaliser, `String._nfcCodeUnits` (public but underscored; the
+    /// tests check it against Python's `unicodedata` and tokenizers, and it agrees on every code
+    /// point except the three Tibetan vowels handled below). Foundation's
+    /// `precomposedStringWithCanonicalMapping` was tried and is wrong for a thousand code points on
+    /// Linux. Characters newer than `version`
     /// are unassigned to the reference: combining class 0, no decomposition, no composition, so
     /// they split the text into independently normalised pieces.
     static func nfc(_ scalars: [Unicode.Scalar], version: Version) -> [Unicode.Scalar] {

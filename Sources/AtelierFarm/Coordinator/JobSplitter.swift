@@ -202,7 +202,12 @@ enum JobSplitter {
         }
         let decoded = try decodeInput(upscale.imagePng, field: "upscale.image_png",
                                       maxSide: options.maxUpscaleSide, options: options)
-        let image = decoded.rgb()
+        // The upscaler's own preprocessing (sides floored to a multiple of 4), done once here so
+        // every tile is cut from exactly the pixels `atelier upscale --tile` would use.
+        let image: RGBImage
+        do { image = try VaeImagePreprocessor.upscalerInput(decoded.rgb()) } catch {
+            throw CoordinatorError.invalid("upscale.image_png: \(error)")
+        }
         let grid: TileGrid
         do {
             grid = try TileGrid(width: image.width, height: image.height, tile: tile, overlap: overlap)

@@ -108,6 +108,11 @@ def resample_fixtures() -> dict:
         ("noise", 100, 100, 8, 100, 57, ["lanczos", "bicubic"]),
         ("noise", 100, 100, 9, 57, 100, ["lanczos", "bicubic"]),
         ("pattern", 48, 40, 10, 48, 40, ["lanczos"]),
+        # Pillow 13 runs the vertical pass first when inH - outH > 2 * (inW - outW) (> 0):
+        ("noise", 120, 100, 14, 110, 80, ["lanczos", "bicubic"]),   # 20 == 2*10: horizontal first
+        ("noise", 120, 101, 15, 110, 80, ["lanczos", "bicubic"]),   # 21 > 20: vertical first
+        ("pattern", 64, 200, 16, 96, 120, ["lanczos", "bilinear"]),  # wider and shorter
+        ("noise", 37, 300, 17, 30, 64, ["lanczos", "bicubic", "bilinear"]),
         ("noise", 1, 1, 11, 5, 3, ["lanczos", "bilinear"]),
         ("noise", 9, 7, 12, 1, 1, ["lanczos", "bicubic"]),
         ("pattern", 333, 129, 13, 97, 211, ["lanczos", "bicubic", "bilinear"]),
@@ -218,16 +223,22 @@ def interpolation_fixtures() -> dict:
     specs = [
         ("bicubic", [1, 1, 24, 24], 64, 64, 31),
         ("bicubic", [2, 3, 7, 9], 13, 5, 32),
-        ("bicubic", [1, 2, 48, 48], 64, 80, 33),
+        ("bicubic", [1, 1, 48, 48], 64, 80, 33),
         ("bicubic", [1, 1, 96, 96], 40, 56, 34),
         ("bicubic", [1, 1, 5, 6], 5, 6, 35),
         ("bicubic", [1, 1, 1, 4], 3, 9, 36),
+        ("bicubic", [1, 1, 384, 384], 64, 64, 37),  # DPT depth map to latent size
         ("bilinearAlignCorners", [1, 4, 12, 12], 24, 24, 41),
         ("bilinearAlignCorners", [1, 2, 5, 7], 11, 3, 42),
         ("bilinearAlignCorners", [1, 1, 1, 5], 3, 9, 43),
         ("bilinearAlignCorners", [1, 3, 9, 9], 1, 1, 44),
         ("bilinearAlignCorners", [1, 2, 6, 6], 6, 6, 45),
-        ("bilinearAlignCorners", [2, 5, 24, 24], 48, 48, 46),
+        ("bilinearAlignCorners", [1, 5, 12, 12], 30, 30, 46),
+        # torch's kernel choice: out_h + out_w <= 128 → channels-last kernel, whose summation
+        # order differs between whole 16-channel vectors and the remaining channels.
+        ("bilinearAlignCorners", [1, 20, 6, 6], 12, 12, 47),
+        ("bilinearAlignCorners", [1, 2, 10, 12], 60, 70, 49),
+        ("bilinearAlignCorners", [1, 1, 30, 50], 61, 99, 50),
     ]
     for mode, shape, oh, ow, seed in specs:
         x = lcg_floats(int(np.prod(shape)), seed).reshape(shape)

@@ -1,0 +1,183 @@
+import Foundation
+
+/// A worker daemon: registers with the coordinator, then pulls tasks (lease), renders them with
+/// its `RenderEngine` while heartbeating progress, and reports the result — for as long as it
+/// runs, across coordinator restarts (nng redials by itself; the worker re-registers when the
+/// coordinator no longer knows it).
+///
+/// Every logical request carries its own request id and is retried with that same id until the
+/// coordinator answers, so a completion sent twice (a resend, a retry after a lost reply) is
+/// applied once.
+public final class FarmWorker: @unchecked Sendable {
+    public struct Options: Sendable {
+        public var name: String
+        public var threads: Int
+        public var memoryBytes: UInt64
+        public var version: String
+        /// Timeout of one request; requests are retried after it.
+        public var requestTimeout: Duration
+        public init(name: String = ProcessInfo.processInfo.hostName, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+                    memoryBytes: UInt64 = ProcessInfo.processInfo.physicalMemory, version: String = "dev",
+                    requestTimeout: Duration = .seconds(20)) {
+            self.name = name; self.threads = threads; self.memoryBytes = memoryBytes
+            self.version = version; self.requestTimeout = requestTimeout
+        }
+    }
+
+    public let client: FarmClient
+    public let engine: RenderEngine
+    public let options: Options
+    private let log: (String) -> Void
+    private let stopLock = NSLock()
+    private var stopped = false
+    private var workerID = ""
+    private var heartbeatInterval: TimeInterval = 10
+
+    public init(client: FarmClient, engine: RenderEngine, options: Options = .init(), log: @escaping (String) -> Void = { _ in }) {
+        self.client = client; self.engine = engine; self.options = options; self.log = log
+    }
+
+    public var isStopped: Bool { stopLock.lock(); defer { stopLock.unlock() }; return stopped }
+
+    /// Asks the loop to end after the current request (a render in progress is abandoned at its
+    /// next step; its lease simply expires and the task is requeued).
+    public func stop() { stopLock.lock(); stopped = true; stopLock.unlock() }
+
+    /// Runs until `stop()`.
+    public func run() {
+        while !isStopped {
+            if workerID.isEmpty { register(); continue }
+            guard let response = callUntilAnswered(.leaseTask(.with { $0.workerID = workerID })) else { continue }
+            if response.hasError {
+                if response.error.code == .unknownWorker { workerID = "" } else {
+                    log("lease refused: \(response.error.message)")
+                    sleep(seconds: 1)
+                }
+                continue
+            }
+            let lease = response.leaseTask
+            guard lease.hasLease else {
+                sleep(seconds: Double(max(lease.retryAfterMs, 100)) / 1000)
+                continue
+            }
+            work(on: lease.lease)
+        }
+    }
+
+    func register() {
+        var req = Atelier_V1_RegisterWorkerRequest()
+        req.workerName = options.name
+        req.capabilities.models = engine.models
+        req.capabilities.threads = UInt32(options.threads)
+        req.capabilities.memoryBytes = options.memoryBytes
+        req.capabilities.version = options.version
+        req.capabilities.hostname = ProcessInfo.processInfo.hostName
+        guard let response = callUntilAnswered(.registerWorker(req)) else { return }
+        if response.hasError {
+            log("registration refused: \(response.error.message)")
+            sleep(seconds: 2)
+            return
+        }
+        workerID = response.registerWorker.workerID
+        heartbeatInterval = max(0.2, Double(response.registerWorker.heartbeatIntervalMs) / 1000)
+        log("registered as \(workerID) with \(engine.models.map(\.name).joined(separator: ", "))")
+    }
+
+    /// Renders one leased task with a heartbeat thread beside it.
+    func work(on lease: Atelier_V1_Lease) {
+        let state = LeaseState()
+        log("task \(lease.taskID) (attempt \(lease.attempt))")
+        let heartbeat = Thread { [self] in
+            while !state.finished {
+                Thread.sleep(forTimeInterval: heartbeatInterval)
+                if state.finished { break }
+                let (step, total) = state.progress
+                var hb = Atelier_V1_HeartbeatRequest()
+                hb.workerID = workerID
+                hb.taskID = lease.taskID
+                hb.fencingToken = lease.fencingToken
+                hb.step = UInt32(step)
+                hb.totalSteps = UInt32(total)
+                guard let r = try? call(.heartbeat(hb)) else { continue }
+                if r.hasError || r.heartbeat.cancel {
+                    log("task \(lease.taskID): \(r.hasError ? r.error.message : "cancelled") — dropping it")
+                    state.cancel()
+                }
+            }
+        }
+        heartbeat.start()
+        let started = Date()
+        let outcome: Result<Data, Error> = Result {
+            try engine.render(lease.task) { done, total in
+                state.setProgress(done, total)
+                return !state.cancelled && !self.isStopped
+            }
+        }
+        state.finish()
+        if state.cancelled || isStopped { return }
+        switch outcome {
+        case .success(let png):
+            var done = Atelier_V1_CompleteTaskRequest()
+            done.workerID = workerID
+            done.taskID = lease.taskID
+            done.fencingToken = lease.fencingToken
+            done.resultPng = png
+            done.renderSeconds = Date().timeIntervalSince(started)
+            if let r = callUntilAnswered(.completeTask(done)), r.hasError {
+                log("result for \(lease.taskID) refused: \(r.error.message)")
+            }
+        case .failure(let error):
+            if error is RenderCancelled { return }
+            var fail = Atelier_V1_FailTaskRequest()
+            fail.workerID = workerID
+            fail.taskID = lease.taskID
+            fail.fencingToken = lease.fencingToken
+            fail.message = "\(options.name): \(error)"
+            log("task \(lease.taskID) failed: \(error)")
+            _ = callUntilAnswered(.failTask(fail))
+        }
+    }
+
+    func call(_ body: Atelier_V1_Request.OneOf_Body, requestID: String = UUID().uuidString) throws -> Atelier_V1_Response {
+        var req = Atelier_V1_Request()
+        req.protocolVersion = FarmClient.protocolVersion
+        req.requestID = requestID
+        req.body = body
+        return try client.call(req, timeout: options.requestTimeout)
+    }
+
+    /// Sends one logical request, retrying with the same request id while the coordinator is
+    /// unreachable; nil only when the worker is stopping.
+    func callUntilAnswered(_ body: Atelier_V1_Request.OneOf_Body) -> Atelier_V1_Response? {
+        let id = UUID().uuidString
+        var delay = 0.2
+        var warned = false
+        while !isStopped {
+            do { return try call(body, requestID: id) } catch {
+                if !warned { log("coordinator unreachable (\(error)); retrying"); warned = true }
+                sleep(seconds: delay)
+                delay = min(delay * 2, 5)
+            }
+        }
+        return nil
+    }
+
+    func sleep(seconds: Double) {
+        let end = Date().addingTimeInterval(seconds)
+        while !isStopped && Date() < end { Thread.sleep(forTimeInterval: min(0.1, end.timeIntervalSinceNow)) }
+    }
+}
+
+/// Progress and cancellation shared between the render and its heartbeat thread.
+final class LeaseState: @unchecked Sendable {
+    private let lock = NSLock()
+    private var step = 0, total = 0
+    private var isCancelled = false, isFinished = false
+
+    var progress: (Int, Int) { lock.lock(); defer { lock.unlock() }; return (step, total) }
+    var cancelled: Bool { lock.lock(); defer { lock.unlock() }; return isCancelled }
+    var finished: Bool { lock.lock(); defer { lock.unlock() }; return isFinished }
+    func setProgress(_ s: Int, _ t: Int) { lock.lock(); step = s; total = t; lock.unlock() }
+    func cancel() { lock.lock(); isCancelled = true; lock.unlock() }
+    func finish() { lock.lock(); isFinished = true; lock.unlock() }
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import AtelierFarm
+
+/// `atelier coordinator`: the farm's durable queue, serving workers and clients on one address.
+struct CoordinatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Run the farm coordinator: a durable job queue that workers pull from.",
+        discussion: """
+            State lives in DIR/atelier.sqlite (WAL) and results under DIR/results; kill it at any time \
+            and start it again on the same --data: jobs continue, leases in flight expire and are retried.
+
+            Examples:
+              atelier coordinator --data /var/lib/atelier
+              atelier coordinator --listen tcp://0.0.0.0:7733 --data ./farm --lease-seconds 60
+            """)
+
+    @Option(help: "nng address to listen on (default: $ATELIER_COORDINATOR, else tcp://127.0.0.1:7733).")
+    var listen: String?
+
+    @Option(help: "Folder for the database and the result PNGs (created if missing).")
+    var data: String
+
+    @Option(help: "Seconds a lease lives without a heartbeat.")
+    var leaseSeconds: Double = 30
+
+    @Option(help: "Attempts per task before its job fails.")
+    var maxAttempts: Int = 3
+
+    @Option(help: "Most unfinished tasks the queue holds; submissions beyond it are refused.")
+    var maxQueue: Int = 10_000
+
+    @Option(help: "Concurrent requests served.")
+    var contexts: Int = 8
+
+    func run() throws {
+        let dir = URL(fileURLWithPath: (data as NSString).expandingTildeInPath)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var options = CoordinatorOptions()
+        options.leaseTTL = leaseSeconds
+        options.defaultMaxAttempts = maxAttempts
+        options.maxUnfinishedTasks = maxQueue
+        let coordinator = try Coordinator(directory: dir, options: options)
+        let address = FarmAddress.resolve(flag: listen)
+        let server = try RequestServer(listeningOn: address, options: RequestServerOptions(contexts: contexts))
+        try server.serve { request, peer in coordinator.handle(request, peer: peer.description) }
+        log("coordinator listening on \(server.address), data in \(dir.path)")
+
+        let stop = SignalWaiter()
+        // Expired leases are also requeued lazily on every lease request; the timer keeps status
+        // honest when no worker is asking.
+        while !stop.wait(seconds: max(1, leaseSeconds / 6)) {
+            do { try coordinator.performMaintenance() } catch { log("maintenance: \(error)") }
+        }
+        log("shutting down")
+        server.close()
+        try coordinator.close()
+    }
+}
+
+/// Blocks until SIGINT or SIGTERM.
+final class SignalWaiter: @unchecked Sendable {
+    private let semaphore = DispatchSemaphore(value: 0)
+    private var sources: [DispatchSourceSignal] = []
+
+    init() {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler { [semaphore] in semaphore.signal() }
+            s.resume()
+            sources.append(s)
+        }
+    }
+
+    func waitForever() { semaphore.wait() }
+
+    /// True once a signal has arrived; waits at most `seconds`.
+    func wait(seconds: Double) -> Bool {
+        semaphore.wait(timeout: .now() + seconds) == .success
+    }
+}
+
+func log(_ message: String) {
+    let stamp = ISO8601DateFormatter().string(from: Date())
+    FileHandle.standardError.write(Data("\(stamp) \(message)\n".utf8))
+}

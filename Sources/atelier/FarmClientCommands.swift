@@ -1,0 +1,336 @@
+import ArgumentParser
+import Foundation
+import AtelierDiffusion
+import AtelierFarm
+
+/// Options every client command shares.
+struct CoordinatorOption: ParsableArguments {
+    @Option(help: "Coordinator address (default: $ATELIER_COORDINATOR, else tcp://127.0.0.1:7733).")
+    var coordinator: String?
+
+    var address: String { FarmAddress.resolve(flag: coordinator) }
+
+    func client() throws -> FarmClient { try FarmClient(address: address, defaultTimeout: .seconds(10)) }
+}
+
+/// One request/response with the coordinator; protocol errors become a one-line CLI error.
+func farmCall(_ client: FarmClient, _ body: Atelier_V1_Request.OneOf_Body, timeout: Duration = .seconds(10)) throws -> Atelier_V1_Response {
+    var req = Atelier_V1_Request()
+    req.requestID = UUID().uuidString
+    req.body = body
+    let response: Atelier_V1_Response
+    do { response = try client.call(req, timeout: timeout) } catch {
+        throw FarmCLIError("\(error)")
+    }
+    if response.hasError { throw FarmCLIError("coordinator: \(response.error.message) [\(response.error.code)]") }
+    return response
+}
+
+struct FarmCLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// `atelier submit`: a batch of prompts × count, one task per image.
+struct SubmitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "submit",
+        abstract: "Submit a batch of images to the farm; prints the job id.",
+        discussion: """
+            Prompts come as arguments or from --prompts-file (one per line). With P prompts and \
+            --count K the job has P·K images; image index = p·K + k renders with seed = --seed + index, \
+            exactly like `atelier render --seed <seed+index>`.
+
+            Examples:
+              atelier submit --model sd21 "a red fox" "a blue heron" --count 4 --seed 100
+              atelier submit --model sd21 --prompts-file prompts.txt --steps 30 --wait --out results/
+            """)
+
+    @OptionGroup var farm: CoordinatorOption
+    @Argument(help: "Prompts.") var prompts: [String] = []
+    @Option(help: "File with one prompt per line.") var promptsFile: String?
+    @Option(help: "Model NAME as workers serve it.") var model: String = "default"
+    @Option(help: "Images per prompt.") var count: Int = 1
+    @Option(help: "Higher runs first.") var priority: Int32 = 0
+    @Option(help: "Negative prompt.") var negativePrompt: String = ""
+    @Option(help: "Seed of image 0 (default: random).") var seed: UInt64?
+    @Option(help: "Denoising steps.") var steps: Int?
+    @Option(help: "Guidance scale.") var guidance: Float?
+    @Option(help: "ddim | pndm | euler | euler-a | dpm++2m | dpm++2m-karras") var scheduler: String?
+    @Option(help: "Width (multiple of 8).") var width: Int?
+    @Option(help: "Height (multiple of 8).") var height: Int?
+    @Option(help: "Init image PNG (img2img / inpaint / depth).") var initImage: String?
+    @Option(help: "Strength in (0, 1].") var strength: Float?
+    @Option(help: "Inpainting mask PNG.") var mask: String?
+    @Option(help: "Depth map PNG.") var depthMap: String?
+    @Option(help: "Guidance rescale in [0, 1].") var guidanceRescale: Float = 0
+    @Flag(help: "Wait for the job and write its images to --out.") var wait = false
+    @Option(help: "Folder for the results (with --wait).") var out: String?
+
+    func run() throws {
+        var all = prompts
+        if let promptsFile {
+            guard let text = try? String(contentsOfFile: promptsFile, encoding: .utf8) else {
+                throw ValidationError("cannot read --prompts-file \(promptsFile)")
+            }
+            all += text.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        }
+        guard !all.isEmpty else { throw ValidationError("give at least one prompt (arguments or --prompts-file)") }
+        if wait && out == nil { throw ValidationError("--wait needs --out DIR") }
+        var check = GenerationRequest(prompt: all[0])
+        check.steps = steps; check.width = width; check.height = height; check.scheduler = scheduler
+        check.guidance = guidance; check.strength = strength
+        try CommandInputs.checkOptions(check)
+
+        var params = Atelier_V1_GenerationParams()
+        params.model = model
+        params.negativePrompt = negativePrompt
+        params.seed = seed ?? UInt64(UInt32.random(in: 0...UInt32.max))
+        if let steps { params.steps = UInt32(steps) }
+        if let guidance { params.guidance = guidance }
+        if let scheduler { params.scheduler = scheduler }
+        if let width { params.width = UInt32(width) }
+        if let height { params.height = UInt32(height) }
+        if let strength { params.strength = strength }
+        params.guidanceRescale = guidanceRescale
+        if let initImage { params.initImagePng = try readPNGBytes(initImage) }
+        if let mask { params.maskPng = try readPNGBytes(mask) }
+        if let depthMap { params.depthMapPng = try readPNGBytes(depthMap) }
+        var submit = Atelier_V1_SubmitJobRequest()
+        submit.batch.prompts = all
+        submit.batch.count = UInt32(max(count, 0))
+        submit.batch.params = params
+        submit.priority = priority
+        let client = try farm.client()
+        defer { client.close() }
+        let job = try farmCall(client, .submitJob(submit), timeout: .seconds(60)).submitJob
+        print(job.jobID)
+        if wait, let out { try JobWaiter(client: client, jobID: job.jobID, out: out, quiet: false).run() }
+    }
+}
+
+/// `atelier submit-upscale`: an x4 upscale split into overlapping tiles.
+struct SubmitUpscaleCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "submit-upscale",
+        abstract: "Submit a tiled x4 upscale to the farm; prints the job id.",
+        discussion: """
+            The image is cut into overlapping tiles (in low-res pixels) rendered by any workers and \
+            stitched with feathered seams; the result equals `atelier upscale --tile T --overlap O` \
+            with the same seed.
+
+            Example:
+              atelier submit-upscale --model x4 --image photo-512.png --prompt "a harbour" --seed 3 --wait --out up/
+            """)
+
+    @OptionGroup var farm: CoordinatorOption
+    @Option(help: "Low-res PNG (at most 1024 px a side).") var image: String
+    @Option(help: "What the image shows.") var prompt: String
+    @Option(help: "Model NAME (an x4 upscaler).") var model: String = "default"
+    @Option(help: "Negative prompt.") var negativePrompt: String = ""
+    @Option(help: "Seed (default: random).") var seed: UInt64?
+    @Option(help: "Steps (default 75).") var steps: Int?
+    @Option(help: "Guidance (default 9).") var guidance: Float?
+    @Option(help: "Noise level 0…350 (default 20).") var noiseLevel: Int?
+    @Option(help: "Scheduler.") var scheduler: String?
+    @Option(help: "Tile side in low-res pixels (multiple of 8, ≥ 32).") var tile: Int = 128
+    @Option(help: "Overlap in low-res pixels (multiple of 4, < tile/2).") var overlap: Int = 32
+    @Option(help: "Higher runs first.") var priority: Int32 = 0
+    @Flag(help: "Wait and write DIR/upscaled.png.") var wait = false
+    @Option(help: "Folder for the result (with --wait).") var out: String?
+
+    func run() throws {
+        if wait && out == nil { throw ValidationError("--wait needs --out DIR") }
+        var p = Atelier_V1_UpscaleParams()
+        p.model = model
+        p.prompt = prompt
+        p.negativePrompt = negativePrompt
+        p.seed = seed ?? UInt64(UInt32.random(in: 0...UInt32.max))
+        if let steps { p.steps = UInt32(steps) }
+        if let guidance { p.guidance = guidance }
+        if let noiseLevel {
+            guard (0...350).contains(noiseLevel) else { throw ValidationError("--noise-level must be in 0…350") }
+            p.noiseLevel = UInt32(noiseLevel)
+        }
+        if let scheduler { p.scheduler = scheduler }
+        var submit = Atelier_V1_SubmitJobRequest()
+        submit.upscale.imagePng = try readPNGBytes(image)
+        submit.upscale.params = p
+        submit.upscale.tile = UInt32(max(tile, 0))
+        submit.upscale.overlap = UInt32(max(overlap, 0))
+        submit.priority = priority
+        let client = try farm.client()
+        defer { client.close() }
+        let job = try farmCall(client, .submitJob(submit), timeout: .seconds(60)).submitJob
+        print(job.jobID)
+        if wait, let out { try JobWaiter(client: client, jobID: job.jobID, out: out, quiet: false).run() }
+    }
+}
+
+func readPNGBytes(_ path: String) throws -> Data {
+    _ = try PNGCodec.read(path: path)  // a clear local error beats a remote one
+    guard let data = FileManager.default.contents(atPath: path) else { throw FarmCLIError("cannot read \(path)") }
+    return data
+}
+
+/// `atelier status [JOB]`.
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show one job (with its tasks) or the recent jobs.")
+    @OptionGroup var farm: CoordinatorOption
+    @Argument(help: "Job id (omit to list recent jobs).") var job: String?
+
+    func run() throws {
+        let client = try farm.client()
+        defer { client.close() }
+        if let job {
+            let s = try farmCall(client, .jobStatus(.with { $0.jobID = job; $0.includeTasks = true })).jobStatus.job
+            print("\(s.jobID)  \(s.kind)  \(JobText.state(s.state))  \(s.doneTasks)/\(s.totalTasks) tasks  priority \(s.priority)")
+            if s.kind == "upscale" && s.seamRatio > 0 { print(String(format: "seam ratio %.3f", s.seamRatio)) }
+            for t in s.tasks {
+                let progress = t.totalSteps > 0 ? " step \(t.step)/\(t.totalSteps)" : ""
+                print("  #\(t.index)  \(JobText.task(t.state))  attempts \(t.attempts)\(t.workerID.isEmpty ? "" : "  worker \(t.workerID)")\(progress)\(t.lastError.isEmpty ? "" : "  error: \(t.lastError)")")
+            }
+            for e in s.errors { print("  error: \(e)") }
+        } else {
+            let jobs = try farmCall(client, .listJobs(.with { $0.limit = 50 })).listJobs.jobs
+            if jobs.isEmpty { print("no jobs") }
+            for s in jobs {
+                print("\(s.jobID)  \(s.kind)  \(JobText.state(s.state))  \(s.doneTasks)/\(s.totalTasks)  priority \(s.priority)")
+            }
+        }
+    }
+}
+
+/// `atelier cancel JOB`.
+struct CancelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Cancel a job: queued tasks are dropped, running ones stopped.")
+    @OptionGroup var farm: CoordinatorOption
+    @Argument(help: "Job id.") var job: String
+
+    func run() throws {
+        let client = try farm.client()
+        defer { client.close() }
+        let s = try farmCall(client, .cancelJob(.with { $0.jobID = job })).cancelJob.job
+        print("\(s.jobID) \(JobText.state(s.state))")
+    }
+}
+
+/// `atelier workers`.
+struct WorkersCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "workers", abstract: "List the workers the coordinator knows.")
+    @OptionGroup var farm: CoordinatorOption
+
+    func run() throws {
+        let client = try farm.client()
+        defer { client.close() }
+        let workers = try farmCall(client, .listWorkers(.init())).listWorkers.workers
+        if workers.isEmpty { print("no workers registered") }
+        for w in workers {
+            let models = w.capabilities.models.map(\.name).joined(separator: ",")
+            print("\(w.workerID)  \(w.name)  \(w.alive ? "alive" : "lost")  models \(models)  done \(w.completed)  failed \(w.failed)\(w.currentTaskID.isEmpty ? "" : "  on \(w.currentTaskID)")")
+        }
+    }
+}
+
+/// `atelier wait JOB --out DIR`.
+struct WaitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wait",
+        abstract: "Wait for a job, showing progress, and write its results to DIR.",
+        discussion: "Batches are written as DIR/0.png … DIR/(N-1).png, upscales as DIR/upscaled.png. Survives coordinator restarts: it keeps asking until the coordinator is back.")
+    @OptionGroup var farm: CoordinatorOption
+    @Argument(help: "Job id.") var job: String
+    @Option(help: "Folder for the results (created if missing).") var out: String
+    @Flag(help: "No progress bar.") var quiet = false
+
+    func run() throws {
+        let client = try farm.client()
+        defer { client.close() }
+        try JobWaiter(client: client, jobID: job, out: out, quiet: quiet).run()
+    }
+}
+
+/// Polls a job until it ends, writing each result as soon as it exists.
+struct JobWaiter {
+    let client: FarmClient
+    let jobID: String
+    let out: String
+    let quiet: Bool
+
+    func run() throws {
+        let dir = URL(fileURLWithPath: (out as NSString).expandingTildeInPath)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let bar = ProgressBar(label: jobID, quiet: quiet)
+        var written = Set<UInt32>()
+        var warned = false
+        while true {
+            let status: Atelier_V1_JobStatus
+            do {
+                status = try farmCall(client, .jobStatus(.with { $0.jobID = jobID; $0.includeTasks = true })).jobStatus.job
+                warned = false
+            } catch let e as FarmCLIError where e.description.hasPrefix("coordinator:") {
+                throw e
+            } catch {
+                if !warned && !quiet { FileHandle.standardError.write(Data("waiting for the coordinator (\(error))\n".utf8)) }
+                warned = true
+                Thread.sleep(forTimeInterval: 1)
+                continue
+            }
+            let steps = status.tasks.reduce(0) { $0 + (Int($1.state == .done ? 1 : 0)) * 100
+                + ($1.state == .leased && $1.totalSteps > 0 ? Int($1.step) * 100 / Int($1.totalSteps) : 0) }
+            bar.update(steps, max(Int(status.totalTasks) * 100, 1))
+            if status.kind == "batch" {
+                for t in status.tasks where t.state == .done && !written.contains(t.index) {
+                    try fetch(index: t.index, to: dir.appendingPathComponent("\(t.index).png"))
+                    written.insert(t.index)
+                }
+            }
+            switch status.state {
+            case .succeeded:
+                if status.kind == "upscale" { try fetch(index: 0, to: dir.appendingPathComponent("upscaled.png")) }
+                bar.update(1, 1)
+                if !quiet { FileHandle.standardError.write(Data("\(jobID) succeeded: results in \(dir.path)\n".utf8)) }
+                return
+            case .failed:
+                bar.finish()
+                throw FarmCLIError("job \(jobID) failed: \(status.errors.last ?? "no error recorded")")
+            case .cancelled:
+                bar.finish()
+                throw FarmCLIError("job \(jobID) was cancelled")
+            default:
+                Thread.sleep(forTimeInterval: 0.3)
+            }
+        }
+    }
+
+    func fetch(index: UInt32, to url: URL) throws {
+        let r = try farmCall(client, .fetchResult(.with { $0.jobID = jobID; $0.index = index }), timeout: .seconds(60)).fetchResult
+        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp")
+        try r.png.write(to: tmp)
+        guard rename(tmp.path, url.path) == 0 else { throw FarmCLIError("cannot write \(url.path): \(String(cString: strerror(errno)))") }
+    }
+}
+
+enum JobText {
+    static func state(_ s: Atelier_V1_JobState) -> String {
+        switch s {
+        case .queued: return "queued"
+        case .running: return "running"
+        case .succeeded: return "succeeded"
+        case .failed: return "failed"
+        case .cancelled: return "cancelled"
+        default: return "unknown"
+        }
+    }
+
+    static func task(_ s: Atelier_V1_TaskState) -> String {
+        switch s {
+        case .queued: return "queued"
+        case .leased: return "running"
+        case .done: return "done"
+        case .failed: return "failed"
+        case .cancelled: return "cancelled"
+        default: return "unknown"
+        }
+    }
+}

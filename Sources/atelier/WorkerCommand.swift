@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import AtelierFarm
+
+/// `atelier worker`: loads its models once and renders whatever the coordinator hands it.
+struct WorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run a render worker that pulls tasks from a coordinator.",
+        discussion: """
+            Workers dial out to the coordinator (so they work from behind NAT), reconnect by themselves \
+            and carry on across coordinator restarts. Add as many as you like, on any machine; each \
+            serves the models it is given, by NAME (the name jobs ask for).
+
+            Examples:
+              atelier worker --model sd21=~/models/stable-diffusion-2-1-base
+              atelier worker --coordinator tcp://farm.lan:7733 --model sd21=sd21.safetensors --model x4=~/models/x4-upscaler
+            """)
+
+    @Option(help: "Coordinator address (default: $ATELIER_COORDINATOR, else tcp://127.0.0.1:7733).")
+    var coordinator: String?
+
+    @Option(help: "NAME=PATH of a model to serve (repeatable).")
+    var model: [String] = []
+
+    @Option(help: "Worker name shown by `atelier workers` (default: host name and process id).")
+    var name: String?
+
+    func run() throws {
+        var models: [(name: String, path: URL)] = []
+        for spec in model {
+            guard let eq = spec.firstIndex(of: "="), eq != spec.startIndex, spec.index(after: eq) != spec.endIndex else {
+                throw ValidationError("--model takes NAME=PATH, got '\(spec)'")
+            }
+            let path = (String(spec[spec.index(after: eq)...]) as NSString).expandingTildeInPath
+            models.append((String(spec[..<eq]), URL(fileURLWithPath: path)))
+        }
+        if models.isEmpty { models = [("default", try DefaultModel.resolve(nil))] }
+        let engine = try PipelineRenderEngine(models: models)
+        let address = FarmAddress.resolve(flag: coordinator)
+        let client = try FarmClient(address: address)
+        let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
+        let worker = FarmWorker(client: client, engine: engine,
+                                options: .init(name: workerName, version: atelierVersion), log: log)
+        log("worker \(workerName) serving \(models.map(\.name).joined(separator: ", ")) for \(address)")
+        let stop = SignalWaiter()
+        Thread { stop.waitForever(); worker.stop() }.start()
+        worker.run()
+        client.close()
+    }
+}
+
+let atelierVersion = "0.1.0"
