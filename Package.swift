@@ -3,7 +3,8 @@ import PackageDescription
 
 // Layers, bottom to top: system libraries → AtelierKernels (tensors, BLAS) → AtelierModels
 // (safetensors, configs, networks) → AtelierDiffusion (tokenizer, RNG, schedulers, pipelines, PNG)
-// → atelier (CLI). Nothing below the CLI knows about the farm.
+// → AtelierFarm (protocol, nng transport, coordinator, worker; sees the engine only through
+// `RenderEngine`) → atelier (the CLI, which plugs the pipelines into the farm).
 let package = Package(
     name: "Atelier",
     platforms: [.macOS(.v13)],
@@ -30,7 +31,8 @@ let package = Package(
         .target(name: "AtelierModels", dependencies: ["AtelierKernels"]),
         // libpng behind a C setjmp boundary, so its longjmp error handling never crosses Swift frames.
         .target(name: "CAtelierPNG", dependencies: ["CPNG"]),
-        .target(name: "AtelierDiffusion", dependencies: ["AtelierModels", "AtelierKernels", "CPNG", "CAtelierPNG"]),
+        .target(name: "AtelierDiffusion", dependencies: ["AtelierModels", "AtelierKernels", "CPNG", "CAtelierPNG"],
+                exclude: ["Resources/CLIP-VOCAB-LICENSE.txt"]),
         // The farm: protocol (generated from Protocols/), nng transport, coordinator, worker. It
         // reaches the engine only through the `RenderEngine` protocol.
         .target(name: "AtelierFarm", dependencies: [
@@ -44,7 +46,10 @@ let package = Package(
         ]),
         .testTarget(name: "AtelierKernelsTests", dependencies: ["AtelierKernels"]),
         .testTarget(name: "AtelierModelsTests", dependencies: ["AtelierModels", "AtelierKernels"]),
-        .testTarget(name: "AtelierDiffusionTests", dependencies: ["AtelierDiffusion", "AtelierModels", "AtelierKernels"]),
+        .testTarget(name: "AtelierDiffusionTests", dependencies: ["AtelierDiffusion", "AtelierModels", "AtelierKernels"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "AtelierFarmTests", dependencies: ["AtelierFarm", "AtelierDiffusion"]),
+        // Runs the built `atelier` executable as a user would (exit codes, messages, files).
+        .testTarget(name: "AtelierCLITests", dependencies: ["AtelierDiffusion"]),
     ]
 )

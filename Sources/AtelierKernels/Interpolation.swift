@@ -28,11 +28,12 @@ public enum Interpolation {
     /// Source coordinate `dst · (in − 1)/(out − 1)` (0 when out = 1), two taps, the second clamped
     /// to the last pixel; an axis whose size is unchanged is copied.
     ///
-    /// torch picks one of two kernels, which round differently, and so does this: when
-    /// `height + width ≤ 128` its channels-last kernel (weights multiplied out per corner; channels
-    /// in blocks of 16 AVX-512 lanes use one summation order, the remaining channels another),
-    /// otherwise the generic separable-weights kernel. (torch also takes the channels-last kernel
-    /// for 3-channel inputs when it runs single-threaded; that case is not reproduced.)
+    /// torch picks one of two kernels, which round differently, and so does this: its channels-last
+    /// kernel (weights multiplied out per corner; channels in whole 16-lane AVX-512 vectors use one
+    /// summation order, the remaining channels another) when `height + width ≤ 128`, otherwise the
+    /// generic separable-weights kernel. (torch also takes the channels-last kernel for 3-channel
+    /// inputs when it runs single-threaded, and for 1×1 inputs, where both kernels agree anyway;
+    /// the single-threaded 3-channel case is not reproduced.)
     public static func bilinearAlignCorners(_ x: Tensor, height: Int, width: Int) -> Tensor {
         precondition(x.rank == 4 && height > 0 && width > 0, "bilinear expects NCHW and a positive size, got \(x.shape) → \(height)x\(width)")
         let rows = linearTaps(inSize: x.shape[2], outSize: height)

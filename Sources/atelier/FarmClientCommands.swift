@@ -126,7 +126,7 @@ struct SubmitUpscaleCommand: ParsableCommand {
     @OptionGroup var farm: CoordinatorOption
     @Option(help: "Low-res PNG (at most 1024 px a side).") var image: String
     @Option(help: "What the image shows.") var prompt: String
-    @Option(help: "Model NAME (an x4 upscaler).") var model: String = "default"
+    @Option(help: "Model NAME (an x4 upscaler).") var model: String = "x4"
     @Option(help: "Negative prompt.") var negativePrompt: String = ""
     @Option(help: "Seed (default: random).") var seed: UInt64?
     @Option(help: "Steps (default 75).") var steps: Int?

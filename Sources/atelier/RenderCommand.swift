@@ -139,7 +139,8 @@ enum CommandInputs {
             r.seed = p.seed
             r.steps = p.steps
             r.guidance = Float(p.cfgScale)
-            r.scheduler = A1111SamplerNames.id(for: p.sampler)
+            // parse() gives Atelier's id; older text may hold an A1111 display name.
+            r.scheduler = SchedulerName(rawValue: p.sampler) != nil ? p.sampler : A1111SamplerNames.id(for: p.sampler)
             r.width = p.width
             r.height = p.height
             r.strength = p.strength.map(Float.init)

@@ -18,7 +18,7 @@ struct UpscaleCommand: ParsableCommand {
               atelier upscale --model x4-upscaler --image 512px.png --prompt "city" --tile 128 --overlap 32 --seed 7
             """)
 
-    @Option(help: "The x4 upscaler: a diffusers folder or a single-file .safetensors.")
+    @Option(help: "The x4 upscaler: a diffusers folder or a single-file .safetensors (default: $ATELIER_UPSCALER_MODEL, else the bundled tiny test upscaler).")
     var model: String?
 
     @Option(help: "The low-resolution PNG (sides are floored to a multiple of 4).")
@@ -69,7 +69,7 @@ struct UpscaleCommand: ParsableCommand {
         if let n = noiseLevel, !(0...350).contains(n) { throw ValidationError("--noise-level must be in 0…350, got \(n)") }
         r.initImage = try CommandInputs.readRGB(image)
         try CommandInputs.checkWritable([output])
-        let pipeline = try StableDiffusionPipeline.load(try DefaultModel.resolve(model))
+        let pipeline = try StableDiffusionPipeline.load(try DefaultModel.resolve(model, kind: .upscaler))
         if seed == nil && !quiet { FileHandle.standardError.write(Data("seed \(r.seed)\n".utf8)) }
         let result: GenerationResult
         if let tile {

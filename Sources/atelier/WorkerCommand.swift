@@ -20,7 +20,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Coordinator address (default: $ATELIER_COORDINATOR, else tcp://127.0.0.1:7733).")
     var coordinator: String?
 
-    @Option(help: "NAME=PATH of a model to serve (repeatable).")
+    @Option(help: "NAME=PATH of a model to serve (repeatable; default: the bundled tiny models as 'default' and 'x4').")
     var model: [String] = []
 
     @Option(help: "Worker name shown by `atelier workers` (default: host name and process id).")
@@ -35,7 +35,11 @@ struct WorkerCommand: ParsableCommand {
             let path = (String(spec[spec.index(after: eq)...]) as NSString).expandingTildeInPath
             models.append((String(spec[..<eq]), URL(fileURLWithPath: path)))
         }
-        if models.isEmpty { models = [("default", try DefaultModel.resolve(nil))] }
+        if models.isEmpty {
+            // The bundled tiny models, under the names submit and submit-upscale default to.
+            models = [(DefaultModel.Kind.generator.farmName, try DefaultModel.resolve(nil, kind: .generator)),
+                      (DefaultModel.Kind.upscaler.farmName, try DefaultModel.resolve(nil, kind: .upscaler))]
+        }
         let engine = try PipelineRenderEngine(models: models)
         let address = FarmAddress.resolve(flag: coordinator)
         let client = try FarmClient(address: address)

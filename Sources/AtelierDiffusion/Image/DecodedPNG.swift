@@ -51,11 +51,12 @@ public struct DecodedPNG: Sendable {
     /// The image as RGB, as PIL's `convert("RGB")`: gray is replicated, alpha is dropped (not
     /// composited), and 16-bit gray is clamped to 255.
     public func rgb() -> RGBImage {
+        if case .rgb8(let p) = pixels { return RGBImage(unchecked: width, height: height, pixels: p) }
         let n = width * height
         var out = [UInt8](repeating: 0, count: n * 3)
         switch pixels {
-        case .rgb8(let p):
-            out = p
+        case .rgb8:
+            break
         case .rgba8(let p):
             for i in 0..<n {
                 out[3 * i] = p[4 * i]; out[3 * i + 1] = p[4 * i + 1]; out[3 * i + 2] = p[4 * i + 2]
@@ -73,11 +74,12 @@ public struct DecodedPNG: Sendable {
     /// The image as 8-bit gray, as PIL's `convert("L")` (what diffusers' mask processor does):
     /// colour goes through PIL's fixed-point luma, alpha is dropped, 16-bit gray is clamped to 255.
     public func gray() -> GrayImage {
+        if case .gray8(let p) = pixels { return GrayImage(unchecked: width, height: height, pixels: p) }
         let n = width * height
         var out = [UInt8](repeating: 0, count: n)
         switch pixels {
-        case .gray8(let p):
-            out = p
+        case .gray8:
+            break
         case .grayAlpha8(let p):
             for i in 0..<n { out[i] = p[2 * i] }
         case .rgb8(let p):

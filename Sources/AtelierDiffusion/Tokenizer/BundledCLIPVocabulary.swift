@@ -13,7 +13,7 @@ enum BundledCLIPVocabulary {
     /// 256 + 256 + 48,894 + 2.
     static let vocabularySize = 49_408
 
-    /// The parsed definition, built once per process (about 50 ms in release builds).
+    /// The parsed definition, built once per process (about 30 ms in a release build).
     static let definition: Result<TokenizerDefinition, TokenizerError> = {
         do {
             return .success(try makeDefinition())

@@ -1,0 +1,110 @@
+import Foundation
+import XCTest
+import AtelierDiffusion
+
+/// `atelier render` / `atelier upscale` as a user meets them: bad input is a one-line error with a
+/// non-zero exit and no output file; good input writes PNGs that reproduce themselves.
+final class RenderCommandTests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws { dir = try CLI.scratch() }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    var base: String { CLI.models.appendingPathComponent("tiny-base").path }
+    var inpaint: String { CLI.models.appendingPathComponent("tiny-inpaint").path }
+    var out: String { dir.appendingPathComponent("out.png").path }
+
+    /// Asserts a failed run: non-zero exit, a single error line mentioning `needle`, no output file.
+    func assertRefused(_ args: [String], mentions needle: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try CLI.run(args)
+        XCTAssertNotEqual(r.status, 0, "exit status", file: file, line: line)
+        let lines = r.stderr.split(separator: "\n").filter { !$0.hasPrefix("Usage:") && !$0.contains("--help") && !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        XCTAssertEqual(lines.count, 1, "expected one error line, got:\n\(r.stderr)", file: file, line: line)
+        XCTAssertTrue(r.stderr.lowercased().contains(needle.lowercased()), "error should mention '\(needle)': \(r.stderr)", file: file, line: line)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out), "no output file after a failure", file: file, line: line)
+        XCTAssertFalse(r.stderr.contains("Fatal error"), "crashed: \(r.stderr)", file: file, line: line)
+    }
+
+    func testMissingModelIsRefusedByName() throws {
+        try assertRefused(["render", "--model", dir.appendingPathComponent("nope").path, "--prompt", "x", "--output", out], mentions: "nope")
+    }
+
+    func testModelFolderWithoutUNetIsRefused() throws {
+        let broken = dir.appendingPathComponent("broken")
+        try FileManager.default.createDirectory(at: broken, withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: broken.appendingPathComponent("model_index.json"))
+        try assertRefused(["render", "--model", broken.path, "--prompt", "x", "--output", out], mentions: "config.json")
+    }
+
+    func testInpaintingModelWithoutMaskSaysWhatItNeeds() throws {
+        try assertRefused(["render", "--model", inpaint, "--prompt", "x", "--output", out], mentions: "--mask")
+    }
+
+    func testMaskOnATextToImageModelIsRefused() throws {
+        let img = CLI.inputs.appendingPathComponent("init_32x32.png").path
+        let mask = CLI.inputs.appendingPathComponent("mask_32x32.png").path
+        guard FileManager.default.fileExists(atPath: mask) else { throw XCTSkip("fixture mask missing") }
+        try assertRefused(["render", "--model", base, "--prompt", "x", "--init-image", img, "--mask", mask, "--output", out], mentions: "inpainting")
+    }
+
+    func testSizeNotAMultipleOfEightIsRefused() throws {
+        try assertRefused(["render", "--model", base, "--prompt", "x", "--width", "100", "--output", out], mentions: "multiple of 8")
+    }
+
+    func testUnknownSchedulerListsTheValidOnes() throws {
+        try assertRefused(["render", "--model", base, "--prompt", "x", "--scheduler", "lms", "--output", out], mentions: "dpm++2m-karras")
+    }
+
+    func testNegativeStepsAreRefused() throws {
+        try assertRefused(["render", "--model", base, "--prompt", "x", "--steps=-3", "--output", out], mentions: "steps")
+    }
+
+    func testTruncatedInitImageIsRefused() throws {
+        let src = try Data(contentsOf: CLI.inputs.appendingPathComponent("init_32x32.png"))
+        let bad = dir.appendingPathComponent("bad.png")
+        try src.prefix(src.count / 2).write(to: bad)
+        try assertRefused(["render", "--model", base, "--prompt", "x", "--init-image", bad.path, "--output", out], mentions: "bad.png")
+    }
+
+    func testNonPNGInitImageIsRefused() throws {
+        let bad = dir.appendingPathComponent("photo.png")
+        try Data([0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, 0x4A, 0x46, 0x49, 0x46]).write(to: bad)
+        try assertRefused(["render", "--model", base, "--prompt", "x", "--init-image", bad.path, "--output", out], mentions: "photo.png")
+    }
+
+    func testMaskOfAnotherSizeIsRefused() throws {
+        let img = CLI.inputs.appendingPathComponent("init_32x32.png").path
+        let other = dir.appendingPathComponent("mask.png")
+        try PNGCodec.write(try GrayImage(width: 16, height: 16, pixels: Array(repeating: 255, count: 256)), to: other)
+        try assertRefused(["render", "--model", inpaint, "--prompt", "x", "--init-image", img, "--mask", other.path, "--output", out], mentions: "same size")
+    }
+
+    func testCountWritesNumberedFilesWithConsecutiveSeeds() throws {
+        let r = try CLI.run(["render", "--model", base, "--prompt", "a cat", "--seed", "7", "--count", "2", "--steps", "2", "--output", out, "--quiet"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for (i, name) in ["out-0.png", "out-1.png"].enumerated() {
+            let png = try PNGCodec.read(path: dir.appendingPathComponent(name).path)
+            let p = try GenerationParameters.parse(try XCTUnwrap(png.parametersText))
+            XCTAssertEqual(p.seed, 7 + UInt64(i))
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+    }
+
+    func testFromPNGReRendersTheSamePixels() throws {
+        let first = try CLI.run(["render", "--model", base, "--prompt", "a lighthouse, dusk", "--negative-prompt", "fog",
+                                 "--seed", "11", "--steps", "3", "--guidance", "6", "--scheduler", "dpm++2m-karras",
+                                 "--output", out, "--quiet"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let again = dir.appendingPathComponent("again.png").path
+        let second = try CLI.run(["render", "--model", base, "--from-png", out, "--output", again, "--quiet"])
+        XCTAssertEqual(second.status, 0, second.stderr)
+        XCTAssertEqual(try PNGCodec.read(path: out).rgb(), try PNGCodec.read(path: again).rgb())
+    }
+
+    func testHelpTeachesWithExamples() throws {
+        let r = try CLI.run(["render", "--help"])
+        XCTAssertEqual(r.status, 0)
+        XCTAssertTrue(r.stdout.contains("Examples:"))
+        XCTAssertTrue(r.stdout.contains("--init-image"))
+    }
+}
