@@ -27,6 +27,25 @@ public enum BLAS {
     /// GFLOP/s of a network vs. a bare GEMM measured in the same run).
     nonisolated(unsafe) public static var flops = 0
 
+    /// The kernel family OpenBLAS picked for this CPU ("SkylakeX", "Haswell", "Prescott", …).
+    public static var coreName: String {
+        guard let p = openblas_get_corename() else { return "unknown" }
+        return String(cString: p)
+    }
+
+    /// The kernel family this CPU can run, from its feature flags, when OpenBLAS fell back to a
+    /// generic SSE kernel because it did not recognise the CPU model (OpenBLAS 0.3.21, as Debian 12
+    /// ships it, predates e.g. Sapphire Rapids and picks "Prescott" there: 5× slower). nil when
+    /// OpenBLAS's own choice stands.
+    public static func betterCoreType(cpuFlags: Set<String>, current: String) -> String? {
+        let generic: Set<String> = ["prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "unknown"]
+        guard generic.contains(current.lowercased()) else { return nil }
+        if ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"].allSatisfy(cpuFlags.contains) { return "SkylakeX" }
+        if ["avx2", "fma"].allSatisfy(cpuFlags.contains) { return "Haswell" }
+        if cpuFlags.contains("avx") { return "Sandybridge" }
+        return nil
+    }
+
     /// Threads OpenBLAS uses for one call. Our own parallel loops run between BLAS calls, never
     /// during one, so the two never oversubscribe the cores.
     public static var threads: Int {

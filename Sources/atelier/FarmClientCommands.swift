@@ -20,7 +20,7 @@ func farmCall(_ client: FarmClient, _ body: Atelier_V1_Request.OneOf_Body, timeo
     req.body = body
     let response: Atelier_V1_Response
     do { response = try client.call(req, timeout: timeout) } catch {
-        throw FarmCLIError("\(error)")
+        throw FarmCLIError("\(error)", unreachable: true)
     }
     if response.hasError { throw FarmCLIError("coordinator: \(response.error.message) [\(response.error.code)]") }
     return response
@@ -28,7 +28,9 @@ func farmCall(_ client: FarmClient, _ body: Atelier_V1_Request.OneOf_Body, timeo
 
 struct FarmCLIError: Error, CustomStringConvertible {
     let description: String
-    init(_ d: String) { description = d }
+    /// The coordinator did not answer (transport error), as opposed to answering with an error.
+    var unreachable = false
+    init(_ d: String, unreachable: Bool = false) { description = d; self.unreachable = unreachable }
 }
 
 /// `atelier submit`: a batch of prompts × count, one task per image.
@@ -279,15 +281,25 @@ struct JobWaiter {
             let steps = status.tasks.reduce(0) { $0 + (Int($1.state == .done ? 1 : 0)) * 100
                 + ($1.state == .leased && $1.totalSteps > 0 ? Int($1.step) * 100 / Int($1.totalSteps) : 0) }
             bar.update(steps, max(Int(status.totalTasks) * 100, 1))
-            if status.kind == "batch" {
-                for t in status.tasks where t.state == .done && !written.contains(t.index) {
-                    try fetch(index: t.index, to: dir.appendingPathComponent("\(t.index).png"))
-                    written.insert(t.index)
+            do {
+                if status.kind == "batch" {
+                    for t in status.tasks where t.state == .done && !written.contains(t.index) {
+                        try fetch(index: t.index, to: dir.appendingPathComponent("\(t.index).png"))
+                        written.insert(t.index)
+                    }
                 }
+                if status.state == .succeeded && status.kind == "upscale" {
+                    try fetch(index: 0, to: dir.appendingPathComponent("upscaled.png"))
+                }
+            } catch let e as FarmCLIError where e.unreachable {
+                // The coordinator went away between the status and the download: ask again.
+                if !warned && !quiet { FileHandle.standardError.write(Data("waiting for the coordinator (\(e))\n".utf8)) }
+                warned = true
+                Thread.sleep(forTimeInterval: 1)
+                continue
             }
             switch status.state {
             case .succeeded:
-                if status.kind == "upscale" { try fetch(index: 0, to: dir.appendingPathComponent("upscaled.png")) }
                 bar.update(1, 1)
                 if !quiet { FileHandle.standardError.write(Data("\(jobID) succeeded: results in \(dir.path)\n".utf8)) }
                 return

@@ -261,13 +261,14 @@ final class FarmCluster: @unchecked Sendable {
         return child
     }
 
-    /// Starts a worker serving the tiny models (single BLAS thread: several share 2 cores).
+    /// Starts a worker serving the tiny models. It keeps OpenBLAS's default thread count, like the
+    /// local reference renders: results depend (by a unit in the last place, now and then) on it.
     @discardableResult
     func startWorker(name: String, models: [(String, URL)] = [("base", FarmProcessSupport.tinyBase),
                                                               ("x4", FarmProcessSupport.tinyX4)]) throws -> FarmProcess {
         var arguments = ["worker", "--coordinator", address, "--name", name]
         for (model, path) in models { arguments += ["--model", "\(model)=\(path.path)"] }
-        return try spawn("worker-\(name)", arguments, environment: ["OPENBLAS_NUM_THREADS": "1"])
+        return try spawn("worker-\(name)", arguments)
     }
 
     /// Waits until `names` are all registered and alive; returns name → worker id.
@@ -320,8 +321,9 @@ final class FarmCluster: @unchecked Sendable {
     }
 
     /// Kills every process still running, closes the clients, and removes the folder unless
-    /// `keep` (then its path is printed so the logs can be read).
+    /// `keep` or `ATELIER_KEEP_FARM_TEST_FILES` is set (then its path is printed so the logs can be read).
     func shutdown(keep: Bool) {
+        let keep = keep || ProcessInfo.processInfo.environment["ATELIER_KEEP_FARM_TEST_FILES"] != nil
         lock.lock()
         let all = processes
         let open = clients

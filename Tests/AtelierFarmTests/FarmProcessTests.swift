@@ -72,10 +72,10 @@ final class FarmProcessTests: XCTestCase {
         XCTAssertEqual(Set(ids.values.filter { cli.stdout.contains("worker \($0)") }), used,
                        "`atelier status` shows which worker rendered each image:\n\(cli.stdout)")
 
-        // Each image equals rendering it alone with seed + index.
-        let pipeline = try StableDiffusionPipeline.load(FarmProcessSupport.tinyBase)
+        // Each image equals `atelier render --seed <seed + index>` of its prompt.
+        let local = try renderLocally(farm, prompts: prompts, count: 4, seed: seed, steps: steps)
         for index in 0..<12 {
-            let want = try localImage(pipeline, prompt: prompts[index / 4], seed: seed + UInt64(index), steps: steps)
+            let want = local[index]
             let got = try PNGCodec.read(contentsOf: out.appendingPathComponent("\(index).png"))
             assertSamePixels(got.rgb(), want, "image \(index)")
             XCTAssertTrue(got.parametersText?.contains("Seed: \(seed + UInt64(index))") ?? false,
@@ -92,13 +92,16 @@ final class FarmProcessTests: XCTestCase {
         let doomedID = try XCTUnwrap(ids["doomed"]), survivorID = try XCTUnwrap(ids["survivor"])
 
         // Long enough renders (~2 s each) that a heartbeat reports progress before they finish.
-        let prompts = ["a red fox in the snow"], seed: UInt64 = 500, steps = 100, count = 4
-        let jobID = try submitBatch(farm, prompts: prompts, count: count, seed: seed, steps: steps)
+        // The size is explicit so the lease's work estimate fits the real render: for a default
+        // size the coordinator assumes 768x768, and the first lease of a 100-step task would last
+        // about 36 s however soon its worker died.
+        let prompts = ["a red fox in the snow"], seed: UInt64 = 500, steps = 30, count = 4, size = ["--width", "64", "--height", "64"]
+        let jobID = try submitBatch(farm, prompts: prompts, count: count, seed: seed, steps: steps, extra: size)
         let client = try farm.client()
         let victim = try FarmProcessSupport.poll("the doomed worker to be partway through a render",
                                                  timeout: 60, interval: 0.05) { () -> Atelier_V1_TaskStatus? in
             try farm.jobStatus(client, jobID).tasks.first {
-                $0.state == .leased && $0.workerID == doomedID && $0.step > 0 && $0.step + 10 < $0.totalSteps
+                $0.state == .leased && $0.workerID == doomedID && $0.step > 0 && $0.step + 5 < $0.totalSteps
             }
         }
         doomed.kill9()
@@ -129,10 +132,9 @@ final class FarmProcessTests: XCTestCase {
         let workers = try farm.call(client, .listWorkers(.init())).listWorkers.workers
         XCTAssertEqual(workers.reduce(0) { $0 + Int($1.completed) }, count, "completions: \(workers.map { ($0.name, $0.completed) })")
 
-        let pipeline = try StableDiffusionPipeline.load(FarmProcessSupport.tinyBase)
+        let local = try renderLocally(farm, prompts: prompts, count: count, seed: seed, steps: steps, extra: size)
         for index in 0..<count {
-            let want = try localImage(pipeline, prompt: prompts[0], seed: seed + UInt64(index), steps: steps)
-            assertSamePixels(try FarmProcessSupport.pixels(ofFile: out.appendingPathComponent("\(index).png")), want,
+            assertSamePixels(try FarmProcessSupport.pixels(ofFile: out.appendingPathComponent("\(index).png")), local[index],
                              "image \(index)")
         }
     }
@@ -175,10 +177,9 @@ final class FarmProcessTests: XCTestCase {
         XCTAssertEqual(status.doneTasks, UInt32(total))
         XCTAssertEqual(status.resultCount, UInt32(total))
         XCTAssertEqual(try pngFiles(in: out), (0..<total).map { "\($0).png" })
-        let pipeline = try StableDiffusionPipeline.load(FarmProcessSupport.tinyBase)
+        let local = try renderLocally(farm, prompts: prompts, count: count, seed: seed, steps: steps)
         for index in 0..<total {
-            let want = try localImage(pipeline, prompt: prompts[index / count], seed: seed + UInt64(index), steps: steps)
-            assertSamePixels(try FarmProcessSupport.pixels(ofFile: out.appendingPathComponent("\(index).png")), want,
+            assertSamePixels(try FarmProcessSupport.pixels(ofFile: out.appendingPathComponent("\(index).png")), local[index],
                              "image \(index)")
         }
     }
@@ -388,9 +389,9 @@ final class FarmProcessTests: XCTestCase {
 
     /// `atelier submit` through the CLI; returns the job id it prints.
     private func submitBatch(_ farm: FarmCluster, prompts: [String], count: Int, seed: UInt64, steps: Int,
-                             file: StaticString = #filePath, line: UInt = #line) throws -> String {
+                             extra: [String] = [], file: StaticString = #filePath, line: UInt = #line) throws -> String {
         let submit = try farm.run("submit", ["submit", "--coordinator", farm.address, "--model", "base"] + prompts
-                                  + ["--count", "\(count)", "--seed", "\(seed)", "--steps", "\(steps)"], timeout: 60)
+                                  + ["--count", "\(count)", "--seed", "\(seed)", "--steps", "\(steps)"] + extra, timeout: 60)
         guard submit.status == 0 else {
             throw FarmTestError("atelier submit exited \(submit.status): \(submit.stderr)")
         }
@@ -399,12 +400,27 @@ final class FarmProcessTests: XCTestCase {
         return jobID
     }
 
-    /// What `atelier render --prompt P --seed S --steps N` renders, in this process.
-    private func localImage(_ pipeline: StableDiffusionPipeline, prompt: String, seed: UInt64, steps: Int) throws -> RGBImage {
-        var request = GenerationRequest(prompt: prompt)
-        request.seed = seed
-        request.steps = steps
-        return try pipeline.generate(request).image
+    /// The batch rendered locally, one `atelier render --count K --seed S+p·K` per prompt p (image k
+    /// of it has seed S+p·K+k), in job index order. Run by the same executable as the workers,
+    /// so both load OpenBLAS the same way.
+    private func renderLocally(_ farm: FarmCluster, prompts: [String], count: Int, seed: UInt64, steps: Int,
+                               extra: [String] = []) throws -> [RGBImage] {
+        let folder = farm.root.appendingPathComponent("local")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        var images = [RGBImage]()
+        for (p, prompt) in prompts.enumerated() {
+            let output = folder.appendingPathComponent("p\(p).png")
+            let render = try farm.run("render", ["render", "--model", FarmProcessSupport.tinyBase.path, "--prompt", prompt,
+                                                 "--seed", "\(seed + UInt64(p * count))", "--count", "\(count)",
+                                                 "--steps", "\(steps)", "--quiet", "--output", output.path] + extra,
+                                      timeout: 120)
+            guard render.status == 0 else { throw FarmTestError("atelier render exited \(render.status): \(render.stderr)") }
+            for k in 0..<count {
+                let file = count == 1 ? output : folder.appendingPathComponent("p\(p)-\(k).png")
+                images.append(try FarmProcessSupport.pixels(ofFile: file))
+            }
+        }
+        return images
     }
 
     private func register(_ farm: FarmCluster, _ client: FarmClient, name: String,

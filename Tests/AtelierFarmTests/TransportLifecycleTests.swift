@@ -58,14 +58,19 @@ final class TransportLifecycleTests: XCTestCase {
         XCTAssertEqual(try client.request(Data("fast".utf8), timeout: .seconds(5)), Data("fast".utf8))
     }
 
+    // The oversize tests use a 16 KiB limit and 32 KiB messages, not MiB: a message that fits
+    // the loopback socket buffers is fully written before the receiver drops the connection.
+    // Cut off half-written (2 MiB), with both ends in this process, nng 1.5.2's reaper wedged in
+    // about 1 run in 5 and every later nng_close in the process hung (see NNGSocketClose).
+
     func testOversizeMessageIsRefusedAndServerKeepsServing() throws {
         let sizes = Recorder<Int>()
-        let server = try Support.server(options: .init(maxMessageSize: 1 << 20)) { body, _ in
+        let server = try Support.server(options: .init(maxMessageSize: 16 << 10)) { body, _ in
             sizes.append(body.count)
             return Data("ok \(body.count)".utf8)
         }
         defer { server.close() }
-        let big = Data(count: 2 << 20)
+        let big = Data(count: 32 << 10)
 
         // A client whose own cap is larger sends it: the server's nng closes the connection
         // (no error reaches either application), the client redials and REQ resends, until
@@ -74,41 +79,41 @@ final class TransportLifecycleTests: XCTestCase {
         defer { generous.close() }
         XCTAssertEqual(try generous.request(Data("hi".utf8), timeout: .seconds(5)), Data("ok 2".utf8))
         let start = ContinuousClock.now
-        XCTAssertThrowsError(try generous.request(big, timeout: .milliseconds(1500))) { error in
+        XCTAssertThrowsError(try generous.request(big, timeout: .milliseconds(1000))) { error in
             guard case .timeout(_, _, let drops)? = error as? TransportError else { return XCTFail("\(error)") }
-            print("2 MiB to a 1 MiB server: \(error)")
+            print("32 KiB to a 16 KiB server: \(error)")
             XCTAssertGreaterThanOrEqual(drops, 1)
             XCTAssertTrue("\(error)".contains("size limit"))
         }
-        XCTAssertLessThan(Support.seconds(since: start), 2.5)
+        XCTAssertLessThan(Support.seconds(since: start), 2.0)
 
         // Same client, same server: still served.
         XCTAssertEqual(try generous.request(Data("again".utf8), timeout: .seconds(5)), Data("ok 5".utf8))
 
         // A client with the same cap as the server refuses to send at all.
-        let capped = try RequestClient(dialing: server.address, options: .init(maxMessageSize: 1 << 20))
+        let capped = try RequestClient(dialing: server.address, options: .init(maxMessageSize: 16 << 10))
         defer { capped.close() }
         XCTAssertThrowsError(try capped.request(big, timeout: .seconds(5))) { error in
-            XCTAssertEqual(error as? TransportError, .messageTooLarge(size: 2 << 20, limit: 1 << 20))
+            XCTAssertEqual(error as? TransportError, .messageTooLarge(size: 32 << 10, limit: 16 << 10))
         }
         XCTAssertEqual(try capped.request(Data("small".utf8), timeout: .seconds(5)), Data("ok 5".utf8))
-        XCTAssertFalse(sizes.all.contains(2 << 20), "the handler never saw the oversize body")
+        XCTAssertFalse(sizes.all.contains(32 << 10), "the handler never saw the oversize body")
     }
 
     func testReplyOverClientLimitEndsInTimeoutNotAHang() throws {
         let server = try Support.server { body, _ in
-            body == Data("big".utf8) ? Data(count: 2 << 20) : body
+            body == Data("big".utf8) ? Data(count: 32 << 10) : body
         }
         defer { server.close() }
-        let client = try RequestClient(dialing: server.address, options: .init(maxMessageSize: 1 << 20))
+        let client = try RequestClient(dialing: server.address, options: .init(maxMessageSize: 16 << 10))
         defer { client.close() }
         let start = ContinuousClock.now
-        XCTAssertThrowsError(try client.request(Data("big".utf8), timeout: .milliseconds(1500))) { error in
+        XCTAssertThrowsError(try client.request(Data("big".utf8), timeout: .milliseconds(1000))) { error in
             guard case .timeout(_, _, let drops)? = error as? TransportError else { return XCTFail("\(error)") }
-            print("2 MiB reply to a 1 MiB client: \(error)")
+            print("32 KiB reply to a 16 KiB client: \(error)")
             XCTAssertGreaterThanOrEqual(drops, 1)
         }
-        XCTAssertLessThan(Support.seconds(since: start), 2.5)
+        XCTAssertLessThan(Support.seconds(since: start), 2.0)
         XCTAssertEqual(try client.request(Data("small".utf8), timeout: .seconds(5)), Data("small".utf8))
     }
 

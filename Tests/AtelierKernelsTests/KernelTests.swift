@@ -122,3 +122,21 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(Double(y[flat: 1]), -1 * gelu(3), accuracy: 1e-6)
     }
 }
+
+final class BLASCoreTypeTests: XCTestCase {
+    func testGenericKernelIsUpgradedToWhatTheCPUCanRun() {
+        let avx512: Set<String> = ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"]
+        XCTAssertEqual(BLAS.betterCoreType(cpuFlags: avx512, current: "Prescott"), "SkylakeX")
+        XCTAssertEqual(BLAS.betterCoreType(cpuFlags: ["avx", "avx2", "fma"], current: "Prescott"), "Haswell")
+        XCTAssertNil(BLAS.betterCoreType(cpuFlags: ["sse4_2"], current: "Prescott"))
+    }
+
+    func testOpenBLASOwnRecognisedChoiceIsKept() {
+        XCTAssertNil(BLAS.betterCoreType(cpuFlags: ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"], current: "Haswell"))
+        XCTAssertNil(BLAS.betterCoreType(cpuFlags: ["avx2", "fma"], current: "Zen"))
+    }
+
+    func testCoreNameIsReported() {
+        XCTAssertFalse(BLAS.coreName.isEmpty)
+    }
+}

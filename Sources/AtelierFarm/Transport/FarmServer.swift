@@ -9,7 +9,7 @@ extension RequestServer {
     /// Starts serving typed requests: see `FarmWire.respond`. Bad input is answered with an
     /// error response and never reaches `handler`, so the coordinator keeps serving.
     public func serve(handler: @escaping FarmRequestHandler) throws {
-        let limit = options.maxMessageSize
+        let limit = min(options.maxMessageSize, FarmWire.maxMessageSize)
         try start { body, peer in
             FarmWire.respond(to: body, from: peer, maxReplySize: limit, handler: handler)
         }
@@ -18,14 +18,21 @@ extension RequestServer {
 
 /// The envelope rules of Protocols/README.md, apart from the sockets (so they are testable alone).
 public enum FarmWire {
+    /// The protocol's size limit for one message in either direction (Protocols/README.md §5).
+    /// Clients set it as their `recv-size-max`, so no response may be larger, whatever the
+    /// coordinator's own receive limit.
+    public static let maxMessageSize = 64 << 20
+
     /// The reply body for one request body:
     /// - not a `Request` → `ERROR_CODE_MALFORMED`, empty `request_id`;
     /// - `protocol_version` ≠ 1 → `ERROR_CODE_UNSUPPORTED_VERSION`, request id echoed;
     /// - otherwise the handler's response, with `protocol_version` and `request_id` filled in if
     ///   the handler left them empty;
     /// - a response over `maxReplySize` is replaced by `ERROR_CODE_TOO_LARGE`: sent as is, it
-    ///   would exceed the client's `NNG_OPT_RECVMAXSZ` (same default, 64 MiB), which closes the
-    ///   connection and leaves the client waiting for its timeout (NNG-NOTES §3).
+    ///   would exceed the client's `NNG_OPT_RECVMAXSZ` (64 MiB), which closes the connection
+    ///   and leaves the client resending until its timeout (NNG-NOTES §3). Worse, closing a
+    ///   connection in the middle of a multi-MiB message can wedge nng 1.5.2's reaper
+    ///   (`NNGSocketClose`), so such a reply must never be sent.
     public static func respond(to body: Data, from peer: PeerInfo, maxReplySize: Int,
                                handler: FarmRequestHandler) -> Data {
         let request: Atelier_V1_Request

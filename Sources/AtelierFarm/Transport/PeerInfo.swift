@@ -79,7 +79,7 @@ final class PipeRegistry: @unchecked Sendable {
     static func attach(to socket: nng_socket) throws -> Unmanaged<PipeRegistry> {
         let registry = Unmanaged.passRetained(PipeRegistry())
         let arg = registry.toOpaque()
-        for event in [NNG_PIPE_EV_ADD_POST, NNG_PIPE_EV_REM_POST] {
+        for event in [NNG_PIPE_EV_ADD_PRE, NNG_PIPE_EV_REM_POST] {
             let rv = nng_pipe_notify(socket, event, pipeNotify, arg)
             if rv != 0 {
                 registry.release()
@@ -93,7 +93,7 @@ final class PipeRegistry: @unchecked Sendable {
 private let pipeNotify: nng_pipe_cb = { pipe, event, arg in
     guard let arg else { return }
     let registry = Unmanaged<PipeRegistry>.fromOpaque(arg).takeUnretainedValue()
-    if event == NNG_PIPE_EV_ADD_POST {
+    if event == NNG_PIPE_EV_ADD_PRE {
         registry.added(pipe)
     } else if event == NNG_PIPE_EV_REM_POST {
         registry.removed(pipe)

@@ -15,13 +15,17 @@ public struct RequestClientOptions: Sendable {
     /// each wait is random in [0, current) and doubles up to the max (NNG-NOTES §4).
     public var reconnectMin: Duration
     public var reconnectMax: Duration
+    /// How long `close()` waits for `nng_close` before abandoning the socket (`NNGSocketClose`).
+    public var closeTimeout: Duration
 
     public init(maxMessageSize: Int = 64 << 20, resendTime: Duration? = .seconds(10),
-                reconnectMin: Duration = .milliseconds(100), reconnectMax: Duration = .seconds(2)) {
+                reconnectMin: Duration = .milliseconds(100), reconnectMax: Duration = .seconds(2),
+                closeTimeout: Duration = .seconds(5)) {
         self.maxMessageSize = maxMessageSize
         self.resendTime = resendTime
         self.reconnectMin = reconnectMin
         self.reconnectMax = reconnectMax
+        self.closeTimeout = closeTimeout
     }
 }
 
@@ -138,7 +142,8 @@ public final class RequestClient: @unchecked Sendable {
         }
     }
 
-    /// Closes the socket; idempotent. Calls in progress fail with `TransportError.closed`.
+    /// Closes the socket; idempotent, and returns within `options.closeTimeout`. Calls in
+    /// progress fail with `TransportError.closed`.
     public func close() {
         lock.lock()
         if closed {
@@ -147,8 +152,9 @@ public final class RequestClient: @unchecked Sendable {
         }
         closed = true
         lock.unlock()
-        nng_close(socket)
-        registry.release()  // no pipe callback runs after nng_close returns
+        if NNGSocketClose.close(socket, within: options.closeTimeout, what: "the client of \(address)") {
+            registry.release()  // no pipe callback runs after nng_close returns
+        }
     }
 
     private func perform(_ data: Data, timeout: Duration, aio: NNGAio) throws -> Data {

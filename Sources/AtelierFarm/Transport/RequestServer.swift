@@ -22,14 +22,19 @@ public struct RequestServerOptions: Sendable {
     /// How long `close()` waits for handlers that are running to finish and send their
     /// replies before it closes the socket anyway.
     public var shutdownGrace: Duration
+    /// How long `close()` then waits for `nng_close` before abandoning the socket
+    /// (`NNGSocketClose`).
+    public var closeTimeout: Duration
 
     public init(contexts: Int = 8, maxMessageSize: Int = 64 << 20, pollInterval: Duration = .milliseconds(500),
-                sendTimeout: Duration = .seconds(30), shutdownGrace: Duration = .seconds(5)) {
+                sendTimeout: Duration = .seconds(30), shutdownGrace: Duration = .seconds(5),
+                closeTimeout: Duration = .seconds(5)) {
         self.contexts = contexts
         self.maxMessageSize = maxMessageSize
         self.pollInterval = pollInterval
         self.sendTimeout = sendTimeout
         self.shutdownGrace = shutdownGrace
+        self.closeTimeout = closeTimeout
     }
 }
 
@@ -142,12 +147,14 @@ public final class RequestServer: @unchecked Sendable {
         }
     }
 
-    /// Stops serving and closes the socket; idempotent, and bounded in time:
+    /// Stops serving and closes the socket; idempotent, and bounded in time
+    /// (`shutdownGrace` + `closeTimeout` at worst):
     /// 1. cancels every context's pending receive, so idle threads exit at once;
     /// 2. waits up to `shutdownGrace` for threads still in a handler to send their reply;
-    /// 3. closes the socket (listener, pipes, contexts). A thread still inside its handler after
-    ///    the grace period finds its send failing with `NNG_ECLOSED` and exits on its own; it owns
-    ///    its aios, so nothing it uses is freed under it.
+    /// 3. closes the socket (listener, pipes, contexts) under a watchdog (`NNGSocketClose`).
+    ///    A thread still inside its handler after the grace period finds its send failing with
+    ///    `NNG_ECLOSED` and exits on its own; it owns its aios, so nothing it uses is freed
+    ///    under it.
     public func close() {
         lock.lock()
         if closed {
@@ -161,9 +168,10 @@ public final class RequestServer: @unchecked Sendable {
         for worker in workers { worker.stop() }
         let deadline = DispatchTime.now() + .milliseconds(Int(options.shutdownGrace.milliseconds))
         for worker in workers { _ = worker.finished.wait(timeout: deadline) }
-        nng_close(socket)
-        // No pipe callback runs after nng_close returns; the workers hold their own reference.
-        registry.release()
+        if NNGSocketClose.close(socket, within: options.closeTimeout, what: "the server on \(address)") {
+            // No pipe callback runs after nng_close returns; the workers hold their own reference.
+            registry.release()
+        }
     }
 
     private static func listenError(_ rv: Int32, url: String) -> TransportError {
