@@ -21,43 +21,39 @@ public enum AttentionOp {
         let s = scale ?? 1 / Float(d).squareRoot()
         let out = Tensor(uninitialized: [b, n, cv])
         let block = max(1, min(n, scoreBudget / max(1, m)))
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: block * m)
-        defer { scores.deallocate() }
-
-        for bi in 0..<b {
-            let qb = q.pointer + bi * n * cq, kb = k.pointer + bi * m * cq, vb = v.pointer + bi * m * cv
-            let ob = out.pointer + bi * n * cv
-            for h in 0..<heads {
-                var r0 = 0
-                while r0 < n {
-                    let rows = min(block, n - r0)
-                    BLAS.gemm(transB: true, m: rows, n: m, k: d, alpha: s,
-                              a: qb + r0 * cq + h * d, lda: cq, b: kb + h * d, ldb: cq,
-                              c: scores, ldc: m)
-                    softmaxRows(scores, rows: rows, cols: m, causalRowOffset: causal ? r0 : nil)
-                    BLAS.gemm(m: rows, n: dv, k: m, a: scores, lda: m, b: vb + h * dv, ldb: cv,
-                              c: ob + r0 * cv + h * dv, ldc: cv)
-                    r0 += rows
-                }
+        BLAS.flops &+= 2 * b * heads * n * m * (d + dv)
+        // One (batch, head, row block) per task: heads write disjoint columns of `out`, blocks
+        // disjoint rows, and block sizes are fixed, so results do not depend on the thread count.
+        let blocks = (n + block - 1) / block
+        Parallel.forEachChunk(b * heads * blocks) { range in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: block * m)
+            defer { scores.deallocate() }
+            for task in range {
+                let pair = task / blocks, r0 = (task % blocks) * block
+                let (bi, h) = (pair / heads, pair % heads)
+                let qb = q.pointer + bi * n * cq, kb = k.pointer + bi * m * cq, vb = v.pointer + bi * m * cv
+                let ob = out.pointer + bi * n * cv
+                let rows = min(block, n - r0)
+                BLAS.gemmSerial(transB: true, m: rows, n: m, k: d, alpha: s,
+                                a: qb + r0 * cq + h * d, lda: cq, b: kb + h * d, ldb: cq,
+                                c: scores, ldc: m)
+                for r in 0..<rows { softmaxRow(scores + r * m, cols: m, valid: causal ? min(m, r0 + r + 1) : m) }
+                BLAS.gemmSerial(m: rows, n: dv, k: m, a: scores, lda: m, b: vb + h * dv, ldb: cv,
+                                c: ob + r0 * cv + h * dv, ldc: cv)
             }
         }
         return out
     }
 
-    /// Row-wise numerically stable softmax; with a causal offset, row r only sees columns ≤ r+offset.
-    static func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int, causalRowOffset: Int?) {
-        Parallel.forEachChunk(rows, grain: 8) { range in
-            for r in range {
-                let row = p + r * cols
-                let valid = causalRowOffset.map { min(cols, r + $0 + 1) } ?? cols
-                var mx = -Float.infinity
-                for j in 0..<valid { mx = max(mx, row[j]) }
-                var sum: Float = 0
-                for j in 0..<valid { let e = expf(row[j] - mx); row[j] = e; sum += e }
-                let inv = 1 / sum
-                for j in 0..<valid { row[j] *= inv }
-                if valid < cols { (row + valid).update(repeating: 0, count: cols - valid) }
-            }
-        }
+    /// Numerically stable softmax of one row; with `valid < cols` (causal), later columns are 0.
+    @inline(__always)
+    static func softmaxRow(_ row: UnsafeMutablePointer<Float>, cols: Int, valid: Int) {
+        var mx = -Float.infinity
+        for j in 0..<valid { mx = max(mx, row[j]) }
+        var sum: Float = 0
+        for j in 0..<valid { let e = expf(row[j] - mx); row[j] = e; sum += e }
+        let inv = 1 / sum
+        for j in 0..<valid { row[j] *= inv }
+        if valid < cols { (row + valid).update(repeating: 0, count: cols - valid) }
     }
 }

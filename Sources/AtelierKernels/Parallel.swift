@@ -2,8 +2,12 @@ import Foundation
 
 /// Splits element-wise and per-channel loops (the work BLAS does not do) across the cores.
 public enum Parallel {
-    /// Number of worker threads for our own loops; defaults to the machine's active cores.
-    nonisolated(unsafe) public static var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// Number of worker threads for our own loops: `$ATELIER_THREADS`, else the machine's active
+    /// cores. Results never depend on it (work is cut into fixed-size pieces), only speed does.
+    nonisolated(unsafe) public static var threads: Int = {
+        if let s = ProcessInfo.processInfo.environment["ATELIER_THREADS"], let n = Int(s), n > 0 { return n }
+        return ProcessInfo.processInfo.activeProcessorCount
+    }()
 
     /// Runs `body(range)` over `0..<count` in contiguous chunks, in parallel when the work is big
     /// enough to pay for the dispatch (`grain` = minimum iterations per chunk).

@@ -6,7 +6,7 @@ struct Atelier: ParsableCommand {
         commandName: "atelier",
         abstract: "Stable Diffusion 2 on CPUs: render locally or across a farm of workers.",
         version: atelierVersion,
-        subcommands: [RenderCommand.self, UpscaleCommand.self,
+        subcommands: [RenderCommand.self, UpscaleCommand.self, DepthCommand.self,
                       CoordinatorCommand.self, WorkerCommand.self,
                       SubmitCommand.self, SubmitUpscaleCommand.self, StatusCommand.self, WaitCommand.self,
                       CancelCommand.self, WorkersCommand.self,

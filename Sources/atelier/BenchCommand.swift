@@ -27,7 +27,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         let gemm = Self.gemmGFLOPS()
-        print(String(format: "reference  sgemm 1024³: %.1f GFLOP/s (OpenBLAS, %d threads)", gemm, BLAS.threads))
+        print(String(format: "reference  sgemm 1024³: %.1f GFLOP/s (OpenBLAS %@ kernels, %d threads)", gemm, BLAS.coreName, BLAS.threads))
 
         let url = URL(fileURLWithPath: (model as NSString).expandingTildeInPath)
         var unet: UNet2DConditionModel!

@@ -10,7 +10,8 @@ struct RenderCommand: ParsableCommand {
         discussion: """
             The mode follows from the arguments and the model's UNet: --init-image alone is img2img; \
             with a 9-channel inpainting model add --mask (white = repaint); with the 5-channel depth \
-            model add --depth-map (8- or 16-bit grayscale PNG, raw values). Unset options take \
+            model --depth-map is optional (8- or 16-bit grayscale PNG; without it the model folder's DPT \
+            depth estimator computes one from the init image). Unset options take \
             diffusers' defaults for that mode (50 steps, guidance 7.5, strength 0.8 for img2img/depth, \
             1.0 for inpainting; size = the model's native size, or the input image's for img2img).
 

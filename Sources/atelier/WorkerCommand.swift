@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import AtelierFarm
+import AtelierKernels
 
 /// `atelier worker`: loads its models once and renders whatever the coordinator hands it.
 struct WorkerCommand: ParsableCommand {
@@ -45,8 +46,8 @@ struct WorkerCommand: ParsableCommand {
         let client = try FarmClient(address: address)
         let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
         let worker = FarmWorker(client: client, engine: engine,
-                                options: .init(name: workerName, version: atelierVersion), log: log)
-        log("worker \(workerName) serving \(models.map(\.name).joined(separator: ", ")) for \(address)")
+                                options: .init(name: workerName, version: "\(atelierVersion) blas=\(BLAS.coreName)"), log: log)
+        log("worker \(workerName) (OpenBLAS \(BLAS.coreName) kernels) serving \(models.map(\.name).joined(separator: ", ")) for \(address)")
         let stop = SignalWaiter()
         Thread { stop.waitForever(); worker.stop() }.start()
         worker.run()

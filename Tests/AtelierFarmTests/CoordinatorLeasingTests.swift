@@ -16,10 +16,12 @@ final class CoordinatorLeasingTests: XCTestCase {
         h.clock.advance(20)
         let beat = h.heartbeat(slow, first)
         XCTAssertFalse(beat.hasError)
-        XCTAssertEqual(beat.heartbeat.deadlineUnixMs, first.deadlineUnixMs, "a heartbeat never shortens the lease")
+        XCTAssertEqual(beat.heartbeat.deadlineUnixMs, Int64(h.clock.now.timeIntervalSince1970 * 1000) + 30_000,
+                       "a heartbeat sets the deadline to now + TTL: liveness, not the estimate, keeps the lease")
+        XCTAssertLessThan(beat.heartbeat.deadlineUnixMs, first.deadlineUnixMs)
         XCTAssertNil(h.lease(fast), "still leased")
 
-        h.clock.advance(60)  // past the deadline, no heartbeat
+        h.clock.advance(35)  // past the deadline, no heartbeat
         XCTAssertEqual(h.heartbeat(slow, first).heartbeat.deadlineUnixMs,
                        Int64(h.clock.now.timeIntervalSince1970 * 1000) + 30_000,
                        "late but not yet reclaimed: the heartbeat extends to now + TTL")

@@ -45,7 +45,7 @@ enum FarmProcessSupport {
             let candidate = folder.appendingPathComponent("atelier")
             if fm.isExecutableFile(atPath: candidate.path) { return candidate }
         }
-        throw XCTSkip("no `atelier` executable next to the test bundle or in .build/debug "
+        throw FarmTestError("no `atelier` executable next to the test bundle or in .build/debug "
                       + "(searched \(folders.map(\.path))); run `swift build --build-tests` first")
     }
 
@@ -209,8 +209,10 @@ final class FarmCluster: @unchecked Sendable {
         let logs = root.appendingPathComponent("logs")
         let out = logs.appendingPathComponent("\(name)-\(n).out")
         let err = logs.appendingPathComponent("\(name)-\(n).err")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
+        guard FileManager.default.createFile(atPath: out.path, contents: nil),
+              FileManager.default.createFile(atPath: err.path, contents: nil) else {
+            throw FarmTestError("cannot create the log files in \(logs.path)")
+        }
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments

@@ -31,7 +31,7 @@ final class TransportFarmProtocolTests: XCTestCase {
     }
 
     func testFarmCallFillsVersionAndRequestIdAndChecksTheEcho() throws {
-        let seen = Recorder<Atelier_V1_Request>()
+        let seen = TransportRecorder<Atelier_V1_Request>()
         let server = try farmServer { request, peer in
             seen.append(request)
             return Self.answerListJobs(request, peer)
@@ -64,7 +64,7 @@ final class TransportFarmProtocolTests: XCTestCase {
     }
 
     func testMalformedBodyGetsMalformedErrorAndServerKeepsServing() throws {
-        let calls = Recorder<String>()
+        let calls = TransportRecorder<String>()
         let server = try farmServer { request, peer in
             calls.append(request.requestID)
             return Self.answerListJobs(request, peer)
@@ -89,7 +89,7 @@ final class TransportFarmProtocolTests: XCTestCase {
     }
 
     func testWrongProtocolVersionIsRefused() throws {
-        let calls = Recorder<String>()
+        let calls = TransportRecorder<String>()
         let server = try farmServer { request, peer in
             calls.append(request.requestID)
             return Self.answerListJobs(request, peer)
@@ -120,7 +120,7 @@ final class TransportFarmProtocolTests: XCTestCase {
         // nng request id; the REP side sees each copy as a new request. The transport must
         // deliver them (the coordinator dedupes by request_id) and the client must get exactly
         // one reply.
-        let seen = Recorder<String>()
+        let seen = TransportRecorder<String>()
         let server = try farmServer(options: .init(contexts: 8)) { request, peer in
             seen.append(request.requestID)
             if request.requestID == "slow-1" { Thread.sleep(forTimeInterval: 0.7) }

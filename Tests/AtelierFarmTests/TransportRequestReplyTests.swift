@@ -46,7 +46,7 @@ enum TransportTestSupport {
 }
 
 /// A thread-safe log for handlers.
-final class Recorder<T>: @unchecked Sendable {
+final class TransportRecorder<T>: @unchecked Sendable {
     private let lock = NSLock()
     private var items: [T] = []
     private var active = 0
@@ -61,7 +61,7 @@ final class TransportRequestReplyTests: XCTestCase {
     typealias Support = TransportTestSupport
 
     func testRequestRoundTripsAndPeerInfoCarriesRemoteAddress() throws {
-        let peers = Recorder<PeerInfo>()
+        let peers = TransportRecorder<PeerInfo>()
         let server = try Support.server { body, peer in
             peers.append(peer)
             return Data("echo:".utf8) + body
@@ -86,7 +86,7 @@ final class TransportRequestReplyTests: XCTestCase {
     }
 
     func testRequestsAreAnsweredConcurrentlyByAllContexts() throws {
-        let recorder = Recorder<Int>()
+        let recorder = TransportRecorder<Int>()
         let server = try Support.server(options: .init(contexts: 8)) { body, _ in
             recorder.enter()
             Thread.sleep(forTimeInterval: 0.3)
@@ -155,7 +155,7 @@ final class TransportRequestReplyTests: XCTestCase {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let url = "ipc://" + dir.appendingPathComponent("coordinator.sock").path
-        let peers = Recorder<PeerInfo>()
+        let peers = TransportRecorder<PeerInfo>()
         let server = try RequestServer(listeningOn: url)
         try server.start { body, peer in peers.append(peer); return body + body }
         defer { server.close() }

@@ -37,6 +37,17 @@ final class DepthEstimatorTests: XCTestCase {
         }
     }
 
+    /// A batch is the images one by one (nothing mixes across the batch axis).
+    func testBatchesAreIndependent() throws {
+        let model = try DPTForDepthEstimation.load(Fixtures.url("depth", "hybrid-odd"))
+        let pixels = try Fixtures.io("depth", "hybrid-odd").tensor("pixel_values")
+        let other = Elementwise.scale(pixels, -0.5)
+        let both = try model.predict(Elementwise.concatBatch([pixels, other]))
+        XCTAssertEqual(both.shape, [2, 64, 64])
+        XCTAssertLessThanOrEqual(both.slice(0).maxAbsDifference(try model.predict(pixels)), 1e-5)
+        XCTAssertLessThanOrEqual(both.slice(1).maxAbsDifference(try model.predict(other)), 1e-5)
+    }
+
     /// The SD2 geometry quirks the small configs are built to hit.
     func testConfigDrivenDetails() throws {
         let odd = try ConfigFile.load(DPTConfig.self, from: Fixtures.url("depth", "hybrid-odd", "config.json"))

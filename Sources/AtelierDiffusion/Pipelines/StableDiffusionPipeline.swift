@@ -17,6 +17,9 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
     /// AUTOMATIC1111-style short weights hash.
     public let hash: String
     public let maxNoiseLevel = 350
+    /// The depth model's DPT estimator, loaded on the first depth2img request without a depth map.
+    private var loadedDepthEstimator: DPTDepthEstimator?
+    private let depthEstimatorLock = NSLock()
 
     public init(model: StableDiffusionModel, tokenizer: BPETokenizer, schedulerConfig: SchedulerConfig,
                 lowResSchedulerConfig: SchedulerConfig?, name: String, hash: String) {
@@ -105,10 +108,10 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
         case 5:
             guard r.initImage != nil else {
                 throw PipelineError.modeNotSupported(mode: "text-to-image", model: name,
-                                                     reason: "it is a depth-to-image model (5-channel UNet); pass --init-image and --depth-map")
+                                                     reason: "it is a depth-to-image model (5-channel UNet); pass --init-image (and --depth-map, unless the model folder has depth_estimator/)")
             }
-            guard r.depthMap != nil else {
-                throw PipelineError.missingInput("depth-to-image needs --depth-map PNG (8- or 16-bit grayscale); estimating depth from the photo is not available yet")
+            guard r.depthMap != nil || hasDepthEstimator else {
+                throw PipelineError.missingInput("depth-to-image needs --depth-map PNG (8- or 16-bit grayscale): \(name) has no depth_estimator/ folder to estimate depth from the photo")
             }
             return .depth2img
         case 4:
@@ -175,8 +178,10 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
             guard let initImage = r.initImage else { throw PipelineError.missingInput("--init-image is required") }
             let image = try PipelineImages.preprocess(initImage, width: r.width, height: r.height, factor: vf, filter: .lanczos)
             (width, height) = (image.shape[3], image.shape[2])
-            if mode == .depth2img, let depth = r.depthMap {
-                // Sized from the *original* image, as prepare_depth_map does.
+            if mode == .depth2img {
+                // Without a map, DPT's estimate on the original image; sized from the *original*
+                // image either way, as prepare_depth_map does.
+                let depth = try r.depthMap ?? estimatedDepth(initImage)
                 extra = PipelineImages.depthCondition(depth, latentHeight: initImage.height / vf, latentWidth: initImage.width / vf)
             }
             begin = scheduler.img2imgBeginIndex(strength: Double(strength))
@@ -285,6 +290,34 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
         return GenerationResult(image: image, parameters: p)
     }
 
+    // MARK: Depth estimation
+
+    /// Whether depth2img can run without a depth map: a diffusers folder with `depth_estimator/`.
+    public var hasDepthEstimator: Bool {
+        model.folder.map { DPTDepthEstimator.estimatorFolder(in: $0) != nil } ?? false
+    }
+
+    /// The folder's DPT estimator (`depth_estimator/` + `feature_extractor/`), loaded once, on
+    /// first use: a render with a given depth map never pays for it.
+    public func depthEstimator() throws -> DPTDepthEstimator {
+        depthEstimatorLock.lock()
+        defer { depthEstimatorLock.unlock() }
+        if let e = loadedDepthEstimator { return e }
+        guard let folder = model.folder, hasDepthEstimator else {
+            throw PipelineError.missingComponent("\(name) has no depth_estimator/ folder (single-file checkpoints never do); pass --depth-map PNG")
+        }
+        let e = try DPTDepthEstimator.load(folder)
+        loadedDepthEstimator = e
+        return e
+    }
+
+    /// prepare_depth_map with `depth_map=None`: `predicted_depth` of the original image, which the
+    /// caller then resizes and normalises exactly like a given map.
+    func estimatedDepth(_ image: RGBImage) throws -> DepthMap {
+        let d = try depthEstimator().predictedDepth(image)
+        return DepthMap(width: d.shape[2], height: d.shape[1], values: d.scalars)
+    }
+
     // MARK: Pieces
 
     /// [uncond, cond] text embeddings when guidance is on (uncond first, as diffusers), else cond.
@@ -371,6 +404,21 @@ public struct UpscaleTile: Sendable {
 
     public init(pixels: RGBImage, rect: Rect, imageWidth: Int, imageHeight: Int) {
         self.pixels = pixels; self.rect = rect; self.imageWidth = imageWidth; self.imageHeight = imageHeight
+    }
+}
+
+extension DPTDepthEstimator {
+    /// `predicted_depth` [1, H', W'] (384² for SD2-depth) for an RGB image, as
+    /// `depth_estimator(feature_extractor(images=image).pixel_values)` computes it: PIL resize with
+    /// the processor's filter (bilinear) to its size, rescale, normalise, DPT.
+    public func predictedDepth(_ image: RGBImage) throws -> Tensor {
+        let size = try inputSize(width: image.width, height: image.height)
+        guard let name = processor.resampleFilterName, let filter = ResampleFilter(pilName: name) else {
+            throw PipelineError.invalidOption("the depth image processor's resample \(processor.resample) is not supported")
+        }
+        let resized = size.width == image.width && size.height == image.height
+            ? image : try ImageResampler.resize(image, width: size.width, height: size.height, filter: filter)
+        return try predict(resizedRGB: resized.pixels, width: resized.width, height: resized.height)
     }
 }
 

@@ -41,8 +41,11 @@ extension Coordinator {
                 body.deadlineUnixMs = now
                 return Coordinator.success(.heartbeat(body))
             }
-            // Extend, never shorten: a fresh lease's deadline includes the work estimate.
-            let deadline = max(task.leaseDeadline ?? now, now + leaseTTLMs)
+            // now + TTL, even when that is earlier than the first deadline: a fresh lease's deadline
+            // includes the work estimate only to cover the time before the first heartbeat. Once a
+            // worker heartbeats (from a timer thread, every TTL/3, whatever the render is doing),
+            // liveness keeps the lease, and a worker killed mid-render loses it within one TTL.
+            let deadline = now + leaseTTLMs
             try db.execute(sql: "UPDATE tasks SET lease_deadline = ?, step = ?, total_steps = ? WHERE id = ?",
                            arguments: [deadline, Int64(r.step), Int64(r.totalSteps), task.id])
             body.deadlineUnixMs = deadline

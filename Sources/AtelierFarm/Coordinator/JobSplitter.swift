@@ -97,9 +97,9 @@ enum JobSplitter {
         try validateCommon(model: params.model, steps: params.steps, scheduler: params.scheduler,
                            guidance: params.hasGuidance ? params.guidance : nil, field: "batch.params")
         for (name, value) in [("width", params.width), ("height", params.height)] where value != 0 {
-            guard value % 8 == 0, (64...UInt32(maxImageSide)).contains(value) else {
+            guard value % 8 == 0, (8...UInt32(maxImageSide)).contains(value) else {
                 throw CoordinatorError.invalid(
-                    "batch.params.\(name) must be a multiple of 8 in 64…\(maxImageSide) (or 0 for the model default), got \(value)")
+                    "batch.params.\(name) must be a multiple of 8 in 8…\(maxImageSide) (or 0 for the model default), got \(value)")
             }
         }
         if params.hasStrength {

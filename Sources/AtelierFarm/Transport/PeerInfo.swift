@@ -24,9 +24,10 @@ public struct PeerInfo: Sendable, Hashable, CustomStringConvertible {
 /// Per-socket pipe bookkeeping, fed by `nng_pipe_notify` callbacks.
 ///
 /// The address is recorded at **ADD_PRE**, not ADD_POST: nng runs ADD_POST only after the
-/// protocol has started the pipe (`pipe_start` in socket.c), so the first request on a new
-/// connection can be received, handled and answered before ADD_POST has run. We saw exactly
-/// that in about one test run in six. ADD_PRE runs before the pipe joins the socket, and
+/// protocol has started the pipe (`pipe_start` in socket.c), so traffic can flow on a new
+/// connection before ADD_POST has run: in about one test run in six a whole request and reply
+/// had gone over a pipe whose ADD_POST had not happened yet. ADD_PRE runs before the pipe joins
+/// the socket, and
 /// REMADDR works there too (NNG-NOTES §4). nng delivers REM_POST only for pipes that had
 /// ADD_PRE (`p_cbs` in socket.c), so every entry is removed exactly once; a removal of an
 /// unknown id is ignored, so the state stays consistent whatever the order (pynng#40).

@@ -2,9 +2,12 @@ import CNNG
 import Foundation
 
 public struct RequestClientOptions: Sendable {
-    /// `NNG_OPT_RECVMAXSZ` of the dialer (set before it starts), and the largest request this
-    /// client sends: a bigger one is refused locally with `TransportError.messageTooLarge`,
-    /// because sent to a peer with the same cap it would only close the connection (NNG-NOTES §3).
+    /// `NNG_OPT_RECVMAXSZ` of the dialer (set before it starts; nng's default is unlimited),
+    /// and the largest request this client sends: a bigger one is refused locally with
+    /// `TransportError.messageTooLarge`, because sent to a peer with the same cap it would only
+    /// close the connection (NNG-NOTES §3). Keep it at least the server's reply limit (both
+    /// default to the protocol's 64 MiB): a reply over it closes the connection, REQ resends,
+    /// and the call ends in a timeout.
     public var maxMessageSize: Int
     /// `NNG_OPT_REQ_RESENDTIME`: how long a request waits for its reply before nng resends it
     /// (same request id, possibly to a new connection). nng's undocumented default is 60 s

@@ -36,7 +36,7 @@ public struct DPTDepthEstimator {
         guard let folder = estimatorFolder(in: url) else {
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else { throw ModelError.missingFile(url.path) }
-            throw ModelError.missingFile("\(url.appendingPathComponent("depth_estimator").path) (no DPT depth estimator: expected an SD2-depth folder with depth_estimator/, or a folder whose config.json has model_type \"dpt\")")
+            throw ModelError.invalidConfig(file: url.path, reason: "no DPT depth estimator here (expected an SD2-depth folder with depth_estimator/, or a folder whose config.json has model_type \"dpt\")")
         }
         let model = try DPTForDepthEstimation.load(folder)
         let candidates = [
