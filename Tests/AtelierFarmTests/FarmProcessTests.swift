@@ -223,6 +223,12 @@ final class FarmProcessTests: XCTestCase {
         let farmImage = try FarmProcessSupport.pixels(ofFile: out.appendingPathComponent("upscaled.png"))
         XCTAssertEqual([farmImage.width, farmImage.height], [320, 352])
         assertSamePixels(farmImage, try FarmProcessSupport.pixels(ofFile: localURL), "upscaled.png vs atelier upscale --tile")
+        // Like every result, the stitched image carries the parameters that reproduce it.
+        let farmParameters = try GenerationParameters.parse(
+            try XCTUnwrap(PNGCodec.read(contentsOf: out.appendingPathComponent("upscaled.png")).parametersText, "parameters chunk"))
+        let localParameters = try GenerationParameters.parse(try XCTUnwrap(PNGCodec.read(contentsOf: localURL).parametersText))
+        XCTAssertEqual(farmParameters, localParameters)
+        XCTAssertEqual([farmParameters.width, farmParameters.height], [320, 352])
 
         // The seam ratio: reported by the coordinator, shown by `atelier status`, equal to the local one.
         XCTAssertTrue(status.seamRatio.isFinite && status.seamRatio > 0, "seam ratio \(status.seamRatio)")

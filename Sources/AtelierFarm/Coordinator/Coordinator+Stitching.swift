@@ -43,6 +43,7 @@ extension Coordinator {
             let grid = try TileGrid(width: job.imageWidth, height: job.imageHeight, tile: job.tile, overlap: job.overlap)
             var stitcher = try TileStitcher(grid: grid, channels: 3, scale: 4)
             var lost = [(index: Int, reason: String)]()
+            var parametersText: String?
             for rect in grid.tiles {
                 guard let path = paths[rect.index] else {
                     lost.append((rect.index, "no result was recorded"))
@@ -55,6 +56,7 @@ extension Coordinator {
                     }
                     let png = try PNGCodec.decode([UInt8](bytes), source: path)
                     try stitcher.add(tileIndex: rect.index, pixels: png.rgb().pixels)
+                    if parametersText == nil { parametersText = png.parametersText }
                 } catch {
                     lost.append((rect.index, "\(error)"))
                 }
@@ -69,9 +71,16 @@ extension Coordinator {
             let comment = String(format: "atelier x4 tiled upscale: %dx%d from %dx%d, %d tiles of %d px with %d px overlap, seam ratio %.3f",
                                  stitcher.outputWidth, stitcher.outputHeight, grid.width, grid.height,
                                  grid.tiles.count, grid.tile, grid.overlap, seamRatio)
+            // The tiles carry the generation parameters (every tile the same but for its size): the
+            // stitched image gets them with the full size, so it reproduces itself like any result.
+            var text = [PNGTextChunk(key: "Comment", value: comment)]
+            if let parametersText, var parameters = try? GenerationParameters.parse(parametersText) {
+                parameters.width = stitcher.outputWidth
+                parameters.height = stitcher.outputHeight
+                text.insert(.parameters(parameters), at: 0)
+            }
             let png = try PNGCodec.encode(
-                RGBImage(width: stitcher.outputWidth, height: stitcher.outputHeight, pixels: pixels),
-                text: [PNGTextChunk(key: "Comment", value: comment)])
+                RGBImage(width: stitcher.outputWidth, height: stitcher.outputHeight, pixels: pixels), text: text)
             let path = ResultStore.relativePath(jobID: jobID, kind: .upscaled, index: 0)
             try results.writeAtomically(Data(png), to: path)
 
