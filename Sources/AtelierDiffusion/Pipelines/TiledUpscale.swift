@@ -24,14 +24,14 @@ extension VaeImagePreprocessor {
 extension StableDiffusionPipeline {
     /// Upscales one tile of an image already prepared with `VaeImagePreprocessor.upscalerInput`.
     public func upscaleTile(_ r: GenerationRequest, prepared: RGBImage, rect: TileRect,
-                            progress: ((Int, Int) -> Bool)? = nil) throws -> RGBImage {
+                            progress: ((Int, Int) -> Bool)? = nil) throws -> GenerationResult {
         let pixels = try rect.crop(from: prepared.pixels, imageWidth: prepared.width, imageHeight: prepared.height, channels: 3)
         let tile = UpscaleTile(pixels: try RGBImage(width: rect.width, height: rect.height, pixels: pixels),
                                rect: .init(x: rect.x, y: rect.y, width: rect.width, height: rect.height),
                                imageWidth: prepared.width, imageHeight: prepared.height)
         var request = r
         request.initImage = tile.pixels
-        return try upscale(request, tile: tile, progress: progress).image
+        return try upscale(request, tile: tile, progress: progress)
     }
 
     public func upscaleTiled(_ r: GenerationRequest, tile: Int, overlap: Int,
@@ -42,13 +42,9 @@ extension StableDiffusionPipeline {
         var stitcher = try TileStitcher(grid: grid, channels: 3, scale: vaeScaleFactor)
         var last: GenerationResult?
         for rect in grid.tiles {
-            let pixels = try rect.crop(from: prepared.pixels, imageWidth: prepared.width, imageHeight: prepared.height, channels: 3)
-            let t = UpscaleTile(pixels: try RGBImage(width: rect.width, height: rect.height, pixels: pixels),
-                                rect: .init(x: rect.x, y: rect.y, width: rect.width, height: rect.height),
-                                imageWidth: prepared.width, imageHeight: prepared.height)
-            var request = r
-            request.initImage = t.pixels
-            let out = try upscale(request, tile: t) { step, steps in progress?(rect.index, grid.tiles.count, step, steps) ?? true }
+            let out = try upscaleTile(r, prepared: prepared, rect: rect) { step, steps in
+                progress?(rect.index, grid.tiles.count, step, steps) ?? true
+            }
             try stitcher.add(tileIndex: rect.index, pixels: out.image.pixels)
             last = out
         }
