@@ -229,8 +229,9 @@ public nonisolated struct Atelier_V1_Request: Sendable {
   public var protocolVersion: UInt32 = 0
 
   /// Unique per logical request, chosen by the sender (a UUID). nng's REQ socket resends a
-  /// request whose reply is late or whose connection dropped; the coordinator answers a repeated
-  /// request_id from the same sender with the stored first response, so resends are harmless.
+  /// request whose reply is late or whose connection dropped (possibly over a new connection);
+  /// the coordinator answers a repeated request_id with the stored first response, so resends
+  /// are harmless. Never reuse an id for a different request.
   public var requestID: String = String()
 
   public var body: Atelier_V1_Request.OneOf_Body? = nil
@@ -828,7 +829,7 @@ public nonisolated struct Atelier_V1_Lease: @unchecked Sendable {
     set {_uniqueStorage()._fencingToken = newValue}
   }
 
-  /// extended by each heartbeat
+  /// each heartbeat sets it to now + the lease TTL
   public var deadlineUnixMs: Int64 {
     get {_storage._deadlineUnixMs}
     set {_uniqueStorage()._deadlineUnixMs = newValue}
