@@ -38,29 +38,12 @@ public struct EulerAncestralDiscreteScheduler: Scheduler {
         sigmas = schedule.trainSigmas.reversed() + [0]
     }
 
-    public var initNoiseSigma: Float {
-        let maxSigma = sigmas.max() ?? 0
-        switch timestepSpacing {
-        case .linspace, .trailing: return maxSigma
-        case .leading: return (maxSigma * maxSigma + 1).squareRoot()
-        }
-    }
+    public var initNoiseSigma: Float { timestepSpacing.eulerInitNoiseSigma(maxSigma: sigmas.max() ?? 0) }
 
     public mutating func setTimesteps(_ steps: Int) throws {
         let trainTimesteps = schedule.numTrainTimesteps
         try TimestepSpacing.validate(steps: steps, trainTimesteps: trainTimesteps)
-        let floatTimesteps: [Float]
-        switch timestepSpacing {
-        case .linspace:
-            floatTimesteps = NumPyEmulation.linspace(0, Double(trainTimesteps - 1), count: steps).map { Float($0) }.reversed()
-        case .leading:
-            let ratio = trainTimesteps / steps
-            floatTimesteps = (0..<steps).reversed().map { Float($0 * ratio) + Float(stepsOffset) }
-        case .trailing:
-            let ratio = Double(trainTimesteps) / Double(steps)
-            floatTimesteps = NumPyEmulation.arange(Double(trainTimesteps), 0, step: -ratio)
-                .map { Float(NumPyEmulation.round($0)) - 1 }
-        }
+        let floatTimesteps = timestepSpacing.eulerTimesteps(steps: steps, trainTimesteps: trainTimesteps, stepsOffset: stepsOffset)
         let table = schedule.trainSigmas.map(Double.init)
         sigmas = floatTimesteps.map { Float(NumPyEmulation.interpolateOnIntegerGrid(Double($0), table)) } + [0]
         timesteps = floatTimesteps

@@ -29,3 +29,29 @@ extension TimestepSpacing {
         }
     }
 }
+
+extension TimestepSpacing {
+    /// The fractional float32 timesteps of the Euler family (`EulerDiscreteScheduler` and
+    /// `EulerAncestralDiscreteScheduler.set_timesteps`, which share this code in diffusers too).
+    func eulerTimesteps(steps: Int, trainTimesteps: Int, stepsOffset: Int) -> [Float] {
+        switch self {
+        case .linspace:
+            return NumPyEmulation.linspace(0, Double(trainTimesteps - 1), count: steps).map { Float($0) }.reversed()
+        case .leading:
+            let ratio = trainTimesteps / steps
+            return (0..<steps).reversed().map { Float($0 * ratio) + Float(stepsOffset) }
+        case .trailing:
+            let ratio = Double(trainTimesteps) / Double(steps)
+            return NumPyEmulation.arange(Double(trainTimesteps), 0, step: -ratio).map { Float(NumPyEmulation.round($0)) - 1 }
+        }
+    }
+
+    /// `init_noise_sigma` of the Euler family: σ_max for linspace/trailing, √(σ_max²+1) for leading
+    /// (14.6146 vs 14.6488 for SD2; SD2-SPEC §7.6).
+    func eulerInitNoiseSigma(maxSigma: Float) -> Float {
+        switch self {
+        case .linspace, .trailing: return maxSigma
+        case .leading: return (maxSigma * maxSigma + 1).squareRoot()
+        }
+    }
+}
