@@ -119,6 +119,14 @@ final class ModelLoadingTests: XCTestCase {
         XCTAssertEqual(try withSidecar.unetConfig.resolved().heads, [2, 2])
     }
 
+    func testPredictionTypeIsGuessedFromOfficialFileNames() {
+        XCTAssertEqual(SingleFileCheckpoint.guessPredictionType(fileName: "v2-1_768-ema-pruned.safetensors"), "v_prediction")
+        XCTAssertEqual(SingleFileCheckpoint.guessPredictionType(fileName: "768-v-ema.safetensors"), "v_prediction")
+        XCTAssertEqual(SingleFileCheckpoint.guessPredictionType(fileName: "v2-1_512-ema-pruned.safetensors"), "epsilon")
+        XCTAssertEqual(SingleFileCheckpoint.guessPredictionType(fileName: "512-base-ema.safetensors"), "epsilon")
+        XCTAssertEqual(SingleFileCheckpoint.guessPredictionType(fileName: "my-finetune.safetensors"), "epsilon")
+    }
+
     func testSingleFileWithoutUNetIsRejectedWithAReason() throws {
         let url = scratch.appendingPathComponent("vae-only.safetensors")
         try SafeTensorsWriter.write([(name: "first_stage_model.encoder.conv_in.weight", tensor: Tensor(zeros: [8, 3, 3, 3]))], to: url)

@@ -23,14 +23,22 @@ public struct SingleFileCheckpoint {
     /// else epsilon (SD2-SPEC §9). The weights cannot tell.
     public let predictionType: String
 
+    /// Without a sidecar: the official 768 px SD 2.x files (`768-v-ema`, `v2-1_768-ema-pruned`)
+    /// are v-prediction, the 512 px ones (`512-base-ema`, `v2-1_512-ema-pruned`) ε; other names ε.
+    static func guessPredictionType(fileName: String) -> String {
+        let n = fileName.lowercased()
+        let isV = n.contains("768-v") || n.contains("768v") || n.contains("-v-")
+            || (n.contains("768") && !n.contains("base") && !n.contains("512"))
+        return isV ? "v_prediction" : "epsilon"
+    }
+
     /// - Parameter headChannels: channels per UNet attention head when no sidecar says otherwise
     ///   (64 in every SD2 model).
     public init(url: URL, headChannels defaultHeadChannels: Int = 64) throws {
         let side = SingleFileSidecar.find(for: url)
         sidecar = side
         let name = url.lastPathComponent.lowercased()
-        predictionType = side?.predictionType
-            ?? ((name.contains("768-v") || name.contains("768v") || name.contains("-v-")) ? "v_prediction" : "epsilon")
+        predictionType = side?.predictionType ?? Self.guessPredictionType(fileName: name)
         let headChannels = side?.numHeadChannels.flatMap { $0 > 0 ? $0 : nil } ?? defaultHeadChannels
         let fixedHeads = side?.numHeadChannels == -1 ? side?.numHeads : nil
         let f = try SafeTensorsFile(url: url)
