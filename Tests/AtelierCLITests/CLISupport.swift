@@ -21,13 +21,14 @@ enum CLI {
     }
 
     /// Runs `atelier args…` to completion (bounded by `timeout` seconds).
-    static func run(_ args: [String], in dir: URL? = nil, timeout: TimeInterval = 120) throws -> Result {
+    static func run(_ args: [String], in dir: URL? = nil, environment extra: [String: String] = [:], timeout: TimeInterval = 120) throws -> Result {
         let p = Process()
         p.executableURL = executable
         p.arguments = args
         if let dir { p.currentDirectoryURL = dir }
         var env = ProcessInfo.processInfo.environment
         env["ATELIER_MODEL"] = nil
+        env.merge(extra) { _, new in new }
         p.environment = env
         let out = Pipe(), err = Pipe()
         p.standardOutput = out

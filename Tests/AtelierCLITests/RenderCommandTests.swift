@@ -101,6 +101,22 @@ final class RenderCommandTests: XCTestCase {
         XCTAssertEqual(try PNGCodec.read(path: out).rgb(), try PNGCodec.read(path: again).rgb())
     }
 
+    /// Non-negotiable: a seed means the same image on any worker. Workers differ in core count;
+    /// 256 px is large enough that the GEMMs are split into blocks run on several threads.
+    func testSameSeedGivesSamePixelsWhateverTheThreadCount() throws {
+        var images: [RGBImage] = []
+        for threads in ["1", "2", "3"] {
+            let path = dir.appendingPathComponent("t\(threads).png").path
+            let r = try CLI.run(["render", "--model", base, "--prompt", "a harbour", "--seed", "502", "--steps", "2",
+                                 "--width", "256", "--height", "256", "--output", path, "--quiet"],
+                                environment: ["ATELIER_THREADS": threads], timeout: 300)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            images.append(try PNGCodec.read(path: path).rgb())
+        }
+        XCTAssertEqual(images[0], images[1], "1 vs 2 threads")
+        XCTAssertEqual(images[0], images[2], "1 vs 3 threads")
+    }
+
     func testHelpTeachesWithExamples() throws {
         let r = try CLI.run(["render", "--help"])
         XCTAssertEqual(r.status, 0)
