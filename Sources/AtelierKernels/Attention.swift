@@ -46,13 +46,29 @@ public enum AttentionOp {
     }
 
     /// Numerically stable softmax of one row; with `valid < cols` (causal), later columns are 0.
+    /// Eight lanes at a time with `FastExp` (softmax was 12% of a UNet step with scalar `expf`).
     @inline(__always)
     static func softmaxRow(_ row: UnsafeMutablePointer<Float>, cols: Int, valid: Int) {
         var mx = -Float.infinity
         for j in 0..<valid { mx = max(mx, row[j]) }
-        var sum: Float = 0
-        for j in 0..<valid { let e = expf(row[j] - mx); row[j] = e; sum += e }
-        let inv = 1 / sum
+        let m8 = SIMD8<Float>(repeating: mx)
+        var acc = SIMD8<Float>(repeating: 0)
+        var j = 0
+        while j + 8 <= valid {
+            let p = UnsafeMutableRawPointer(row + j)
+            let e = FastExp.exp(p.loadUnaligned(as: SIMD8<Float>.self) - m8)
+            p.storeBytes(of: e, as: SIMD8<Float>.self)
+            acc += e
+            j += 8
+        }
+        if j < valid {
+            var tail = SIMD8<Float>(repeating: -Float.infinity)
+            for t in 0..<(valid - j) { tail[t] = row[j + t] }
+            let e = FastExp.exp(tail - m8)
+            for t in 0..<(valid - j) { row[j + t] = e[t] }
+            acc += e
+        }
+        let inv = 1 / acc.sum()
         for j in 0..<valid { row[j] *= inv }
         if valid < cols { (row + valid).update(repeating: 0, count: cols - valid) }
     }

@@ -140,3 +140,19 @@ final class BLASCoreTypeTests: XCTestCase {
         XCTAssertFalse(BLAS.coreName.isEmpty)
     }
 }
+
+final class FastExpTests: XCTestCase {
+    func testFastExpIsWithinTwoUlpOfLibmOverTheSoftmaxRange() {
+        var worst: Float = 0
+        var x: Float = -87
+        while x <= 0 {
+            let v = SIMD8<Float>(repeating: x)
+            let got = FastExp.exp(v)[0], want = expf(x)
+            worst = max(worst, abs(got - want) / want.ulp)
+            x += 0.00731
+        }
+        XCTAssertLessThanOrEqual(worst, 2, "max error \(worst) ulp")
+        XCTAssertEqual(FastExp.exp(SIMD8<Float>(repeating: -.infinity))[0], 0)
+        XCTAssertEqual(FastExp.exp(SIMD8<Float>(repeating: 0))[0], 1)
+    }
+}
