@@ -228,8 +228,8 @@ struct WorkersCommand: ParsableCommand {
         let workers = try farmCall(client, .listWorkers(.init())).listWorkers.workers
         if workers.isEmpty { print("no workers registered") }
         for w in workers {
-            let models = w.capabilities.models.map(\.name).joined(separator: ",")
-            print("\(w.workerID)  \(w.name)  \(w.alive ? "alive" : "lost")  models \(models)  done \(w.completed)  failed \(w.failed)\(w.currentTaskID.isEmpty ? "" : "  on \(w.currentTaskID)")")
+            let models = w.capabilities.models.map { "\($0.name)#\($0.contentHash)" }.joined(separator: ",")
+            print("\(w.workerID)  \(w.name)  \(w.alive ? "alive" : "lost")  models \(models)  done \(w.completed)  failed \(w.failed)  atelier \(w.capabilities.version)\(w.currentTaskID.isEmpty ? "" : "  on \(w.currentTaskID)")")
         }
     }
 }
