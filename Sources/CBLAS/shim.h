@@ -1,4 +1,7 @@
 // OpenBLAS's CBLAS interface. Debian: apt-get install libopenblas-dev
+#if !__has_include(<cblas.h>)
+#error "OpenBLAS (cblas.h) not found: run `apt-get install libopenblas-dev` (or bash scripts/setup.sh)"
+#endif
 #include <cblas.h>
 // Thread control is OpenBLAS-specific; declared here so the Swift side can keep BLAS and
 // our own parallel loops from oversubscribing the cores.

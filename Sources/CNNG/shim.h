@@ -1,4 +1,7 @@
 // nng 1.5. Debian: apt-get install libnng-dev
+#if !__has_include(<nng/nng.h>)
+#error "libnng not found: run `apt-get install libnng-dev` (or bash scripts/setup.sh)"
+#endif
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/protocol/reqrep0/rep.h>
