@@ -146,6 +146,21 @@ extension Tensor {
         return m
     }
 
+    /// Mean of all elements (accumulated in Double).
+    public var mean: Float {
+        var sum = 0.0
+        for i in 0..<count { sum += Double(pointer[i]) }
+        return Float(sum / Double(max(count, 1)))
+    }
+
+    /// Unbiased (N − 1) standard deviation of all elements, as torch.std computes it.
+    public var standardDeviation: Float {
+        let m = Double(mean)
+        var sq = 0.0
+        for i in 0..<count { let d = Double(pointer[i]) - m; sq += d * d }
+        return Float((sq / Double(max(count - 1, 1))).squareRoot())
+    }
+
     public var maxAbs: Float {
         var m: Float = 0
         for i in 0..<count { m = max(m, abs(pointer[i])) }

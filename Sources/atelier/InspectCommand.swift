@@ -55,7 +55,7 @@ struct InspectCommand: ParsableCommand {
         let labels = u.numClassEmbeds != nil ? [20] : nil
         var eps: Tensor!
         let tUNet = try elapsed { eps = try sd.unet(sample, timesteps: [500], context: context, classLabels: labels) }
-        print(String(format: "forward    unet %@ at t=500 → %@ in %.3f s (mean %.4f, std %.4f)", "\(sample.shape)", "\(eps.shape)", tUNet, eps.mean, eps.std))
+        print(String(format: "forward    unet %@ at t=500 → %@ in %.3f s (mean %.4f, std %.4f)", "\(sample.shape)", "\(eps.shape)", tUNet, eps.mean, eps.standardDeviation))
         var image: Tensor!
         let z = gen.normal([1, v.latentChannels, latent, latent])
         let tVAE = elapsed { image = sd.vae.decode(z) }
@@ -97,10 +97,3 @@ struct SplitMix64 {
     }
 }
 
-extension Tensor {
-    var mean: Float { Float(scalars.reduce(0.0) { $0 + Double($1) } / Double(max(count, 1))) }
-    var std: Float {
-        let m = Double(mean)
-        return Float((scalars.reduce(0.0) { $0 + (Double($1) - m) * (Double($1) - m) } / Double(max(count - 1, 1))).squareRoot())
-    }
-}

@@ -221,10 +221,12 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
         }
 
         let total = scheduler.timesteps.count - begin
+        // The conditioning channels are the same at every step: batch them for CFG once.
+        let conditioning = extra.map { cfg ? Elementwise.concatBatch([$0, $0]) : $0 }
         for (n, i) in (begin..<scheduler.timesteps.count).enumerated() {
             let input = cfg ? Elementwise.concatBatch([latents, latents]) : latents
             var x = scheduler.scaleModelInput(input, stepIndex: i)
-            if let extra { x = Elementwise.concatChannels([x, cfg ? Elementwise.concatBatch([extra, extra]) : extra]) }
+            if let conditioning { x = Elementwise.concatChannels([x, conditioning]) }
             let out = try model.unet(x, timesteps: [scheduler.timesteps[i]], context: context)
             let pred = cfg ? Guidance.combine(out, scale: guidance, rescale: r.guidanceRescale) : out
             latents = scheduler.step(modelOutput: pred, stepIndex: i, sample: latents, random: &random)

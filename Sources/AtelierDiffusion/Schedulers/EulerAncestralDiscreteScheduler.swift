@@ -51,9 +51,7 @@ public struct EulerAncestralDiscreteScheduler: Scheduler {
     }
 
     public func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor {
-        let sigma = sigmas[stepIndex]
-        let divisor = (sigma * sigma + 1).squareRoot()
-        return SchedulerMath.map(sample) { $0 / divisor }
+        EulerDiscreteScheduler.scaled(sample, sigma: sigmas[stepIndex])
     }
 
     public mutating func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout TorchRandomSource) -> Tensor {

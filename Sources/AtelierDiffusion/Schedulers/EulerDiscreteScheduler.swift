@@ -85,7 +85,11 @@ public struct EulerDiscreteScheduler: Scheduler {
     }
 
     public func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor {
-        let sigma = sigmas[stepIndex]
+        EulerDiscreteScheduler.scaled(sample, sigma: sigmas[stepIndex])
+    }
+
+    /// x / √(σ² + 1): the Euler family's `scale_model_input` (shared with Euler-ancestral).
+    static func scaled(_ sample: Tensor, sigma: Float) -> Tensor {
         let divisor = (sigma * sigma + 1).squareRoot()
         return SchedulerMath.map(sample) { $0 / divisor }
     }
