@@ -57,15 +57,15 @@ struct SubmitCommand: ParsableCommand {
     @Option(help: "Negative prompt.") var negativePrompt: String = ""
     @Option(help: "Seed of image 0 (default: random).") var seed: UInt64?
     @Option(help: "Denoising steps.") var steps: Int?
-    @Option(help: "Guidance scale.") var guidance: Float?
+    @Option(help: "Guidance scale.") var guidance: Double?
     @Option(help: "ddim | pndm | euler | euler-a | dpm++2m | dpm++2m-karras") var scheduler: String?
     @Option(help: "Width (multiple of 8).") var width: Int?
     @Option(help: "Height (multiple of 8).") var height: Int?
     @Option(help: "Init image PNG (img2img / inpaint / depth).") var initImage: String?
-    @Option(help: "Strength in (0, 1].") var strength: Float?
+    @Option(help: "Strength in (0, 1].") var strength: Double?
     @Option(help: "Inpainting mask PNG.") var mask: String?
     @Option(help: "Depth map PNG.") var depthMap: String?
-    @Option(help: "Guidance rescale in [0, 1].") var guidanceRescale: Float = 0
+    @Option(help: "Guidance rescale in [0, 1].") var guidanceRescale: Double = 0
     @Flag(help: "Wait for the job and write its images to --out.") var wait = false
     @Option(help: "Folder for the results (with --wait).") var out: String?
 
@@ -132,7 +132,7 @@ struct SubmitUpscaleCommand: ParsableCommand {
     @Option(help: "Negative prompt.") var negativePrompt: String = ""
     @Option(help: "Seed (default: random).") var seed: UInt64?
     @Option(help: "Steps (default 75).") var steps: Int?
-    @Option(help: "Guidance (default 9).") var guidance: Float?
+    @Option(help: "Guidance (default 9).") var guidance: Double?
     @Option(help: "Noise level 0…350 (default 20).") var noiseLevel: Int?
     @Option(help: "Scheduler.") var scheduler: String?
     @Option(help: "Tile side in low-res pixels (multiple of 8, ≥ 32).") var tile: Int = 128

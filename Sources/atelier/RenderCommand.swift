@@ -48,7 +48,7 @@ struct RenderCommand: ParsableCommand {
     var steps: Int?
 
     @Option(help: "Classifier-free guidance scale (≤ 1 turns guidance off).")
-    var guidance: Float?
+    var guidance: Double?
 
     @Option(help: "ddim | pndm | euler | euler-a | dpm++2m | dpm++2m-karras")
     var scheduler: String?
@@ -63,7 +63,7 @@ struct RenderCommand: ParsableCommand {
     var initImage: String?
 
     @Option(help: "How much of the init image to repaint, in (0, 1].")
-    var strength: Float?
+    var strength: Double?
 
     @Option(help: "Inpainting mask PNG, same size as --init-image; white = repaint.")
     var mask: String?
@@ -72,7 +72,7 @@ struct RenderCommand: ParsableCommand {
     var depthMap: String?
 
     @Option(help: "Guidance rescale φ in [0, 1] (fixes over-exposure with v-prediction models).")
-    var guidanceRescale: Float = 0
+    var guidanceRescale: Double = 0
 
     @Option(help: "Take prompt, seed, steps, sampler, guidance and size from this PNG's parameters.")
     var fromPng: String?
@@ -139,13 +139,13 @@ enum CommandInputs {
             r.negativePrompt = p.negativePrompt
             r.seed = p.seed
             r.steps = p.steps
-            r.guidance = Float(p.cfgScale)
+            r.guidance = p.cfgScale
             // parse() gives Atelier's id; older text may hold an A1111 display name.
             r.scheduler = SchedulerName(rawValue: p.sampler) != nil ? p.sampler : A1111SamplerNames.id(for: p.sampler)
             r.width = p.width
             r.height = p.height
-            r.strength = p.strength.map(Float.init)
-            r.guidanceRescale = p.guidanceRescale.map(Float.init) ?? 0
+            r.strength = p.strength
+            r.guidanceRescale = p.guidanceRescale ?? 0
             r.noiseLevel = p.noiseLevel
             return r
         }

@@ -37,7 +37,7 @@ struct UpscaleCommand: ParsableCommand {
     var steps: Int?
 
     @Option(help: "Guidance scale (default 9).")
-    var guidance: Float?
+    var guidance: Double?
 
     @Option(help: "Noise added to the low-res image, 0…350 (default 20).")
     var noiseLevel: Int?

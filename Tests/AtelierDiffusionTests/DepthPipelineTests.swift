@@ -12,7 +12,7 @@ final class DepthPipelineTests: XCTestCase {
         let name, prompt, negative_prompt, init_image, expected, debug, model: String
         let seed: UInt64
         let steps: Int
-        let guidance, strength: Float
+        let guidance, strength: Double
         let scheduler: String?
     }
 

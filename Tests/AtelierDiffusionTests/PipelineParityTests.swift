@@ -11,12 +11,12 @@ final class PipelineParityTests: XCTestCase {
         let negative_prompt: String?
         let seed: UInt64
         let steps: Int?
-        let guidance: Float?
+        let guidance: Double?
         let scheduler: String?
         let width, height: Int?
-        let strength: Float?
+        let strength: Double?
         let noise_level: Int?
-        let guidance_rescale: Float?
+        let guidance_rescale: Double?
         let init_image, mask, depth_map: String?
         let prompt_ids: [Int]?
     }

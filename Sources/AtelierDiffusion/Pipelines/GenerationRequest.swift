@@ -7,16 +7,16 @@ public struct GenerationRequest: Sendable {
     public var negativePrompt: String = ""
     public var seed: UInt64 = 0
     public var steps: Int?
-    public var guidance: Float?
+    public var guidance: Double?
     public var scheduler: String?
     public var width: Int?
     public var height: Int?
     public var initImage: RGBImage?
-    public var strength: Float?
+    public var strength: Double?
     public var mask: GrayImage?
     /// Raw depth values (e.g. a 16-bit PNG's samples), row-major, any size.
     public var depthMap: DepthMap?
-    public var guidanceRescale: Float = 0
+    public var guidanceRescale: Double = 0
     /// x4 upscaler noise augmentation level (0…350).
     public var noiseLevel: Int?
 

@@ -128,7 +128,7 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
     }
 
     /// diffusers' defaults per mode (SD2-SPEC §4).
-    public func defaults(for mode: GenerationMode) -> (steps: Int, guidance: Float, strength: Float) {
+    public func defaults(for mode: GenerationMode) -> (steps: Int, guidance: Double, strength: Double) {
         switch mode {
         case .txt2img: return (50, 7.5, 1)
         case .img2img, .depth2img: return (50, 7.5, 0.8)
@@ -184,7 +184,7 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
                 let depth = try r.depthMap ?? estimatedDepth(initImage)
                 extra = PipelineImages.depthCondition(depth, latentHeight: initImage.height / vf, latentWidth: initImage.width / vf)
             }
-            begin = scheduler.img2imgBeginIndex(strength: Double(strength))
+            begin = scheduler.img2imgBeginIndex(strength: strength)
             guard begin < scheduler.timesteps.count else {
                 throw PipelineError.invalidOption("strength \(strength) with \(steps) steps leaves no denoising step; raise --strength or --steps")
             }
@@ -198,7 +198,7 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
             let image = try PipelineImages.preprocess(initImage, width: w, height: h, factor: vf, filter: .lanczos)
             (width, height) = (image.shape[3], image.shape[2])
             let mask = try PipelineImages.preprocessMask(maskImage, width: width, height: height)
-            begin = scheduler.img2imgBeginIndex(strength: Double(strength))
+            begin = scheduler.img2imgBeginIndex(strength: strength)
             guard begin < scheduler.timesteps.count else {
                 throw PipelineError.invalidOption("strength \(strength) with \(steps) steps leaves no denoising step; raise --strength or --steps")
             }
@@ -228,7 +228,7 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
             var x = scheduler.scaleModelInput(input, stepIndex: i)
             if let conditioning { x = Elementwise.concatChannels([x, conditioning]) }
             let out = try model.unet(x, timesteps: [scheduler.timesteps[i]], context: context)
-            let pred = cfg ? Guidance.combine(out, scale: guidance, rescale: r.guidanceRescale) : out
+            let pred = cfg ? Guidance.combine(out, scale: Float(guidance), rescale: Float(r.guidanceRescale)) : out
             latents = scheduler.step(modelOutput: pred, stepIndex: i, sample: latents, random: &random)
             if let progress, !progress(n + 1, total) { throw PipelineError.cancelled }
         }
@@ -281,7 +281,7 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
             let input = cfg ? Elementwise.concatBatch([latents, latents]) : latents
             let x = Elementwise.concatChannels([scheduler.scaleModelInput(input, stepIndex: i), lowResImage])
             let out = try model.unet(x, timesteps: [scheduler.timesteps[i]], context: context, classLabels: labels)
-            let pred = cfg ? Guidance.combine(out, scale: guidance, rescale: 0) : out
+            let pred = cfg ? Guidance.combine(out, scale: Float(guidance), rescale: 0) : out
             latents = scheduler.step(modelOutput: pred, stepIndex: i, sample: latents, random: &random)
             if let progress, !progress(i + 1, total) { throw PipelineError.cancelled }
         }
@@ -370,7 +370,7 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
         return (w, h)
     }
 
-    func validate(steps: Int, guidance: Float, strength: Float, rescale: Float) throws {
+    func validate(steps: Int, guidance: Double, strength: Double, rescale: Double) throws {
         guard steps >= 1 && steps <= 1000 else { throw PipelineError.invalidOption("--steps must be in 1…1000, got \(steps)") }
         guard guidance.isFinite, guidance >= 0, guidance <= 100 else { throw PipelineError.invalidOption("--guidance must be in 0…100, got \(guidance)") }
         guard strength > 0, strength <= 1 else { throw PipelineError.invalidOption("--strength must be in (0, 1], got \(strength)") }
@@ -379,15 +379,15 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
 
     func scaled(_ t: Tensor, _ s: Float) -> Tensor { s == 1 ? t : Elementwise.scale(t, s) }
 
-    func parameters(_ r: GenerationRequest, mode: GenerationMode, steps: Int, guidance: Float, strength: Float?,
+    func parameters(_ r: GenerationRequest, mode: GenerationMode, steps: Int, guidance: Double, strength: Double?,
                     width: Int, height: Int) -> GenerationParameters {
         let schedulerID = r.scheduler ?? SchedulerName.id(forClassName: schedulerConfig.className) ?? "ddim"
         var p = GenerationParameters(prompt: r.prompt, negativePrompt: r.negativePrompt, steps: steps,
                                      sampler: A1111SamplerNames.displayName(for: schedulerID) ?? schedulerID,
-                                     cfgScale: Double(guidance), seed: r.seed, width: width, height: height,
+                                     cfgScale: guidance, seed: r.seed, width: width, height: height,
                                      modelName: name, modelHash: hash.isEmpty ? nil : hash)
-        p.strength = strength.map(Double.init)
-        p.guidanceRescale = r.guidanceRescale > 0 ? Double(r.guidanceRescale) : nil
+        p.strength = strength
+        p.guidanceRescale = r.guidanceRescale > 0 ? r.guidanceRescale : nil
         p.mode = mode.rawValue
         return p
     }

@@ -142,6 +142,7 @@ public final class Coordinator: @unchecked Sendable {
         case .heartbeat(let r): return try heartbeat(r, request: request, peer: peer)
         case .completeTask(let r): return try completeTask(r, request: request, peer: peer)
         case .failTask(let r): return try failTask(r, request: request, peer: peer)
+        case .releaseTask(let r): return try releaseTask(r, request: request, peer: peer)
         case .submitJob(let r): return try submitJob(r, request: request, peer: peer)
         case .cancelJob(let r): return try cancelJob(r, request: request, peer: peer)
         case .jobStatus, .listJobs, .listWorkers, .fetchResult:
@@ -223,6 +224,7 @@ public final class Coordinator: @unchecked Sendable {
         case .heartbeat?: return "heartbeat"
         case .completeTask?: return "complete_task"
         case .failTask?: return "fail_task"
+        case .releaseTask?: return "release_task"
         case .submitJob?: return "submit_job"
         case .jobStatus?: return "job_status"
         case .cancelJob?: return "cancel_job"

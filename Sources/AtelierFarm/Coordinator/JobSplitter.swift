@@ -243,7 +243,7 @@ enum JobSplitter {
 
     // MARK: Shared checks
 
-    static func validateCommon(model: String, steps: UInt32, scheduler: String, guidance: Float?, field: String) throws {
+    static func validateCommon(model: String, steps: UInt32, scheduler: String, guidance: Double?, field: String) throws {
         guard !model.trimmingCharacters(in: .whitespaces).isEmpty else {
             throw CoordinatorError.invalid("\(field).model is empty: name a model a worker registered (see list_workers)")
         }

@@ -324,6 +324,14 @@ public nonisolated struct Atelier_V1_Request: Sendable {
     set {body = .listJobs(newValue)}
   }
 
+  public var releaseTask: Atelier_V1_ReleaseTaskRequest {
+    get {
+      if case .releaseTask(let v)? = body {return v}
+      return Atelier_V1_ReleaseTaskRequest()
+    }
+    set {body = .releaseTask(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -338,120 +346,138 @@ public nonisolated struct Atelier_V1_Request: Sendable {
     case fetchResult(Atelier_V1_FetchResultRequest)
     case listWorkers(Atelier_V1_ListWorkersRequest)
     case listJobs(Atelier_V1_ListJobsRequest)
+    case releaseTask(Atelier_V1_ReleaseTaskRequest)
 
   }
 
   public init() {}
 }
 
-public nonisolated struct Atelier_V1_Response: Sendable {
+public nonisolated struct Atelier_V1_Response: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var protocolVersion: UInt32 = 0
+  public var protocolVersion: UInt32 {
+    get {_storage._protocolVersion}
+    set {_uniqueStorage()._protocolVersion = newValue}
+  }
 
   /// Echoes Request.request_id (empty if the request could not be parsed).
-  public var requestID: String = String()
+  public var requestID: String {
+    get {_storage._requestID}
+    set {_uniqueStorage()._requestID = newValue}
+  }
 
   /// Set when the request failed; the body is then unset.
   public var error: Atelier_V1_Error {
-    get {_error ?? Atelier_V1_Error()}
-    set {_error = newValue}
+    get {_storage._error ?? Atelier_V1_Error()}
+    set {_uniqueStorage()._error = newValue}
   }
   /// Returns true if `error` has been explicitly set.
-  public var hasError: Bool {self._error != nil}
+  public var hasError: Bool {_storage._error != nil}
   /// Clears the value of `error`. Subsequent reads from it will return its default value.
-  public mutating func clearError() {self._error = nil}
+  public mutating func clearError() {_uniqueStorage()._error = nil}
 
-  public var body: Atelier_V1_Response.OneOf_Body? = nil
+  public var body: OneOf_Body? {
+    get {return _storage._body}
+    set {_uniqueStorage()._body = newValue}
+  }
 
   public var registerWorker: Atelier_V1_RegisterWorkerResponse {
     get {
-      if case .registerWorker(let v)? = body {return v}
+      if case .registerWorker(let v)? = _storage._body {return v}
       return Atelier_V1_RegisterWorkerResponse()
     }
-    set {body = .registerWorker(newValue)}
+    set {_uniqueStorage()._body = .registerWorker(newValue)}
   }
 
   public var leaseTask: Atelier_V1_LeaseTaskResponse {
     get {
-      if case .leaseTask(let v)? = body {return v}
+      if case .leaseTask(let v)? = _storage._body {return v}
       return Atelier_V1_LeaseTaskResponse()
     }
-    set {body = .leaseTask(newValue)}
+    set {_uniqueStorage()._body = .leaseTask(newValue)}
   }
 
   public var heartbeat: Atelier_V1_HeartbeatResponse {
     get {
-      if case .heartbeat(let v)? = body {return v}
+      if case .heartbeat(let v)? = _storage._body {return v}
       return Atelier_V1_HeartbeatResponse()
     }
-    set {body = .heartbeat(newValue)}
+    set {_uniqueStorage()._body = .heartbeat(newValue)}
   }
 
   public var completeTask: Atelier_V1_CompleteTaskResponse {
     get {
-      if case .completeTask(let v)? = body {return v}
+      if case .completeTask(let v)? = _storage._body {return v}
       return Atelier_V1_CompleteTaskResponse()
     }
-    set {body = .completeTask(newValue)}
+    set {_uniqueStorage()._body = .completeTask(newValue)}
   }
 
   public var failTask: Atelier_V1_FailTaskResponse {
     get {
-      if case .failTask(let v)? = body {return v}
+      if case .failTask(let v)? = _storage._body {return v}
       return Atelier_V1_FailTaskResponse()
     }
-    set {body = .failTask(newValue)}
+    set {_uniqueStorage()._body = .failTask(newValue)}
   }
 
   public var submitJob: Atelier_V1_SubmitJobResponse {
     get {
-      if case .submitJob(let v)? = body {return v}
+      if case .submitJob(let v)? = _storage._body {return v}
       return Atelier_V1_SubmitJobResponse()
     }
-    set {body = .submitJob(newValue)}
+    set {_uniqueStorage()._body = .submitJob(newValue)}
   }
 
   public var jobStatus: Atelier_V1_JobStatusResponse {
     get {
-      if case .jobStatus(let v)? = body {return v}
+      if case .jobStatus(let v)? = _storage._body {return v}
       return Atelier_V1_JobStatusResponse()
     }
-    set {body = .jobStatus(newValue)}
+    set {_uniqueStorage()._body = .jobStatus(newValue)}
   }
 
   public var cancelJob: Atelier_V1_CancelJobResponse {
     get {
-      if case .cancelJob(let v)? = body {return v}
+      if case .cancelJob(let v)? = _storage._body {return v}
       return Atelier_V1_CancelJobResponse()
     }
-    set {body = .cancelJob(newValue)}
+    set {_uniqueStorage()._body = .cancelJob(newValue)}
   }
 
   public var fetchResult: Atelier_V1_FetchResultResponse {
     get {
-      if case .fetchResult(let v)? = body {return v}
+      if case .fetchResult(let v)? = _storage._body {return v}
       return Atelier_V1_FetchResultResponse()
     }
-    set {body = .fetchResult(newValue)}
+    set {_uniqueStorage()._body = .fetchResult(newValue)}
   }
 
   public var listWorkers: Atelier_V1_ListWorkersResponse {
     get {
-      if case .listWorkers(let v)? = body {return v}
+      if case .listWorkers(let v)? = _storage._body {return v}
       return Atelier_V1_ListWorkersResponse()
     }
-    set {body = .listWorkers(newValue)}
+    set {_uniqueStorage()._body = .listWorkers(newValue)}
   }
 
   public var listJobs: Atelier_V1_ListJobsResponse {
     get {
-      if case .listJobs(let v)? = body {return v}
+      if case .listJobs(let v)? = _storage._body {return v}
       return Atelier_V1_ListJobsResponse()
     }
-    set {body = .listJobs(newValue)}
+    set {_uniqueStorage()._body = .listJobs(newValue)}
+  }
+
+  public var releaseTask: Atelier_V1_ReleaseTaskResponse {
+    get {
+      if case .releaseTask(let v)? = _storage._body {return v}
+      return Atelier_V1_ReleaseTaskResponse()
+    }
+    set {_uniqueStorage()._body = .releaseTask(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -468,12 +494,13 @@ public nonisolated struct Atelier_V1_Response: Sendable {
     case fetchResult(Atelier_V1_FetchResultResponse)
     case listWorkers(Atelier_V1_ListWorkersResponse)
     case listJobs(Atelier_V1_ListJobsResponse)
+    case releaseTask(Atelier_V1_ReleaseTaskResponse)
 
   }
 
   public init() {}
 
-  fileprivate var _error: Atelier_V1_Error? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Atelier_V1_Error: Sendable {
@@ -508,7 +535,23 @@ public nonisolated struct Atelier_V1_GenerationParams: Sendable {
 
   public var steps: UInt32 = 0
 
-  public var guidance: Float {
+  /// ddim | pndm | euler | euler-a | dpm++2m | dpm++2m-karras; "" = model default
+  public var scheduler: String = String()
+
+  public var width: UInt32 = 0
+
+  public var height: UInt32 = 0
+
+  public var initImagePng: Data = Data()
+
+  public var maskPng: Data = Data()
+
+  public var depthMapPng: Data = Data()
+
+  /// Doubles, as diffusers computes with Python floats: `int(steps * strength)` must see
+  /// 0.7 * 10 = 7.000000000000001, not float32's 6.9999998 (one step late). The float32 fields
+  /// 6, 10 and 11 of earlier drafts are retired.
+  public var guidance: Double {
     get {_guidance ?? 0}
     set {_guidance = newValue}
   }
@@ -517,15 +560,8 @@ public nonisolated struct Atelier_V1_GenerationParams: Sendable {
   /// Clears the value of `guidance`. Subsequent reads from it will return its default value.
   public mutating func clearGuidance() {self._guidance = nil}
 
-  /// ddim | pndm | euler | euler-a | dpm++2m | dpm++2m-karras; "" = model default
-  public var scheduler: String = String()
-
-  public var width: UInt32 = 0
-
-  public var height: UInt32 = 0
-
   /// img2img / inpaint / depth2img
-  public var strength: Float {
+  public var strength: Double {
     get {_strength ?? 0}
     set {_strength = newValue}
   }
@@ -534,20 +570,14 @@ public nonisolated struct Atelier_V1_GenerationParams: Sendable {
   /// Clears the value of `strength`. Subsequent reads from it will return its default value.
   public mutating func clearStrength() {self._strength = nil}
 
-  public var guidanceRescale: Float = 0
-
-  public var initImagePng: Data = Data()
-
-  public var maskPng: Data = Data()
-
-  public var depthMapPng: Data = Data()
+  public var guidanceRescale: Double = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _guidance: Float? = nil
-  fileprivate var _strength: Float? = nil
+  fileprivate var _guidance: Double? = nil
+  fileprivate var _strength: Double? = nil
 }
 
 public nonisolated struct Atelier_V1_UpscaleParams: Sendable {
@@ -565,15 +595,6 @@ public nonisolated struct Atelier_V1_UpscaleParams: Sendable {
 
   public var steps: UInt32 = 0
 
-  public var guidance: Float {
-    get {_guidance ?? 0}
-    set {_guidance = newValue}
-  }
-  /// Returns true if `guidance` has been explicitly set.
-  public var hasGuidance: Bool {self._guidance != nil}
-  /// Clears the value of `guidance`. Subsequent reads from it will return its default value.
-  public mutating func clearGuidance() {self._guidance = nil}
-
   public var noiseLevel: UInt32 {
     get {_noiseLevel ?? 0}
     set {_noiseLevel = newValue}
@@ -585,12 +606,21 @@ public nonisolated struct Atelier_V1_UpscaleParams: Sendable {
 
   public var scheduler: String = String()
 
+  public var guidance: Double {
+    get {_guidance ?? 0}
+    set {_guidance = newValue}
+  }
+  /// Returns true if `guidance` has been explicitly set.
+  public var hasGuidance: Bool {self._guidance != nil}
+  /// Clears the value of `guidance`. Subsequent reads from it will return its default value.
+  public mutating func clearGuidance() {self._guidance = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _guidance: Float? = nil
   fileprivate var _noiseLevel: UInt32? = nil
+  fileprivate var _guidance: Double? = nil
 }
 
 /// A rectangle of the low-resolution input, in its pixels.
@@ -729,6 +759,12 @@ public nonisolated struct Atelier_V1_ModelInfo: Sendable {
   /// 4 txt2img/img2img, 5 depth, 7 x4 upscaler, 9 inpaint
   public var unetInChannels: UInt32 = 0
 
+  /// SHA-256 (lower-case hex) over every file the model loads, whole files: for a single file
+  /// its digest, for a diffusers folder the digest of the sorted "relative/path\tsha256\n" lines.
+  /// Two workers serving one NAME with different files have different digests; a job is pinned
+  /// to one digest at submit.
+  public var weightsSha256: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -749,6 +785,13 @@ public nonisolated struct Atelier_V1_WorkerCapabilities: Sendable {
   public var version: String = String()
 
   public var hostname: String = String()
+
+  /// The numerics the worker renders with (say "fp32/openblas-haswell"): workers with the same
+  /// weights and numerics give bit-identical images, so a job is pinned to one numerics at submit.
+  public var numerics: String = String()
+
+  /// Leases the worker holds at once (0 = 1). The coordinator never grants more.
+  public var slots: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -976,6 +1019,36 @@ public nonisolated struct Atelier_V1_FailTaskResponse: Sendable {
   public init() {}
 }
 
+/// A worker that stops (SIGTERM, SIGINT) hands its task back: it is queued again at once and the
+/// attempt is not charged, because nothing went wrong with the task.
+public nonisolated struct Atelier_V1_ReleaseTaskRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var workerID: String = String()
+
+  public var taskID: String = String()
+
+  public var fencingToken: UInt64 = 0
+
+  public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Atelier_V1_ReleaseTaskResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Atelier_V1_BatchJob: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1153,6 +1226,12 @@ public nonisolated struct Atelier_V1_JobStatus: Sendable {
   /// results fetchable by index
   public var resultCount: UInt32 = 0
 
+  /// What the job is pinned to at submit: only workers whose model has this weights_sha256 and
+  /// who render with these numerics lease its tasks, so every image and tile is bit-compatible.
+  public var weightsSha256: String = String()
+
+  public var numerics: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1291,10 +1370,18 @@ public nonisolated struct Atelier_V1_WorkerStatus: Sendable {
   fileprivate var _capabilities: Atelier_V1_WorkerCapabilities? = nil
 }
 
+/// Pages of workers in worker_id order. Workers silent for longer than the coordinator's
+/// retention (default 1 h) without a lease are pruned.
 public nonisolated struct Atelier_V1_ListWorkersRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
+
+  /// 0 = 100; at most 1000
+  public var limit: UInt32 = 0
+
+  /// the previous page's next_after_worker_id; "" = first page
+  public var afterWorkerID: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1307,6 +1394,9 @@ public nonisolated struct Atelier_V1_ListWorkersResponse: Sendable {
   // methods supported on all messages.
 
   public var workers: [Atelier_V1_WorkerStatus] = []
+
+  /// "" when this was the last page
+  public var nextAfterWorkerID: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1355,7 +1445,7 @@ nonisolated extension Atelier_V1_TaskState: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Atelier_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}request_id\0\u{4}\u{8}register_worker\0\u{3}lease_task\0\u{1}heartbeat\0\u{3}complete_task\0\u{3}fail_task\0\u{4}\u{6}submit_job\0\u{3}job_status\0\u{3}cancel_job\0\u{3}fetch_result\0\u{3}list_workers\0\u{3}list_jobs\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}request_id\0\u{4}\u{8}register_worker\0\u{3}lease_task\0\u{1}heartbeat\0\u{3}complete_task\0\u{3}fail_task\0\u{3}release_task\0\u{4}\u{5}submit_job\0\u{3}job_status\0\u{3}cancel_job\0\u{3}fetch_result\0\u{3}list_workers\0\u{3}list_jobs\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1428,6 +1518,19 @@ nonisolated extension Atelier_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
         if let v = v {
           if hadOneofValue {try decoder.handleConflictingOneOf()}
           self.body = .failTask(v)
+        }
+      }()
+      case 15: try {
+        var v: Atelier_V1_ReleaseTaskRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .releaseTask(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .releaseTask(v)
         }
       }()
       case 20: try {
@@ -1545,6 +1648,10 @@ nonisolated extension Atelier_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
       guard case .failTask(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
     }()
+    case .releaseTask?: try {
+      guard case .releaseTask(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+    }()
     case .submitJob?: try {
       guard case .submitJob(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
@@ -1585,234 +1692,293 @@ nonisolated extension Atelier_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Atelier_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}request_id\0\u{1}error\0\u{4}\u{7}register_worker\0\u{3}lease_task\0\u{1}heartbeat\0\u{3}complete_task\0\u{3}fail_task\0\u{4}\u{6}submit_job\0\u{3}job_status\0\u{3}cancel_job\0\u{3}fetch_result\0\u{3}list_workers\0\u{3}list_jobs\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}request_id\0\u{1}error\0\u{4}\u{7}register_worker\0\u{3}lease_task\0\u{1}heartbeat\0\u{3}complete_task\0\u{3}fail_task\0\u{3}release_task\0\u{4}\u{5}submit_job\0\u{3}job_status\0\u{3}cancel_job\0\u{3}fetch_result\0\u{3}list_workers\0\u{3}list_jobs\0")
+
+  fileprivate class _StorageClass {
+    var _protocolVersion: UInt32 = 0
+    var _requestID: String = String()
+    var _error: Atelier_V1_Error? = nil
+    var _body: Atelier_V1_Response.OneOf_Body?
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _protocolVersion = source._protocolVersion
+      _requestID = source._requestID
+      _error = source._error
+      _body = source._body
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
-      case 3: try { try decoder.decodeSingularMessageField(value: &self._error) }()
-      case 10: try {
-        var v: Atelier_V1_RegisterWorkerResponse?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .registerWorker(let m) = current {v = m}
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt32Field(value: &_storage._protocolVersion) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._requestID) }()
+        case 3: try { try decoder.decodeSingularMessageField(value: &_storage._error) }()
+        case 10: try {
+          var v: Atelier_V1_RegisterWorkerResponse?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .registerWorker(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .registerWorker(v)
+          }
+        }()
+        case 11: try {
+          var v: Atelier_V1_LeaseTaskResponse?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .leaseTask(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .leaseTask(v)
+          }
+        }()
+        case 12: try {
+          var v: Atelier_V1_HeartbeatResponse?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .heartbeat(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .heartbeat(v)
+          }
+        }()
+        case 13: try {
+          var v: Atelier_V1_CompleteTaskResponse?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .completeTask(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .completeTask(v)
+          }
+        }()
+        case 14: try {
+          var v: Atelier_V1_FailTaskResponse?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .failTask(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .failTask(v)
+          }
+        }()
+        case 15: try {
+          var v: Atelier_V1_ReleaseTaskResponse?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .releaseTask(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .releaseTask(v)
+          }
+        }()
+        case 20: try {
+          var v: Atelier_V1_SubmitJobResponse?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .submitJob(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .submitJob(v)
+          }
+        }()
+        case 21: try {
+          var v: Atelier_V1_JobStatusResponse?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobStatus(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobStatus(v)
+          }
+        }()
+        case 22: try {
+          var v: Atelier_V1_CancelJobResponse?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .cancelJob(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .cancelJob(v)
+          }
+        }()
+        case 23: try {
+          var v: Atelier_V1_FetchResultResponse?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .fetchResult(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .fetchResult(v)
+          }
+        }()
+        case 24: try {
+          var v: Atelier_V1_ListWorkersResponse?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .listWorkers(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .listWorkers(v)
+          }
+        }()
+        case 25: try {
+          var v: Atelier_V1_ListJobsResponse?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .listJobs(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .listJobs(v)
+          }
+        }()
+        default: break
         }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .registerWorker(v)
-        }
-      }()
-      case 11: try {
-        var v: Atelier_V1_LeaseTaskResponse?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .leaseTask(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .leaseTask(v)
-        }
-      }()
-      case 12: try {
-        var v: Atelier_V1_HeartbeatResponse?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .heartbeat(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .heartbeat(v)
-        }
-      }()
-      case 13: try {
-        var v: Atelier_V1_CompleteTaskResponse?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .completeTask(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .completeTask(v)
-        }
-      }()
-      case 14: try {
-        var v: Atelier_V1_FailTaskResponse?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .failTask(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .failTask(v)
-        }
-      }()
-      case 20: try {
-        var v: Atelier_V1_SubmitJobResponse?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .submitJob(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .submitJob(v)
-        }
-      }()
-      case 21: try {
-        var v: Atelier_V1_JobStatusResponse?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobStatus(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobStatus(v)
-        }
-      }()
-      case 22: try {
-        var v: Atelier_V1_CancelJobResponse?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .cancelJob(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .cancelJob(v)
-        }
-      }()
-      case 23: try {
-        var v: Atelier_V1_FetchResultResponse?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .fetchResult(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .fetchResult(v)
-        }
-      }()
-      case 24: try {
-        var v: Atelier_V1_ListWorkersResponse?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .listWorkers(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .listWorkers(v)
-        }
-      }()
-      case 25: try {
-        var v: Atelier_V1_ListJobsResponse?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .listJobs(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .listJobs(v)
-        }
-      }()
-      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.protocolVersion != 0 {
-      try visitor.visitSingularUInt32Field(value: self.protocolVersion, fieldNumber: 1)
-    }
-    if !self.requestID.isEmpty {
-      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 2)
-    }
-    try { if let v = self._error {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-    } }()
-    switch self.body {
-    case .registerWorker?: try {
-      guard case .registerWorker(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-    }()
-    case .leaseTask?: try {
-      guard case .leaseTask(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-    }()
-    case .heartbeat?: try {
-      guard case .heartbeat(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-    }()
-    case .completeTask?: try {
-      guard case .completeTask(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
-    }()
-    case .failTask?: try {
-      guard case .failTask(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
-    }()
-    case .submitJob?: try {
-      guard case .submitJob(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
-    }()
-    case .jobStatus?: try {
-      guard case .jobStatus(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
-    }()
-    case .cancelJob?: try {
-      guard case .cancelJob(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
-    }()
-    case .fetchResult?: try {
-      guard case .fetchResult(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
-    }()
-    case .listWorkers?: try {
-      guard case .listWorkers(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
-    }()
-    case .listJobs?: try {
-      guard case .listJobs(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
-    }()
-    case nil: break
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._protocolVersion != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._protocolVersion, fieldNumber: 1)
+      }
+      if !_storage._requestID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._requestID, fieldNumber: 2)
+      }
+      try { if let v = _storage._error {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+      } }()
+      switch _storage._body {
+      case .registerWorker?: try {
+        guard case .registerWorker(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+      }()
+      case .leaseTask?: try {
+        guard case .leaseTask(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      }()
+      case .heartbeat?: try {
+        guard case .heartbeat(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      }()
+      case .completeTask?: try {
+        guard case .completeTask(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+      }()
+      case .failTask?: try {
+        guard case .failTask(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+      }()
+      case .releaseTask?: try {
+        guard case .releaseTask(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+      }()
+      case .submitJob?: try {
+        guard case .submitJob(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+      }()
+      case .jobStatus?: try {
+        guard case .jobStatus(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+      }()
+      case .cancelJob?: try {
+        guard case .cancelJob(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+      }()
+      case .fetchResult?: try {
+        guard case .fetchResult(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
+      }()
+      case .listWorkers?: try {
+        guard case .listWorkers(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
+      }()
+      case .listJobs?: try {
+        guard case .listJobs(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
+      }()
+      case nil: break
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Atelier_V1_Response, rhs: Atelier_V1_Response) -> Bool {
-    if lhs.protocolVersion != rhs.protocolVersion {return false}
-    if lhs.requestID != rhs.requestID {return false}
-    if lhs._error != rhs._error {return false}
-    if lhs.body != rhs.body {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._protocolVersion != rhs_storage._protocolVersion {return false}
+        if _storage._requestID != rhs_storage._requestID {return false}
+        if _storage._error != rhs_storage._error {return false}
+        if _storage._body != rhs_storage._body {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1855,7 +2021,7 @@ nonisolated extension Atelier_V1_Error: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Atelier_V1_GenerationParams: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GenerationParams"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}prompt\0\u{3}negative_prompt\0\u{1}seed\0\u{1}steps\0\u{1}guidance\0\u{1}scheduler\0\u{1}width\0\u{1}height\0\u{1}strength\0\u{3}guidance_rescale\0\u{3}init_image_png\0\u{3}mask_png\0\u{3}depth_map_png\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}prompt\0\u{3}negative_prompt\0\u{1}seed\0\u{1}steps\0\u{2}\u{2}scheduler\0\u{1}width\0\u{1}height\0\u{4}\u{3}init_image_png\0\u{3}mask_png\0\u{3}depth_map_png\0\u{1}guidance\0\u{1}strength\0\u{3}guidance_rescale\0\u{c}\u{6}\u{1}\u{c}\u{a}\u{1}\u{c}\u{b}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1868,15 +2034,15 @@ nonisolated extension Atelier_V1_GenerationParams: SwiftProtobuf.Message, SwiftP
       case 3: try { try decoder.decodeSingularStringField(value: &self.negativePrompt) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.seed) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.steps) }()
-      case 6: try { try decoder.decodeSingularFloatField(value: &self._guidance) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.scheduler) }()
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self.width) }()
       case 9: try { try decoder.decodeSingularUInt32Field(value: &self.height) }()
-      case 10: try { try decoder.decodeSingularFloatField(value: &self._strength) }()
-      case 11: try { try decoder.decodeSingularFloatField(value: &self.guidanceRescale) }()
       case 12: try { try decoder.decodeSingularBytesField(value: &self.initImagePng) }()
       case 13: try { try decoder.decodeSingularBytesField(value: &self.maskPng) }()
       case 14: try { try decoder.decodeSingularBytesField(value: &self.depthMapPng) }()
+      case 15: try { try decoder.decodeSingularDoubleField(value: &self._guidance) }()
+      case 16: try { try decoder.decodeSingularDoubleField(value: &self._strength) }()
+      case 17: try { try decoder.decodeSingularDoubleField(value: &self.guidanceRescale) }()
       default: break
       }
     }
@@ -1902,9 +2068,6 @@ nonisolated extension Atelier_V1_GenerationParams: SwiftProtobuf.Message, SwiftP
     if self.steps != 0 {
       try visitor.visitSingularUInt32Field(value: self.steps, fieldNumber: 5)
     }
-    try { if let v = self._guidance {
-      try visitor.visitSingularFloatField(value: v, fieldNumber: 6)
-    } }()
     if !self.scheduler.isEmpty {
       try visitor.visitSingularStringField(value: self.scheduler, fieldNumber: 7)
     }
@@ -1913,12 +2076,6 @@ nonisolated extension Atelier_V1_GenerationParams: SwiftProtobuf.Message, SwiftP
     }
     if self.height != 0 {
       try visitor.visitSingularUInt32Field(value: self.height, fieldNumber: 9)
-    }
-    try { if let v = self._strength {
-      try visitor.visitSingularFloatField(value: v, fieldNumber: 10)
-    } }()
-    if self.guidanceRescale.bitPattern != 0 {
-      try visitor.visitSingularFloatField(value: self.guidanceRescale, fieldNumber: 11)
     }
     if !self.initImagePng.isEmpty {
       try visitor.visitSingularBytesField(value: self.initImagePng, fieldNumber: 12)
@@ -1929,6 +2086,15 @@ nonisolated extension Atelier_V1_GenerationParams: SwiftProtobuf.Message, SwiftP
     if !self.depthMapPng.isEmpty {
       try visitor.visitSingularBytesField(value: self.depthMapPng, fieldNumber: 14)
     }
+    try { if let v = self._guidance {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 15)
+    } }()
+    try { if let v = self._strength {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 16)
+    } }()
+    if self.guidanceRescale.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.guidanceRescale, fieldNumber: 17)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1938,15 +2104,15 @@ nonisolated extension Atelier_V1_GenerationParams: SwiftProtobuf.Message, SwiftP
     if lhs.negativePrompt != rhs.negativePrompt {return false}
     if lhs.seed != rhs.seed {return false}
     if lhs.steps != rhs.steps {return false}
-    if lhs._guidance != rhs._guidance {return false}
     if lhs.scheduler != rhs.scheduler {return false}
     if lhs.width != rhs.width {return false}
     if lhs.height != rhs.height {return false}
-    if lhs._strength != rhs._strength {return false}
-    if lhs.guidanceRescale != rhs.guidanceRescale {return false}
     if lhs.initImagePng != rhs.initImagePng {return false}
     if lhs.maskPng != rhs.maskPng {return false}
     if lhs.depthMapPng != rhs.depthMapPng {return false}
+    if lhs._guidance != rhs._guidance {return false}
+    if lhs._strength != rhs._strength {return false}
+    if lhs.guidanceRescale != rhs.guidanceRescale {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1954,7 +2120,7 @@ nonisolated extension Atelier_V1_GenerationParams: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Atelier_V1_UpscaleParams: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".UpscaleParams"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}prompt\0\u{3}negative_prompt\0\u{1}seed\0\u{1}steps\0\u{1}guidance\0\u{4}\u{2}noise_level\0\u{2}\u{2}scheduler\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}prompt\0\u{3}negative_prompt\0\u{1}seed\0\u{1}steps\0\u{4}\u{3}noise_level\0\u{2}\u{2}scheduler\0\u{1}guidance\0\u{c}\u{6}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1967,9 +2133,9 @@ nonisolated extension Atelier_V1_UpscaleParams: SwiftProtobuf.Message, SwiftProt
       case 3: try { try decoder.decodeSingularStringField(value: &self.negativePrompt) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.seed) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.steps) }()
-      case 6: try { try decoder.decodeSingularFloatField(value: &self._guidance) }()
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self._noiseLevel) }()
       case 10: try { try decoder.decodeSingularStringField(value: &self.scheduler) }()
+      case 11: try { try decoder.decodeSingularDoubleField(value: &self._guidance) }()
       default: break
       }
     }
@@ -1995,15 +2161,15 @@ nonisolated extension Atelier_V1_UpscaleParams: SwiftProtobuf.Message, SwiftProt
     if self.steps != 0 {
       try visitor.visitSingularUInt32Field(value: self.steps, fieldNumber: 5)
     }
-    try { if let v = self._guidance {
-      try visitor.visitSingularFloatField(value: v, fieldNumber: 6)
-    } }()
     try { if let v = self._noiseLevel {
       try visitor.visitSingularUInt32Field(value: v, fieldNumber: 8)
     } }()
     if !self.scheduler.isEmpty {
       try visitor.visitSingularStringField(value: self.scheduler, fieldNumber: 10)
     }
+    try { if let v = self._guidance {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 11)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2013,9 +2179,9 @@ nonisolated extension Atelier_V1_UpscaleParams: SwiftProtobuf.Message, SwiftProt
     if lhs.negativePrompt != rhs.negativePrompt {return false}
     if lhs.seed != rhs.seed {return false}
     if lhs.steps != rhs.steps {return false}
-    if lhs._guidance != rhs._guidance {return false}
     if lhs._noiseLevel != rhs._noiseLevel {return false}
     if lhs.scheduler != rhs.scheduler {return false}
+    if lhs._guidance != rhs._guidance {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2233,7 +2399,7 @@ nonisolated extension Atelier_V1_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Atelier_V1_ModelInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ModelInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}content_hash\0\u{3}unet_in_channels\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}content_hash\0\u{3}unet_in_channels\0\u{3}weights_sha256\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2244,6 +2410,7 @@ nonisolated extension Atelier_V1_ModelInfo: SwiftProtobuf.Message, SwiftProtobuf
       case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.contentHash) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.unetInChannels) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.weightsSha256) }()
       default: break
       }
     }
@@ -2259,6 +2426,9 @@ nonisolated extension Atelier_V1_ModelInfo: SwiftProtobuf.Message, SwiftProtobuf
     if self.unetInChannels != 0 {
       try visitor.visitSingularUInt32Field(value: self.unetInChannels, fieldNumber: 3)
     }
+    if !self.weightsSha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.weightsSha256, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2266,6 +2436,7 @@ nonisolated extension Atelier_V1_ModelInfo: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.name != rhs.name {return false}
     if lhs.contentHash != rhs.contentHash {return false}
     if lhs.unetInChannels != rhs.unetInChannels {return false}
+    if lhs.weightsSha256 != rhs.weightsSha256 {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2273,7 +2444,7 @@ nonisolated extension Atelier_V1_ModelInfo: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Atelier_V1_WorkerCapabilities: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WorkerCapabilities"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}models\0\u{1}threads\0\u{3}memory_bytes\0\u{1}version\0\u{1}hostname\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}models\0\u{1}threads\0\u{3}memory_bytes\0\u{1}version\0\u{1}hostname\0\u{1}numerics\0\u{1}slots\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2286,6 +2457,8 @@ nonisolated extension Atelier_V1_WorkerCapabilities: SwiftProtobuf.Message, Swif
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.memoryBytes) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.version) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.hostname) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.numerics) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.slots) }()
       default: break
       }
     }
@@ -2307,6 +2480,12 @@ nonisolated extension Atelier_V1_WorkerCapabilities: SwiftProtobuf.Message, Swif
     if !self.hostname.isEmpty {
       try visitor.visitSingularStringField(value: self.hostname, fieldNumber: 5)
     }
+    if !self.numerics.isEmpty {
+      try visitor.visitSingularStringField(value: self.numerics, fieldNumber: 6)
+    }
+    if self.slots != 0 {
+      try visitor.visitSingularUInt32Field(value: self.slots, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2316,6 +2495,8 @@ nonisolated extension Atelier_V1_WorkerCapabilities: SwiftProtobuf.Message, Swif
     if lhs.memoryBytes != rhs.memoryBytes {return false}
     if lhs.version != rhs.version {return false}
     if lhs.hostname != rhs.hostname {return false}
+    if lhs.numerics != rhs.numerics {return false}
+    if lhs.slots != rhs.slots {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2792,6 +2973,70 @@ nonisolated extension Atelier_V1_FailTaskResponse: SwiftProtobuf.Message, SwiftP
   }
 }
 
+nonisolated extension Atelier_V1_ReleaseTaskRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReleaseTaskRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{3}task_id\0\u{3}fencing_token\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.workerID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.taskID) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.fencingToken) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.workerID.isEmpty {
+      try visitor.visitSingularStringField(value: self.workerID, fieldNumber: 1)
+    }
+    if !self.taskID.isEmpty {
+      try visitor.visitSingularStringField(value: self.taskID, fieldNumber: 2)
+    }
+    if self.fencingToken != 0 {
+      try visitor.visitSingularUInt64Field(value: self.fencingToken, fieldNumber: 3)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Atelier_V1_ReleaseTaskRequest, rhs: Atelier_V1_ReleaseTaskRequest) -> Bool {
+    if lhs.workerID != rhs.workerID {return false}
+    if lhs.taskID != rhs.taskID {return false}
+    if lhs.fencingToken != rhs.fencingToken {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Atelier_V1_ReleaseTaskResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReleaseTaskResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Atelier_V1_ReleaseTaskResponse, rhs: Atelier_V1_ReleaseTaskResponse) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Atelier_V1_BatchJob: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".BatchJob"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}prompts\0\u{1}count\0\u{1}params\0")
@@ -3104,7 +3349,7 @@ nonisolated extension Atelier_V1_TaskStatus: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Atelier_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}state\0\u{1}kind\0\u{3}total_tasks\0\u{3}done_tasks\0\u{1}priority\0\u{3}created_unix_ms\0\u{1}tasks\0\u{1}errors\0\u{3}seam_ratio\0\u{3}result_count\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}state\0\u{1}kind\0\u{3}total_tasks\0\u{3}done_tasks\0\u{1}priority\0\u{3}created_unix_ms\0\u{1}tasks\0\u{1}errors\0\u{3}seam_ratio\0\u{3}result_count\0\u{3}weights_sha256\0\u{1}numerics\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3123,6 +3368,8 @@ nonisolated extension Atelier_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf
       case 9: try { try decoder.decodeRepeatedStringField(value: &self.errors) }()
       case 10: try { try decoder.decodeSingularDoubleField(value: &self.seamRatio) }()
       case 11: try { try decoder.decodeSingularUInt32Field(value: &self.resultCount) }()
+      case 12: try { try decoder.decodeSingularStringField(value: &self.weightsSha256) }()
+      case 13: try { try decoder.decodeSingularStringField(value: &self.numerics) }()
       default: break
       }
     }
@@ -3162,6 +3409,12 @@ nonisolated extension Atelier_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf
     if self.resultCount != 0 {
       try visitor.visitSingularUInt32Field(value: self.resultCount, fieldNumber: 11)
     }
+    if !self.weightsSha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.weightsSha256, fieldNumber: 12)
+    }
+    if !self.numerics.isEmpty {
+      try visitor.visitSingularStringField(value: self.numerics, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3177,6 +3430,8 @@ nonisolated extension Atelier_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.errors != rhs.errors {return false}
     if lhs.seamRatio != rhs.seamRatio {return false}
     if lhs.resultCount != rhs.resultCount {return false}
+    if lhs.weightsSha256 != rhs.weightsSha256 {return false}
+    if lhs.numerics != rhs.numerics {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3456,18 +3711,34 @@ nonisolated extension Atelier_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Atelier_V1_ListWorkersRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListWorkersRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}limit\0\u{3}after_worker_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    // Load everything into unknown fields
-    while try decoder.nextFieldNumber() != nil {}
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.afterWorkerID) }()
+      default: break
+      }
+    }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.limit != 0 {
+      try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 1)
+    }
+    if !self.afterWorkerID.isEmpty {
+      try visitor.visitSingularStringField(value: self.afterWorkerID, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Atelier_V1_ListWorkersRequest, rhs: Atelier_V1_ListWorkersRequest) -> Bool {
+    if lhs.limit != rhs.limit {return false}
+    if lhs.afterWorkerID != rhs.afterWorkerID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3475,7 +3746,7 @@ nonisolated extension Atelier_V1_ListWorkersRequest: SwiftProtobuf.Message, Swif
 
 nonisolated extension Atelier_V1_ListWorkersResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListWorkersResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}workers\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}workers\0\u{3}next_after_worker_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3484,6 +3755,7 @@ nonisolated extension Atelier_V1_ListWorkersResponse: SwiftProtobuf.Message, Swi
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.workers) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.nextAfterWorkerID) }()
       default: break
       }
     }
@@ -3493,11 +3765,15 @@ nonisolated extension Atelier_V1_ListWorkersResponse: SwiftProtobuf.Message, Swi
     if !self.workers.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.workers, fieldNumber: 1)
     }
+    if !self.nextAfterWorkerID.isEmpty {
+      try visitor.visitSingularStringField(value: self.nextAfterWorkerID, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Atelier_V1_ListWorkersResponse, rhs: Atelier_V1_ListWorkersResponse) -> Bool {
     if lhs.workers != rhs.workers {return false}
+    if lhs.nextAfterWorkerID != rhs.nextAfterWorkerID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
