@@ -31,11 +31,7 @@ public final class Coordinator: @unchecked Sendable {
     /// - Parameter now: the clock, injectable so tests can expire leases without sleeping.
     public init(directory: URL, options: CoordinatorOptions = CoordinatorOptions(),
                 now: @escaping @Sendable () -> Date = { Date() }) throws {
-        guard options.leaseTTL > 0, options.maxUnfinishedTasks > 0, options.defaultMaxAttempts > 0 else {
-            throw CoordinatorError.invalid(
-                "coordinator options: leaseTTL, maxUnfinishedTasks and defaultMaxAttempts must be positive")
-        }
-        self.options = options
+        self.options = try options.validated()
         self.now = now
         self.store = try CoordinatorStore(directory: directory)
         self.results = ResultStore(directory: directory)
