@@ -20,6 +20,9 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible, Localized
     case unsupportedModel(path: String, detail: String)
     /// The requested sequence length cannot hold BOS and EOS.
     case invalidMaxLength(Int)
+    /// A model folder's tokenizer (its own, or the bundled CLIP vocabulary used when `tokenizer/`
+    /// is missing) produces ids its text encoder's embedding table does not have.
+    case vocabularyMismatch(modelFolder: String, tokenizerFolderPresent: Bool, tokenizerVocabulary: Int, textEncoderVocabulary: Int)
 
     public var description: String {
         switch self {
@@ -48,6 +51,14 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible, Localized
         case .unsupportedModel(let path, let detail):
             return "\(path) describes an unsupported tokenizer: \(detail). Only CLIP byte-level BPE "
                 + "(end_of_word_suffix \"</w>\") is supported."
+        case .vocabularyMismatch(let folder, let present, let tokens, let embeddings):
+            if !present {
+                return "\(folder) has no tokenizer/ folder, and the bundled CLIP vocabulary (\(tokens) tokens) does not fit "
+                    + "its text encoder (\(embeddings) token embeddings): copy the model's tokenizer/ folder "
+                    + "(vocab.json, merges.txt, special_tokens_map.json, tokenizer_config.json) into it."
+            }
+            return "\(folder)/tokenizer has \(tokens) tokens but the text encoder only \(embeddings) token embeddings: "
+                + "the tokenizer/ folder is incomplete or from another model; re-download it with the model."
         case .invalidMaxLength(let length):
             return "Invalid tokenizer max length \(length): it must be at least 2 (BOS + EOS); SD2 uses 77."
         }
