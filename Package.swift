@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "atelier", targets: ["atelier"]),
         .library(name: "AtelierKernels", targets: ["AtelierKernels"]),
         .library(name: "AtelierModels", targets: ["AtelierModels"]),
+        .library(name: "AtelierRequests", targets: ["AtelierRequests"]),
         .library(name: "AtelierDiffusion", targets: ["AtelierDiffusion"]),
         .library(name: "AtelierFarm", targets: ["AtelierFarm"]),
     ],
@@ -29,27 +30,32 @@ let package = Package(
         .target(name: "AtelierKernels", dependencies: ["CBLAS"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "AtelierModels", dependencies: ["AtelierKernels"]),
+        // The one validation of a generation request (limits, per-mode rules, scheduler names),
+        // pure Swift with no dependencies, so the CLI, the coordinator, the worker and the engine
+        // all check a request the same way.
+        .target(name: "AtelierRequests"),
         // libpng behind a C setjmp boundary, so its longjmp error handling never crosses Swift frames.
         .target(name: "CAtelierPNG", dependencies: ["CPNG"]),
-        .target(name: "AtelierDiffusion", dependencies: ["AtelierModels", "AtelierKernels", "CPNG", "CAtelierPNG"],
+        .target(name: "AtelierDiffusion", dependencies: ["AtelierRequests", "AtelierModels", "AtelierKernels", "CPNG", "CAtelierPNG"],
                 exclude: ["Resources/CLIP-VOCAB-LICENSE.txt"]),
         // The farm: protocol (generated from Protocols/), nng transport, coordinator, worker. It
         // reaches the engine only through the `RenderEngine` protocol.
         .target(name: "AtelierFarm", dependencies: [
-            "CNNG", "AtelierDiffusion",
+            "CNNG", "AtelierRequests", "AtelierDiffusion",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .executableTarget(name: "atelier", dependencies: [
-            "AtelierFarm", "AtelierDiffusion", "AtelierModels", "AtelierKernels",
+            "AtelierFarm", "AtelierRequests", "AtelierDiffusion", "AtelierModels", "AtelierKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "AtelierKernelsTests", dependencies: ["AtelierKernels"]),
         .testTarget(name: "AtelierModelsTests", dependencies: ["AtelierModels", "AtelierKernels"]),
-        .testTarget(name: "AtelierDiffusionTests", dependencies: ["AtelierDiffusion", "AtelierModels", "AtelierKernels"],
+        .testTarget(name: "AtelierDiffusionTests", dependencies: ["AtelierRequests", "AtelierDiffusion", "AtelierModels", "AtelierKernels"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "AtelierFarmTests", dependencies: ["AtelierFarm", "AtelierDiffusion"]),
+        .testTarget(name: "AtelierFarmTests", dependencies: ["AtelierFarm", "AtelierRequests", "AtelierDiffusion",
+                                                        .product(name: "GRDB", package: "GRDB.swift")]),
         // Runs the built `atelier` executable as a user would (exit codes, messages, files).
-        .testTarget(name: "AtelierCLITests", dependencies: ["AtelierDiffusion"]),
+        .testTarget(name: "AtelierCLITests", dependencies: ["AtelierDiffusion", "atelier"]),
     ]
 )

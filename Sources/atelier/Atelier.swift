@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct Atelier: ParsableCommand {
@@ -14,6 +15,26 @@ struct Atelier: ParsableCommand {
 
     static func main() {
         BLASCoreSelection.reexecIfBeneficial()
-        Self.main(nil)
+        var command: ParsableCommand
+        do {
+            command = try parseAsRoot(nil)
+        } catch {
+            exit(withError: error)  // usage problems (unknown option, --help): ArgumentParser's text
+        }
+        do {
+            try command.run()
+        } catch {
+            exit(withRunError: error)
+        }
+    }
+
+    /// An error from running a command: one line, "Error: …", no usage footer (the arguments
+    /// parsed; what failed is a value, a file or the farm, and the message says what to do).
+    static func exit(withRunError error: Error) -> Never {
+        let code = exitCode(for: error)
+        if code == .success { exit(withError: error) }  // CleanExit
+        let text = message(for: error).split(whereSeparator: \.isNewline).joined(separator: " ")
+        FileHandle.standardError.write(Data("Error: \(text)\n".utf8))
+        Foundation.exit(error is ValidationError ? ExitCode.validationFailure.rawValue : EXIT_FAILURE)
     }
 }

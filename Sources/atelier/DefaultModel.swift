@@ -17,14 +17,19 @@ enum DefaultModel {
     }
 
     static func resolve(_ given: String?, kind: Kind = .generator) throws -> URL {
-        if let given { return URL(fileURLWithPath: (given as NSString).expandingTildeInPath) }
+        if let given {
+            guard given.utf8.count <= Int(PATH_MAX) else {
+                throw CLIError("--model \"\(CLIError.echo(given))\" is \(given.utf8.count) bytes, longer than any path (\(PATH_MAX)); pass the model's folder or .safetensors file")
+            }
+            return URL(fileURLWithPath: (given as NSString).expandingTildeInPath)
+        }
         if let env = ProcessInfo.processInfo.environment[kind.environment], !env.isEmpty {
             return URL(fileURLWithPath: (env as NSString).expandingTildeInPath)
         }
         for candidate in bundledCandidates(kind.bundledPath) where FileManager.default.fileExists(atPath: candidate.path) {
             return candidate
         }
-        throw ValidationError("no --model given, $\(kind.environment) unset, and the bundled test model was not found; pass --model PATH (a diffusers folder or a .safetensors file)")
+        throw CLIError("no --model given, $\(kind.environment) unset, and the bundled test model was not found; pass --model PATH (a diffusers folder or a .safetensors file)")
     }
 
     /// The bundled model, looked up in the working directory, next to the source tree

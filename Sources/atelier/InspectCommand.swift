@@ -45,7 +45,7 @@ struct InspectCommand: ParsableCommand {
         print("vae        channels \(v.blockOutChannels), \(v.layersPerBlock) resnets/level, latent \(v.latentChannels), factor \(v.scaleFactor), scaling \(v.scalingFactor) — \(sd.vae.parameterCount.formatted()) params")
         if noForward { return }
 
-        guard latent > 0 && latent <= 256 else { throw ValidationError("--latent must be in 1…256") }
+        guard latent > 0 && latent <= 256 else { throw CLIError("--latent must be in 1…256, got \(latent)") }
         var gen = SplitMix64(seed: 0)
         let ids = [[min(49406, t.vocabSize - 2)] + Array(repeating: min(49407, t.vocabSize - 1), count: 1) + Array(repeating: 0, count: t.maxPositionEmbeddings - 2)]
         var context: Tensor!

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import AtelierDiffusion
+import AtelierRequests
 
 /// `atelier render`: one process, one model, K images — the same pictures diffusers makes.
 struct RenderCommand: ParsableCommand {
@@ -41,28 +42,28 @@ struct RenderCommand: ParsableCommand {
     @Option(help: "Seed of the first image (default: random, printed).")
     var seed: UInt64?
 
-    @Option(help: "Number of images; image i uses seed+i.")
+    @Option(parsing: .unconditional, help: "Number of images; image i uses seed+i.")
     var count: Int = 1
 
-    @Option(help: "Denoising steps.")
+    @Option(parsing: .unconditional, help: "Denoising steps.")
     var steps: Int?
 
-    @Option(help: "Classifier-free guidance scale (≤ 1 turns guidance off).")
+    @Option(parsing: .unconditional, help: "Classifier-free guidance scale (≤ 1 turns guidance off).")
     var guidance: Double?
 
     @Option(help: "ddim | pndm | euler | euler-a | dpm++2m | dpm++2m-karras")
     var scheduler: String?
 
-    @Option(help: "Output width in pixels (multiple of 8).")
+    @Option(parsing: .unconditional, help: "Output width in pixels (multiple of 8).")
     var width: Int?
 
-    @Option(help: "Output height in pixels (multiple of 8).")
+    @Option(parsing: .unconditional, help: "Output height in pixels (multiple of 8).")
     var height: Int?
 
     @Option(help: "Start from this image (img2img; inpainting and depth need it too).")
     var initImage: String?
 
-    @Option(help: "How much of the init image to repaint, in (0, 1].")
+    @Option(parsing: .unconditional, help: "How much of the init image to repaint, in (0, 1].")
     var strength: Double?
 
     @Option(help: "Inpainting mask PNG, same size as --init-image; white = repaint.")
@@ -71,7 +72,7 @@ struct RenderCommand: ParsableCommand {
     @Option(help: "Depth map PNG (8- or 16-bit grayscale, larger = nearer) for the depth model.")
     var depthMap: String?
 
-    @Option(help: "Guidance rescale φ in [0, 1] (fixes over-exposure with v-prediction models).")
+    @Option(parsing: .unconditional, help: "Guidance rescale φ in [0, 1] (fixes over-exposure with v-prediction models).")
     var guidanceRescale: Double = 0
 
     @Option(help: "Take prompt, seed, steps, sampler, guidance and size from this PNG's parameters.")
@@ -94,21 +95,13 @@ struct RenderCommand: ParsableCommand {
         if let height { request.height = height }
         if let strength { request.strength = strength }
         if guidanceRescale != 0 { request.guidanceRescale = guidanceRescale }
-        guard (1...1000).contains(count) else { throw ValidationError("--count must be in 1…1000") }
-        try CommandInputs.checkOptions(request)
+        // One validation for every door, on the PNGs' declared sizes, before anything is decoded.
+        try GenerationValidation.validate(RequestChecks.describe(
+            request, prompts: [request.prompt], count: count, model: nil,
+            initImage: initImage, mask: mask, depthMap: depthMap))
         if let initImage { request.initImage = try CommandInputs.readRGB(initImage) }
-        if let mask {
-            let m = try CommandInputs.readGray(mask)
-            if let img = request.initImage, m.width != img.width || m.height != img.height {
-                throw ValidationError("--mask is \(m.width)×\(m.height) but --init-image is \(img.width)×\(img.height); they must be the same size")
-            }
-            if request.initImage == nil { throw ValidationError("--mask needs --init-image") }
-            request.mask = m
-        }
-        if let depthMap {
-            if request.initImage == nil { throw ValidationError("--depth-map needs --init-image") }
-            request.depthMap = try CommandInputs.readDepth(depthMap)
-        }
+        if let mask { request.mask = try CommandInputs.readGray(mask) }
+        if let depthMap { request.depthMap = try CommandInputs.readDepth(depthMap) }
         let outputs = CommandInputs.outputPaths(output, count: count)
         try CommandInputs.checkWritable(outputs)
 
@@ -130,9 +123,9 @@ struct RenderCommand: ParsableCommand {
 enum CommandInputs {
     static func request(prompt: String?, fromPNG: String?) throws -> GenerationRequest {
         if let fromPNG {
-            let png = try PNGCodec.read(path: fromPNG)
+            let png = try PNGCodec.read(path: fromPNG, limits: .inputImage)
             guard let text = png.parametersText else {
-                throw ValidationError("\(fromPNG) has no 'parameters' text chunk to render from")
+                throw CLIError("\(fromPNG) has no 'parameters' text chunk to render from")
             }
             let p = try GenerationParameters.parse(text)
             var r = GenerationRequest(prompt: prompt ?? p.prompt)
@@ -149,28 +142,21 @@ enum CommandInputs {
             r.noiseLevel = p.noiseLevel
             return r
         }
-        guard let prompt else { throw ValidationError("--prompt is required (or --from-png IMG)") }
+        guard let prompt else { throw CLIError("--prompt is required (or --from-png IMG)") }
         return GenerationRequest(prompt: prompt)
     }
 
-    static func checkOptions(_ r: GenerationRequest) throws {
-        if let s = r.steps, s < 1 || s > 1000 { throw ValidationError("--steps must be in 1…1000, got \(s)") }
-        if let w = r.width, w <= 0 || w % 8 != 0 { throw ValidationError("--width must be a positive multiple of 8, got \(w)") }
-        if let h = r.height, h <= 0 || h % 8 != 0 { throw ValidationError("--height must be a positive multiple of 8, got \(h)") }
-        if let s = r.scheduler, SchedulerName(rawValue: s) == nil || s == "ddpm" {
-            throw ValidationError("unknown scheduler '\(s)'; use one of ddim, pndm, euler, euler-a, dpm++2m, dpm++2m-karras")
-        }
-        if let g = r.guidance, !(0...100).contains(g) { throw ValidationError("--guidance must be in 0…100, got \(g)") }
-        if let s = r.strength, !(s > 0 && s <= 1) { throw ValidationError("--strength must be in (0, 1], got \(s)") }
+    /// Input images are decoded with the input-image limits (the declared size was validated
+    /// already; this is the second line of defence).
+    static func readRGB(_ path: String, limits: PNGReadLimits = .inputImage) throws -> RGBImage {
+        try PNGCodec.read(path: path, limits: limits).rgb()
     }
 
-    static func readRGB(_ path: String) throws -> RGBImage { try PNGCodec.read(path: path).rgb() }
-
-    static func readGray(_ path: String) throws -> GrayImage { try PNGCodec.read(path: path).gray() }
+    static func readGray(_ path: String) throws -> GrayImage { try PNGCodec.read(path: path, limits: .inputImage).gray() }
 
     /// Sample values scaled to [0, 1] (v / (2^bits − 1)); only their relative order matters, the
     /// pipeline min-max normalises the map.
-    static func readDepth(_ path: String) throws -> DepthMap { try depth(PNGCodec.read(path: path)) }
+    static func readDepth(_ path: String) throws -> DepthMap { try depth(PNGCodec.read(path: path, limits: .inputImage)) }
 
     static func depth(_ png: DecodedPNG) throws -> DepthMap {
         if case .gray16(let samples) = png.pixels {
@@ -194,7 +180,7 @@ enum CommandInputs {
             let dir = URL(fileURLWithPath: p).deletingLastPathComponent().path
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-                throw ValidationError("cannot write \(p): folder \(dir) does not exist")
+                throw CLIError("cannot write \(CLIError.echo(p)): folder \(CLIError.echo(dir)) does not exist")
             }
         }
     }

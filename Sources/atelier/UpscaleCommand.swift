@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import AtelierDiffusion
+import AtelierRequests
 
 /// `atelier upscale`: the x4 upscaler, whole or in tiles (the farm's tiling, run locally).
 struct UpscaleCommand: ParsableCommand {
@@ -33,22 +34,22 @@ struct UpscaleCommand: ParsableCommand {
     @Option(help: "Seed (default: random, printed).")
     var seed: UInt64?
 
-    @Option(help: "Denoising steps (default 75).")
+    @Option(parsing: .unconditional, help: "Denoising steps (default 75).")
     var steps: Int?
 
-    @Option(help: "Guidance scale (default 9).")
+    @Option(parsing: .unconditional, help: "Guidance scale (default 9).")
     var guidance: Double?
 
-    @Option(help: "Noise added to the low-res image, 0…350 (default 20).")
+    @Option(parsing: .unconditional, help: "Noise added to the low-res image, 0…350 (default 20).")
     var noiseLevel: Int?
 
     @Option(help: "ddim | pndm | euler | euler-a | dpm++2m | dpm++2m-karras")
     var scheduler: String?
 
-    @Option(help: "Tile side in low-res pixels (multiple of 4, ≥ 8); omit for one pass.")
+    @Option(parsing: .unconditional, help: "Tile side in low-res pixels (multiple of 8, 32…512); omit for one pass (inputs up to 512 px; tiled up to 1024 px).")
     var tile: Int?
 
-    @Option(help: "Tile overlap in low-res pixels (multiple of 4, < tile/2).")
+    @Option(parsing: .unconditional, help: "Tile overlap in low-res pixels (multiple of 4, < tile/2).")
     var overlap: Int = 32
 
     @Option(help: "Output PNG.")
@@ -65,9 +66,11 @@ struct UpscaleCommand: ParsableCommand {
         r.guidance = guidance
         r.scheduler = scheduler
         r.noiseLevel = noiseLevel
-        try CommandInputs.checkOptions(r)
-        if let n = noiseLevel, !(0...350).contains(n) { throw ValidationError("--noise-level must be in 0…350, got \(n)") }
-        r.initImage = try CommandInputs.readRGB(image)
+        // The declared size is checked against the one-pass or tiled cap before decoding.
+        try GenerationValidation.validate(RequestChecks.describeUpscale(
+            r, model: nil, image: image, tile: tile, overlap: tile == nil ? nil : overlap))
+        r.initImage = try CommandInputs.readRGB(image, limits: PNGReadLimits(
+            maxSide: tile == nil ? RequestLimits.upscaleOnePassSide : RequestLimits.upscaleTiledSide))
         try CommandInputs.checkWritable([output])
         let pipeline = try StableDiffusionPipeline.load(try DefaultModel.resolve(model, kind: .upscaler))
         if seed == nil && !quiet { FileHandle.standardError.write(Data("seed \(r.seed)\n".utf8)) }

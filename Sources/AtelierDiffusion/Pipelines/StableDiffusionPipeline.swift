@@ -1,6 +1,7 @@
 import Foundation
 import AtelierKernels
 import AtelierModels
+import AtelierRequests
 
 /// One loaded SD2-family model with everything around it (tokenizer, scheduler configs) that
 /// turns a `GenerationRequest` into the same picture diffusers' pipelines produce for the same
@@ -33,9 +34,7 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
         let model = try StableDiffusionModel.load(url)
         let name = url.deletingPathExtension().lastPathComponent
         if let folder = model.folder {
-            let tokenizerDir = folder.appendingPathComponent("tokenizer")
-            let tokenizer = FileManager.default.fileExists(atPath: tokenizerDir.path)
-                ? try BPETokenizer(folder: tokenizerDir) : try BPETokenizer.bundled()
+            let tokenizer = try BPETokenizer.forModel(folder: folder, textEncoderVocabulary: model.textEncoder.config.vocabSize)
             let sched = try loadSchedulerConfig(folder.appendingPathComponent("scheduler/scheduler_config.json"))
                 ?? defaultSchedulerConfig(for: model, predictionType: "epsilon")
             let lowRes = try loadSchedulerConfig(folder.appendingPathComponent("low_res_scheduler/scheduler_config.json"))
@@ -370,11 +369,14 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
         return (w, h)
     }
 
+    /// The shared request validation (AtelierRequests), so the engine refuses exactly what every
+    /// door refuses, with the same message.
     func validate(steps: Int, guidance: Double, strength: Double, rescale: Double) throws {
-        guard steps >= 1 && steps <= 1000 else { throw PipelineError.invalidOption("--steps must be in 1…1000, got \(steps)") }
-        guard guidance.isFinite, guidance >= 0, guidance <= 100 else { throw PipelineError.invalidOption("--guidance must be in 0…100, got \(guidance)") }
-        guard strength > 0, strength <= 1 else { throw PipelineError.invalidOption("--strength must be in (0, 1], got \(strength)") }
-        guard rescale >= 0, rescale <= 1 else { throw PipelineError.invalidOption("--guidance-rescale must be in 0…1, got \(rescale)") }
+        var d = GenerationDescription(mode: .img2img, prompt: "")
+        d.steps = steps; d.guidance = guidance; d.strength = strength; d.guidanceRescale = rescale
+        do { try GenerationValidation.validateSettings(d) } catch let e as RequestValidationError {
+            throw PipelineError.invalidOption(e.message)
+        }
     }
 
     func scaled(_ t: Tensor, _ s: Float) -> Tensor { s == 1 ? t : Elementwise.scale(t, s) }

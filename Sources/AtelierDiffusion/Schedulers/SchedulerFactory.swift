@@ -1,25 +1,6 @@
-/// The scheduler names the CLI and pipelines accept, with the diffusers class each one maps to.
-public enum SchedulerName: String, Sendable, CaseIterable {
-    case ddim
-    case pndm
-    case euler
-    case eulerAncestral = "euler-a"
-    case dpmPlusPlus2M = "dpm++2m"
-    case dpmPlusPlus2MKarras = "dpm++2m-karras"
-    case ddpm
-
-    /// The diffusers class name.
-    public var className: String {
-        switch self {
-        case .ddim: return "DDIMScheduler"
-        case .pndm: return "PNDMScheduler"
-        case .euler: return "EulerDiscreteScheduler"
-        case .eulerAncestral: return "EulerAncestralDiscreteScheduler"
-        case .dpmPlusPlus2M, .dpmPlusPlus2MKarras: return "DPMSolverMultistepScheduler"
-        case .ddpm: return "DDPMScheduler"
-        }
-    }
-}
+// The scheduler names live in AtelierRequests (one list for every door); re-exported so the
+// engine's users keep writing `SchedulerName`.
+@_exported import AtelierRequests
 
 /// Builds a scheduler from a model's `scheduler_config.json`, as
 /// `SchedulerClass.from_config(config)` does in diffusers.
