@@ -171,9 +171,7 @@ extension Coordinator {
             throw CoordinatorError.internalError("task \(task.id) has no spec")
         }
         var spec = try Atelier_V1_TaskSpec(serializedBytes: blob)
-        if case .image? = spec.kind,
-           let jobBlob = try Data.fetchOne(db, sql: "SELECT spec FROM jobs WHERE id = ? AND kind = 'batch'",
-                                           arguments: [task.jobId]) {
+        if let jobBlob = try Data.fetchOne(db, sql: "SELECT spec FROM jobs WHERE id = ?", arguments: [task.jobId]) {
             JobSplitter.hydrate(&spec, from: try Atelier_V1_SubmitJobRequest(serializedBytes: jobBlob))
         }
         var lease = Atelier_V1_Lease()

@@ -1,4 +1,5 @@
 import AtelierDiffusion
+import AtelierRequests
 import Foundation
 import SwiftProtobuf
 
@@ -6,7 +7,7 @@ import SwiftProtobuf
 struct JobPlan {
     struct Task {
         var index: Int
-        /// Serialized `Atelier_V1_TaskSpec` as stored (see `JobSplitter.strip`).
+        /// Serialized `Atelier_V1_TaskSpec` as stored: only what differs per task (see `JobSplitter.hydrate`).
         var spec: Data
         /// Steps × output megapixels, for the lease deadline.
         var work: Double
@@ -45,9 +46,7 @@ enum JobSplitter {
     static let defaultImageSide = 768
     static let defaultTile = 128
     static let defaultOverlap = 32
-    static let maxPromptLength = 16_384
-    static let maxImageSide = 4096
-    static let maxNoiseLevel: UInt32 = 350
+    // Every other limit is in `RequestLimits` (AtelierRequests), shared with the CLI and worker.
 
     static func plan(_ request: Atelier_V1_SubmitJobRequest, options: CoordinatorOptions) throws -> JobPlan {
         let maxAttempts: Int
@@ -73,20 +72,14 @@ enum JobSplitter {
 
     static func planBatch(_ batch: Atelier_V1_BatchJob, priority: Int32, maxAttempts: Int,
                           options: CoordinatorOptions) throws -> JobPlan {
-        guard !batch.prompts.isEmpty else {
-            throw CoordinatorError.invalid("batch.prompts is empty: give at least one prompt")
+        // The shared validation first, on declared sizes only: a refusal costs nothing
+        // proportional to the request.
+        for (field, png) in [("init_image_png", batch.params.initImagePng), ("mask_png", batch.params.maskPng),
+                             ("depth_map_png", batch.params.depthMapPng)] {
+            try checkBytes(png, field: "batch.params.\(field)", options: options)
         }
-        for (i, prompt) in batch.prompts.enumerated() {
-            guard !prompt.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-                throw CoordinatorError.invalid("batch.prompts[\(i)] is empty: every prompt must have text")
-            }
-            guard prompt.utf8.count <= maxPromptLength else {
-                throw CoordinatorError.invalid(
-                    "batch.prompts[\(i)] is \(prompt.utf8.count) bytes; prompts may be at most \(maxPromptLength) bytes")
-            }
-        }
-        guard (1...1000).contains(batch.count) else {
-            throw CoordinatorError.invalid("batch.count (images per prompt) must be 1…1000, got \(batch.count)")
+        do { try GenerationValidation.validate(try FarmRequestValidation.description(of: batch)) } catch let e as RequestValidationError {
+            throw CoordinatorError(e)
         }
         let total = batch.prompts.count * Int(batch.count)
         guard total <= options.maxUnfinishedTasks else {
@@ -94,42 +87,18 @@ enum JobSplitter {
                 "the batch has \(total) images, more than the queue holds (\(options.maxUnfinishedTasks) tasks); split it into smaller jobs")
         }
         let params = batch.params
-        try validateCommon(model: params.model, steps: params.steps, scheduler: params.scheduler,
-                           guidance: params.hasGuidance ? params.guidance : nil, field: "batch.params")
-        for (name, value) in [("width", params.width), ("height", params.height)] where value != 0 {
-            guard value % 8 == 0, (8...UInt32(maxImageSide)).contains(value) else {
-                throw CoordinatorError.invalid(
-                    "batch.params.\(name) must be a multiple of 8 in 8…\(maxImageSide) (or 0 for the model default), got \(value)")
-            }
-        }
-        if params.hasStrength {
-            guard params.strength.isFinite, params.strength >= 0, params.strength <= 1 else {
-                throw CoordinatorError.invalid("batch.params.strength must be in 0…1, got \(params.strength)")
-            }
-        }
-        guard params.guidanceRescale.isFinite, params.guidanceRescale >= 0, params.guidanceRescale <= 1 else {
-            throw CoordinatorError.invalid("batch.params.guidance_rescale must be in 0…1, got \(params.guidanceRescale)")
-        }
-        if params.initImagePng.isEmpty {
-            if !params.maskPng.isEmpty {
-                throw CoordinatorError.invalid("batch.params.mask_png needs an init_image_png to inpaint")
-            }
-            if !params.depthMapPng.isEmpty {
-                throw CoordinatorError.invalid("batch.params.depth_map_png needs an init_image_png for depth2img")
-            }
-        }
         var initSize: (Int, Int)?
         if !params.initImagePng.isEmpty {
             let image = try decodeInput(params.initImagePng, field: "batch.params.init_image_png",
-                                        maxSide: maxImageSide, options: options)
+                                        maxSide: RequestLimits.inputImageSide, options: options)
             initSize = (image.width, image.height)
         }
         if !params.maskPng.isEmpty {
-            _ = try decodeInput(params.maskPng, field: "batch.params.mask_png", maxSide: maxImageSide, options: options)
+            _ = try decodeInput(params.maskPng, field: "batch.params.mask_png", maxSide: RequestLimits.inputImageSide, options: options)
         }
         if !params.depthMapPng.isEmpty {
             _ = try decodeInput(params.depthMapPng, field: "batch.params.depth_map_png",
-                                maxSide: maxImageSide, options: options)
+                                maxSide: RequestLimits.inputImageSide, options: options)
         }
 
         let width = params.width != 0 ? Int(params.width) : initSize?.0 ?? defaultImageSide
@@ -137,42 +106,49 @@ enum JobSplitter {
         let steps = params.steps != 0 ? Int(params.steps) : defaultImageSteps
         let work = Double(steps) * Double(width * height) / 1_000_000
 
-        var shared = params
-        strip(&shared)
+        // Each task stores only what differs per image (its index and seed, plus the requested
+        // size for the completion check): the prompts,
+        // negative prompt, settings and input images are in the job's spec, stored once, and
+        // `hydrate` puts them back at lease time. So a batch costs O(1) bytes per image whatever
+        // its text and images weigh.
         var tasks = [JobPlan.Task]()
         tasks.reserveCapacity(total)
-        let count = Int(batch.count)
-        for (p, prompt) in batch.prompts.enumerated() {
-            for k in 0..<count {
-                let index = p * count + k
-                var image = Atelier_V1_ImageTask()
-                image.index = UInt32(index)
-                image.params = shared
-                image.params.prompt = prompt
-                image.params.seed = params.seed &+ UInt64(index)
-                var spec = Atelier_V1_TaskSpec()
-                spec.image = image
-                tasks.append(JobPlan.Task(index: index, spec: try spec.serializedBytes(), work: work))
-            }
+        for index in 0..<total {
+            var image = Atelier_V1_ImageTask()
+            image.index = UInt32(index)
+            image.params.seed = params.seed &+ UInt64(index)
+            // Also kept per task (a few bytes): the completion check compares the result with them.
+            image.params.width = params.width
+            image.params.height = params.height
+            var spec = Atelier_V1_TaskSpec()
+            spec.image = image
+            tasks.append(JobPlan.Task(index: index, spec: try spec.serializedBytes(), work: work))
         }
         return JobPlan(kind: .batch, model: params.model, acceptedChannels: ChannelRequirement.forImage(params),
                        tasks: tasks, priority: priority, maxAttempts: maxAttempts)
     }
 
-    /// Removes the inputs every image of a batch shares; `hydrate` puts them back.
-    static func strip(_ params: inout Atelier_V1_GenerationParams) {
-        params.initImagePng = Data()
-        params.maskPng = Data()
-        params.depthMapPng = Data()
-    }
-
-    /// Completes a stored task spec with the shared inputs of its job, for a lease.
+    /// Completes a stored task spec with what its job shares, for a lease: a batch image gets the
+    /// job's params with its own prompt (`prompts[index / count]`) and seed; an upscale tile gets
+    /// the job's upscale params. Specs stored by earlier versions (which carried everything) come
+    /// out the same.
     static func hydrate(_ spec: inout Atelier_V1_TaskSpec, from job: Atelier_V1_SubmitJobRequest) {
-        guard case .image(var image)? = spec.kind, case .batch(let batch)? = job.job else { return }
-        image.params.initImagePng = batch.params.initImagePng
-        image.params.maskPng = batch.params.maskPng
-        image.params.depthMapPng = batch.params.depthMapPng
-        spec.image = image
+        switch (spec.kind, job.job) {
+        case (.image(var image)?, .batch(let batch)?):
+            let count = Int(batch.count)
+            let p = count > 0 ? Int(image.index) / count : -1
+            guard batch.prompts.indices.contains(p) else { return }
+            let seed = image.params.seed
+            image.params = batch.params
+            image.params.prompt = batch.prompts[p]
+            image.params.seed = seed
+            spec.image = image
+        case (.upscaleTile(var tile)?, .upscale(let upscale)?):
+            tile.params = upscale.params
+            spec.upscaleTile = tile
+        default:
+            return
+        }
     }
 
     // MARK: Upscale
@@ -180,25 +156,18 @@ enum JobSplitter {
     static func planUpscale(_ upscale: Atelier_V1_UpscaleJob, priority: Int32, maxAttempts: Int,
                             options: CoordinatorOptions) throws -> JobPlan {
         let params = upscale.params
-        try validateCommon(model: params.model, steps: params.steps, scheduler: params.scheduler,
-                           guidance: params.hasGuidance ? params.guidance : nil, field: "upscale.params")
-        if params.hasNoiseLevel, params.noiseLevel > maxNoiseLevel {
-            throw CoordinatorError.invalid(
-                "upscale.params.noise_level must be 0…\(maxNoiseLevel) (the x4 upscaler's max_noise_level), got \(params.noiseLevel)")
-        }
         let tile = upscale.tile == 0 ? defaultTile : Int(upscale.tile)
-        guard tile % 8 == 0, tile >= 32, tile <= options.maxUpscaleSide else {
-            throw CoordinatorError.invalid(
-                "upscale.tile must be a multiple of 8 in 32…\(options.maxUpscaleSide) low-res pixels (0 = \(defaultTile)), got \(tile)")
-        }
         // The default overlap is 32, shrunk for small tiles so it stays below half the tile.
         let overlap = upscale.overlap == 0 ? min(defaultOverlap, tile / 4 / 4 * 4) : Int(upscale.overlap)
-        guard overlap % 4 == 0, overlap * 2 < tile else {
-            throw CoordinatorError.invalid(
-                "upscale.overlap must be a multiple of 4 and less than half the tile (\(tile / 2)), got \(overlap)")
-        }
         guard !upscale.imagePng.isEmpty else {
             throw CoordinatorError.invalid("upscale.image_png is empty: send the PNG to upscale")
+        }
+        try checkBytes(upscale.imagePng, field: "upscale.image_png", options: options)
+        // Declared size, tile rules and tile count before anything is decoded or allocated.
+        do {
+            try GenerationValidation.validate(try FarmRequestValidation.description(of: upscale, tile: tile, overlap: overlap))
+        } catch let e as RequestValidationError {
+            throw CoordinatorError(e)
         }
         let decoded = try decodeInput(upscale.imagePng, field: "upscale.image_png",
                                       maxSide: options.maxUpscaleSide, options: options)
@@ -220,8 +189,8 @@ enum JobSplitter {
         for rect in grid.tiles {
             let crop = try rect.crop(from: image.pixels, imageWidth: image.width, imageHeight: image.height, channels: 3)
             let png = try PNGCodec.encode(RGBImage(width: rect.width, height: rect.height, pixels: crop))
+            // The params are the job's, stored once; `hydrate` adds them at lease time.
             var task = Atelier_V1_UpscaleTileTask()
-            task.params = params
             task.tilePng = Data(png)
             task.tile.x = UInt32(rect.x)
             task.tile.y = UInt32(rect.y)
@@ -243,19 +212,12 @@ enum JobSplitter {
 
     // MARK: Shared checks
 
-    static func validateCommon(model: String, steps: UInt32, scheduler: String, guidance: Double?, field: String) throws {
-        guard !model.trimmingCharacters(in: .whitespaces).isEmpty else {
-            throw CoordinatorError.invalid("\(field).model is empty: name a model a worker registered (see list_workers)")
-        }
-        guard steps <= 1000 else {
-            throw CoordinatorError.invalid("\(field).steps must be at most 1000 (0 = model default), got \(steps)")
-        }
-        if !scheduler.isEmpty, SchedulerName(rawValue: scheduler) == nil {
-            let names = SchedulerName.allCases.map(\.rawValue).joined(separator: ", ")
-            throw CoordinatorError.invalid("\(field).scheduler \"\(scheduler)\" is unknown; use one of \(names), or \"\" for the model default")
-        }
-        if let guidance, !guidance.isFinite || guidance < 0 || guidance > 100 {
-            throw CoordinatorError.invalid("\(field).guidance must be in 0…100, got \(guidance)")
+    /// The coordinator's own byte cap on input images (`CoordinatorOptions.maxImageBytes`, at most
+    /// the shared `RequestLimits.inputImageBytes`).
+    static func checkBytes(_ bytes: Data, field: String, options: CoordinatorOptions) throws {
+        guard bytes.count <= options.maxImageBytes else {
+            throw CoordinatorError.tooLarge(
+                "\(field) is \(bytes.count) bytes; images may be at most \(options.maxImageBytes) bytes here")
         }
     }
 
