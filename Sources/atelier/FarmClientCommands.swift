@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import AtelierDiffusion
 import AtelierFarm
+import AtelierRequests
 
 /// Options every client command shares.
 struct CoordinatorOption: ParsableArguments {
@@ -50,49 +51,54 @@ struct SubmitCommand: ParsableCommand {
 
     @OptionGroup var farm: CoordinatorOption
     @Argument(help: "Prompts.") var prompts: [String] = []
+    @Option(name: .customLong("prompt"), help: "A prompt (repeatable), as `render --prompt`; adds to the arguments.")
+    var promptOptions: [String] = []
     @Option(help: "File with one prompt per line.") var promptsFile: String?
     @Option(help: "Model NAME as workers serve it.") var model: String = "default"
-    @Option(help: "Images per prompt.") var count: Int = 1
-    @Option(help: "Higher runs first.") var priority: Int32 = 0
+    @Option(parsing: .unconditional, help: "Images per prompt (1…1000).") var count: Int = 1
+    @Option(parsing: .unconditional, help: "Higher runs first.") var priority: Int = 0
     @Option(help: "Negative prompt.") var negativePrompt: String = ""
     @Option(help: "Seed of image 0 (default: random).") var seed: UInt64?
-    @Option(help: "Denoising steps.") var steps: Int?
-    @Option(help: "Guidance scale.") var guidance: Double?
+    @Option(parsing: .unconditional, help: "Denoising steps (1…1000).") var steps: Int?
+    @Option(parsing: .unconditional, help: "Guidance scale (0…100).") var guidance: Double?
     @Option(help: "ddim | pndm | euler | euler-a | dpm++2m | dpm++2m-karras") var scheduler: String?
-    @Option(help: "Width (multiple of 8).") var width: Int?
-    @Option(help: "Height (multiple of 8).") var height: Int?
+    @Option(parsing: .unconditional, help: "Width (multiple of 8, 64…4096).") var width: Int?
+    @Option(parsing: .unconditional, help: "Height (multiple of 8, 64…4096).") var height: Int?
     @Option(help: "Init image PNG (img2img / inpaint / depth).") var initImage: String?
-    @Option(help: "Strength in (0, 1].") var strength: Double?
+    @Option(parsing: .unconditional, help: "Strength in (0, 1].") var strength: Double?
     @Option(help: "Inpainting mask PNG.") var mask: String?
     @Option(help: "Depth map PNG.") var depthMap: String?
-    @Option(help: "Guidance rescale in [0, 1].") var guidanceRescale: Double = 0
+    @Option(parsing: .unconditional, help: "Guidance rescale in [0, 1].") var guidanceRescale: Double = 0
     @Flag(help: "Wait for the job and write its images to --out.") var wait = false
     @Option(help: "Folder for the results (with --wait).") var out: String?
 
     func run() throws {
-        var all = prompts
+        var all = promptOptions + prompts
         if let promptsFile {
-            guard let text = try? String(contentsOfFile: promptsFile, encoding: .utf8) else {
-                throw ValidationError("cannot read --prompts-file \(promptsFile)")
-            }
+            let text = try BoundedFile.text(promptsFile, maxBytes: RequestLimits.totalPromptBytes, option: "--prompts-file")
             all += text.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
         }
-        guard !all.isEmpty else { throw ValidationError("give at least one prompt (arguments or --prompts-file)") }
-        if wait && out == nil { throw ValidationError("--wait needs --out DIR") }
+        guard !all.isEmpty else { throw CLIError("give at least one prompt (arguments, --prompt or --prompts-file)") }
+        if wait && out == nil { throw CLIError("--wait needs --out DIR") }
+        let priority = Int32(try OptionRange.check(priority, in: Int(Int32.min)...Int(Int32.max), "--priority"))
         var check = GenerationRequest(prompt: all[0])
+        check.negativePrompt = negativePrompt
         check.steps = steps; check.width = width; check.height = height; check.scheduler = scheduler
-        check.guidance = guidance; check.strength = strength
-        try CommandInputs.checkOptions(check)
+        check.guidance = guidance; check.strength = strength; check.guidanceRescale = guidanceRescale
+        // The coordinator runs the same validation; refusing here saves uploading the images.
+        try GenerationValidation.validate(RequestChecks.describe(
+            check, prompts: all, count: count, model: model, initImage: initImage, mask: mask, depthMap: depthMap))
 
+        // Every value below passed its range check, so the conversions cannot trap.
         var params = Atelier_V1_GenerationParams()
         params.model = model
         params.negativePrompt = negativePrompt
         params.seed = seed ?? UInt64(UInt32.random(in: 0...UInt32.max))
-        if let steps { params.steps = UInt32(steps) }
+        if let steps { params.steps = UInt32(clamping: steps) }
         if let guidance { params.guidance = guidance }
         if let scheduler { params.scheduler = scheduler }
-        if let width { params.width = UInt32(width) }
-        if let height { params.height = UInt32(height) }
+        if let width { params.width = UInt32(clamping: width) }
+        if let height { params.height = UInt32(clamping: height) }
         if let strength { params.strength = strength }
         params.guidanceRescale = guidanceRescale
         if let initImage { params.initImagePng = try readPNGBytes(initImage) }
@@ -100,7 +106,7 @@ struct SubmitCommand: ParsableCommand {
         if let depthMap { params.depthMapPng = try readPNGBytes(depthMap) }
         var submit = Atelier_V1_SubmitJobRequest()
         submit.batch.prompts = all
-        submit.batch.count = UInt32(max(count, 0))
+        submit.batch.count = UInt32(clamping: count)
         submit.batch.params = params
         submit.priority = priority
         let client = try farm.client()
@@ -131,35 +137,39 @@ struct SubmitUpscaleCommand: ParsableCommand {
     @Option(help: "Model NAME (an x4 upscaler).") var model: String = "x4"
     @Option(help: "Negative prompt.") var negativePrompt: String = ""
     @Option(help: "Seed (default: random).") var seed: UInt64?
-    @Option(help: "Steps (default 75).") var steps: Int?
-    @Option(help: "Guidance (default 9).") var guidance: Double?
-    @Option(help: "Noise level 0…350 (default 20).") var noiseLevel: Int?
+    @Option(parsing: .unconditional, help: "Steps (1…1000, default 75).") var steps: Int?
+    @Option(parsing: .unconditional, help: "Guidance (0…100, default 9).") var guidance: Double?
+    @Option(parsing: .unconditional, help: "Noise level 0…350 (default 20).") var noiseLevel: Int?
     @Option(help: "Scheduler.") var scheduler: String?
-    @Option(help: "Tile side in low-res pixels (multiple of 8, ≥ 32).") var tile: Int = 128
-    @Option(help: "Overlap in low-res pixels (multiple of 4, < tile/2).") var overlap: Int = 32
-    @Option(help: "Higher runs first.") var priority: Int32 = 0
+    @Option(parsing: .unconditional, help: "Tile side in low-res pixels (multiple of 8, 32…512).") var tile: Int = 128
+    @Option(parsing: .unconditional, help: "Overlap in low-res pixels (multiple of 4, < tile/2).") var overlap: Int = 32
+    @Option(parsing: .unconditional, help: "Higher runs first.") var priority: Int = 0
     @Flag(help: "Wait and write DIR/upscaled.png.") var wait = false
     @Option(help: "Folder for the result (with --wait).") var out: String?
 
     func run() throws {
-        if wait && out == nil { throw ValidationError("--wait needs --out DIR") }
+        if wait && out == nil { throw CLIError("--wait needs --out DIR") }
+        let priority = Int32(try OptionRange.check(priority, in: Int(Int32.min)...Int(Int32.max), "--priority"))
+        var r = GenerationRequest(prompt: prompt)
+        r.negativePrompt = negativePrompt
+        r.steps = steps; r.guidance = guidance; r.noiseLevel = noiseLevel; r.scheduler = scheduler
+        try GenerationValidation.validate(RequestChecks.describeUpscale(r, model: model, image: image, tile: tile, overlap: overlap))
+
+        // Every value below passed its range check, so the conversions cannot trap.
         var p = Atelier_V1_UpscaleParams()
         p.model = model
         p.prompt = prompt
         p.negativePrompt = negativePrompt
         p.seed = seed ?? UInt64(UInt32.random(in: 0...UInt32.max))
-        if let steps { p.steps = UInt32(steps) }
+        if let steps { p.steps = UInt32(clamping: steps) }
         if let guidance { p.guidance = guidance }
-        if let noiseLevel {
-            guard (0...350).contains(noiseLevel) else { throw ValidationError("--noise-level must be in 0…350") }
-            p.noiseLevel = UInt32(noiseLevel)
-        }
+        if let noiseLevel { p.noiseLevel = UInt32(clamping: noiseLevel) }
         if let scheduler { p.scheduler = scheduler }
         var submit = Atelier_V1_SubmitJobRequest()
-        submit.upscale.imagePng = try readPNGBytes(image)
+        submit.upscale.imagePng = try readPNGBytes(image, limits: PNGReadLimits(maxSide: RequestLimits.upscaleTiledSide))
         submit.upscale.params = p
-        submit.upscale.tile = UInt32(max(tile, 0))
-        submit.upscale.overlap = UInt32(max(overlap, 0))
+        submit.upscale.tile = UInt32(clamping: tile)
+        submit.upscale.overlap = UInt32(clamping: overlap)
         submit.priority = priority
         let client = try farm.client()
         defer { client.close() }
@@ -169,9 +179,11 @@ struct SubmitUpscaleCommand: ParsableCommand {
     }
 }
 
-func readPNGBytes(_ path: String) throws -> Data {
-    _ = try PNGCodec.read(path: path)  // a clear local error beats a remote one
-    guard let data = FileManager.default.contents(atPath: path) else { throw FarmCLIError("cannot read \(path)") }
+/// The bytes of a PNG to send, decoded once locally first (within `limits`, after the declared
+/// size was validated): a clear local error beats a remote one.
+func readPNGBytes(_ path: String, limits: PNGReadLimits = .inputImage) throws -> Data {
+    _ = try PNGCodec.read(path: path, limits: limits)
+    guard let data = FileManager.default.contents(atPath: path) else { throw FarmCLIError("cannot read \(CLIError.echo(path))") }
     return data
 }
 
@@ -279,7 +291,7 @@ struct JobWaiter {
                 continue
             }
             let steps = status.tasks.reduce(0) { $0 + (Int($1.state == .done ? 1 : 0)) * 100
-                + ($1.state == .leased && $1.totalSteps > 0 ? Int($1.step) * 100 / Int($1.totalSteps) : 0) }
+                + ($1.state == .leased && $1.totalSteps > 0 ? Int(min($1.step, $1.totalSteps)) * 100 / Int($1.totalSteps) : 0) }
             bar.update(steps, max(Int(status.totalTasks) * 100, 1))
             do {
                 if status.kind == "batch" {
