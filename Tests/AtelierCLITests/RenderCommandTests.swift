@@ -93,6 +93,7 @@ final class RenderCommandTests: XCTestCase {
     func testFromPNGReRendersTheSamePixels() throws {
         let first = try CLI.run(["render", "--model", base, "--prompt", "a lighthouse, dusk", "--negative-prompt", "fog",
                                  "--seed", "11", "--steps", "3", "--guidance", "6", "--scheduler", "dpm++2m-karras",
+                                 "--width", "64", "--height", "64",  // sizes are 64…4096 (the tiny model's own is 32)
                                  "--output", out, "--quiet"])
         XCTAssertEqual(first.status, 0, first.stderr)
         let again = dir.appendingPathComponent("again.png").path
