@@ -34,12 +34,15 @@ public enum RequestLimits {
     /// Bytes of any one input PNG in a farm request.
     public static let inputImageBytes = 32 << 20
 
-    /// x4 upscale input, one pass (`atelier upscale` without `--tile`): 512 px → 2048² output.
-    /// Memory grows with the output's pixels (VAE decoder activations at 4× the input side); see
-    /// Protocols/README.md §5 for the measured figures. Beyond it, use `--tile`.
-    public static let upscaleOnePassSide = 512
+    /// x4 upscale input, one pass (`atelier upscale` without `--tile`): 256 px → 1024² output.
+    /// Memory grows with the pixels (measured with the committed tiny x4 model, debug build,
+    /// 1 step: 64² 82 MB, 128² 134 MB, 256² 332 MB max RSS, i.e. ≈ 4 KB per input pixel; the
+    /// real upscaler's VAE/UNet are 16× wider, ≈ 65 KB per input pixel: ≈ 4 GiB at 256², ≈ 17 GiB
+    /// at 512², and a 4096² input aborted). Beyond it, use `--tile`.
+    public static let upscaleOnePassSide = 256
     /// x4 upscale input when tiled (`--tile`, and always on the farm): 1024 px → 4096² output.
-    /// Each tile is one pass, the whole-image noise fields and the stitched result stay small.
+    /// Each tile is one pass (≤ 256 px); only the noise fields (7 floats per input pixel, 28 MB)
+    /// and the stitched output (48 MB RGB + its blend sums) are whole-image sized.
     public static let upscaleTiledSide = 1024
     /// Smallest upscale input side: the upscaler floors sides to multiples of 4.
     public static let upscaleMinimumSide = 4

@@ -141,7 +141,7 @@ struct SubmitUpscaleCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Guidance (0…100, default 9).") var guidance: Double?
     @Option(parsing: .unconditional, help: "Noise level 0…350 (default 20).") var noiseLevel: Int?
     @Option(help: "Scheduler.") var scheduler: String?
-    @Option(parsing: .unconditional, help: "Tile side in low-res pixels (multiple of 8, 32…512).") var tile: Int = 128
+    @Option(parsing: .unconditional, help: "Tile side in low-res pixels (multiple of 8, 32…256).") var tile: Int = 128
     @Option(parsing: .unconditional, help: "Overlap in low-res pixels (multiple of 4, < tile/2).") var overlap: Int = 32
     @Option(parsing: .unconditional, help: "Higher runs first.") var priority: Int = 0
     @Flag(help: "Wait and write DIR/upscaled.png.") var wait = false

@@ -46,7 +46,7 @@ struct UpscaleCommand: ParsableCommand {
     @Option(help: "ddim | pndm | euler | euler-a | dpm++2m | dpm++2m-karras")
     var scheduler: String?
 
-    @Option(parsing: .unconditional, help: "Tile side in low-res pixels (multiple of 8, 32…512); omit for one pass (inputs up to 512 px; tiled up to 1024 px).")
+    @Option(parsing: .unconditional, help: "Tile side in low-res pixels (multiple of 8, 32…256); omit for one pass (inputs up to 256 px; tiled up to 1024 px).")
     var tile: Int?
 
     @Option(parsing: .unconditional, help: "Tile overlap in low-res pixels (multiple of 4, < tile/2).")

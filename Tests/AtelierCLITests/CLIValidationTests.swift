@@ -42,7 +42,7 @@ final class CLIValidationTests: XCTestCase {
         try assertOneLineRefusal(["submit-upscale"] + unreachable + ["--image", lowres, "--prompt", "x", "--steps", "5000000000"],
                                  mentions: ["--steps", "1…1000"])
         try assertOneLineRefusal(["submit-upscale"] + unreachable + ["--image", lowres, "--prompt", "x", "--tile", "5000000000"],
-                                 mentions: ["--tile", "32…512"])
+                                 mentions: ["--tile", "32…256"])
         try assertOneLineRefusal(["submit-upscale"] + unreachable + ["--image", lowres, "--prompt", "x", "--priority", "5000000000"],
                                  mentions: ["--priority"])
     }
@@ -81,7 +81,7 @@ final class CLIValidationTests: XCTestCase {
 
     func testOnePassUpscaleOf4096SquaredSuggestsTiles() throws {
         let big = try crafted("big.png", width: 4096, height: 4096)
-        try assertOneLineRefusal(["upscale", "--prompt", "x", "--image", big], mentions: ["512", "--tile"])
+        try assertOneLineRefusal(["upscale", "--prompt", "x", "--image", big], mentions: ["256", "--tile"])
     }
 
     // MARK: Item 13: parsing and messages

@@ -37,6 +37,7 @@ final class RequestValidationTests: XCTestCase {
             ("init 16384²", txt2img { $0.mode = .img2img; $0.initImage = .init(width: 16384, height: 16384) }, .initImage, .tooLarge),
             ("mask without init", txt2img { $0.mode = .inpaint; $0.mask = .init(width: 64, height: 64) }, .initImage, .invalid),
             ("mask of another size", txt2img { $0.mode = .inpaint; $0.initImage = .init(width: 64, height: 64); $0.mask = .init(width: 64, height: 32) }, .mask, .invalid),
+            ("upscale one pass 257", GenerationDescription(mode: .upscale, prompt: "") .with { $0.initImage = .init(width: 257, height: 8) }, .image, .tooLarge),
             ("upscale one pass 4096", GenerationDescription(mode: .upscale, prompt: "") .with { $0.initImage = .init(width: 4096, height: 4096) }, .image, .tooLarge),
             ("upscale tiled 2048", GenerationDescription(mode: .upscale, prompt: "") .with { $0.initImage = .init(width: 2048, height: 16); $0.tile = 128; $0.overlap = 32 }, .image, .tooLarge),
             ("tile 5e9", GenerationDescription(mode: .upscale, prompt: "") .with { $0.initImage = .init(width: 64, height: 64); $0.tile = 5_000_000_000 }, .tile, .invalid),
@@ -59,7 +60,7 @@ final class RequestValidationTests: XCTestCase {
             txt2img { $0.mode = .img2img; $0.initImage = .init(width: 32, height: 32); $0.strength = 0.1; $0.steps = 10 },
             txt2img { $0.mode = .inpaint; $0.initImage = .init(width: 32, height: 40); $0.mask = .init(width: 32, height: 40) },
             txt2img { $0.mode = .depth2img; $0.initImage = .init(width: 32, height: 32); $0.depthMap = .init(width: 16, height: 10) },
-            GenerationDescription(mode: .upscale, prompt: "").with { $0.initImage = .init(width: 512, height: 512); $0.noiseLevel = 350 },
+            GenerationDescription(mode: .upscale, prompt: "").with { $0.initImage = .init(width: 256, height: 256); $0.noiseLevel = 350 },
             GenerationDescription(mode: .upscale, prompt: "").with { $0.initImage = .init(width: 1024, height: 1024); $0.tile = 128; $0.overlap = 32 },
         ]
         for d in ok { XCTAssertNil(refusal(d), "\(d)") }
