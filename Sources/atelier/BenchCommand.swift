@@ -19,13 +19,15 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "A diffusers folder (with unet/), a unet/ folder, or a single-file .safetensors.")
     var model: String
 
-    @Option(help: "Latent side (64 = a 512 px image).")
+    @Option(parsing: .unconditional, help: "Latent side (64 = a 512 px image; 1…512).")
     var latent: Int = 64
 
-    @Option(help: "Batch size (2 = one image with classifier-free guidance).")
+    @Option(parsing: .unconditional, help: "Batch size (2 = one image with classifier-free guidance; 1…16).")
     var batch: Int = 2
 
     func run() throws {
+        _ = try OptionRange.check(latent, in: 1...512, "--latent", "latent pixels a side")
+        _ = try OptionRange.check(batch, in: 1...16, "--batch")
         let gemm = Self.gemmGFLOPS()
         print(String(format: "reference  sgemm 1024³: %.1f GFLOP/s (OpenBLAS %@ kernels, %d threads)", gemm, BLAS.coreName, BLAS.threads))
 

@@ -58,7 +58,7 @@ struct SubmitCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Images per prompt (1…1000).") var count: Int = 1
     @Option(parsing: .unconditional, help: "Higher runs first.") var priority: Int = 0
     @Option(help: "Negative prompt.") var negativePrompt: String = ""
-    @Option(help: "Seed of image 0 (default: random).") var seed: UInt64?
+    @Option(parsing: .unconditional, help: "Seed of image 0 (0…2⁶⁴−1; default: random).") var seed: UInt64?
     @Option(parsing: .unconditional, help: "Denoising steps (1…1000).") var steps: Int?
     @Option(parsing: .unconditional, help: "Guidance scale (0…100).") var guidance: Double?
     @Option(help: "ddim | pndm | euler | euler-a | dpm++2m | dpm++2m-karras") var scheduler: String?
@@ -136,7 +136,7 @@ struct SubmitUpscaleCommand: ParsableCommand {
     @Option(help: "What the image shows.") var prompt: String
     @Option(help: "Model NAME (an x4 upscaler).") var model: String = "x4"
     @Option(help: "Negative prompt.") var negativePrompt: String = ""
-    @Option(help: "Seed (default: random).") var seed: UInt64?
+    @Option(parsing: .unconditional, help: "Seed (0…2⁶⁴−1; default: random).") var seed: UInt64?
     @Option(parsing: .unconditional, help: "Steps (1…1000, default 75).") var steps: Int?
     @Option(parsing: .unconditional, help: "Guidance (0…100, default 9).") var guidance: Double?
     @Option(parsing: .unconditional, help: "Noise level 0…350 (default 20).") var noiseLevel: Int?

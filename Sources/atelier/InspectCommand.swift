@@ -20,7 +20,7 @@ struct InspectCommand: ParsableCommand {
     @Option(help: "Model: diffusers folder or single-file .safetensors (default: the bundled tiny test model).")
     var model: String?
 
-    @Option(help: "Latent side for the test forward pass (image side = latent × VAE factor).")
+    @Option(parsing: .unconditional, help: "Latent side for the test forward pass (image side = latent × VAE factor).")
     var latent: Int = 8
 
     @Flag(help: "Only print the architecture.")

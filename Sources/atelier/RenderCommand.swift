@@ -39,7 +39,7 @@ struct RenderCommand: ParsableCommand {
     @Option(help: "What to steer away from.")
     var negativePrompt: String?
 
-    @Option(help: "Seed of the first image (default: random, printed).")
+    @Option(parsing: .unconditional, help: "Seed of the first image (default: random, printed).")
     var seed: UInt64?
 
     @Option(parsing: .unconditional, help: "Number of images; image i uses seed+i.")

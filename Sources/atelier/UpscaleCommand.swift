@@ -31,7 +31,7 @@ struct UpscaleCommand: ParsableCommand {
     @Option(help: "What to steer away from.")
     var negativePrompt: String = ""
 
-    @Option(help: "Seed (default: random, printed).")
+    @Option(parsing: .unconditional, help: "Seed (default: random, printed).")
     var seed: UInt64?
 
     @Option(parsing: .unconditional, help: "Denoising steps (default 75).")
