@@ -166,6 +166,9 @@ public enum GenerationValidation {
             }
             try checkInput(initSize, .initImage)
             if r.mode == .inpaint {
+                guard r.depthMap == nil else {
+                    throw RequestValidationError(.depthMap, "--mask makes it inpainting and --depth-map depth-to-image; give one of them, not both")
+                }
                 guard let mask = r.mask else {
                     throw RequestValidationError(.mask, "inpainting needs --mask (mask_png): white = repaint")
                 }
@@ -174,7 +177,7 @@ public enum GenerationValidation {
                         "--mask is \(mask) but --init-image is \(initSize); they must be the same size")
                 }
             } else if r.mask != nil {
-                throw RequestValidationError(.mask, "--mask makes it inpainting; give --mask or --depth-map, not both")
+                throw RequestValidationError(.mask, "--mask makes it inpainting; use the inpaint mode (init image and mask)")
             }
             if let depth = r.depthMap { try checkInput(depth, .depthMap, minimumSide: 1) }
         case .upscale:
