@@ -112,6 +112,9 @@ final class CLIValidationTests: XCTestCase {
         XCTAssertEqual(r.status, 1)
         XCTAssertLessThan(r.stderr.utf8.count, 400, "echo cut to ~80 characters: \(r.stderr.prefix(300))")
         XCTAssertTrue(r.stderr.contains("…"))
+        let local = try CLI.run(["render", "--model", name, "--prompt", "x"], in: dir)
+        XCTAssertEqual(local.status, 1)
+        XCTAssertLessThan(local.stderr.utf8.count, 400, "render echoes a cut path: \(local.stderr.prefix(300))")
     }
 
     func testValueErrorsHaveNoUsageFooter() throws {
