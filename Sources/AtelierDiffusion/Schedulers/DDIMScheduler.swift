@@ -57,8 +57,8 @@ public struct DDIMScheduler: Scheduler {
         precondition(numInferenceSteps > 0, "call setTimesteps before step")
         let timestep = stepTimesteps[stepIndex]
         let previous = timestep - schedule.numTrainTimesteps / numInferenceSteps
-        let alphaProd = schedule.alphasCumprod[timestep]
-        let alphaProdPrev = previous >= 0 ? schedule.alphasCumprod[previous] : finalAlphaCumprod
+        let alphaProd = schedule.alphaCumprod(atTimestep: timestep)
+        let alphaProdPrev = previous >= 0 ? schedule.alphaCumprod(atTimestep: previous) : finalAlphaCumprod
         let betaProd = 1 - alphaProd
         let sqrtAlpha = alphaProd.squareRoot()
         let sqrtBeta = betaProd.squareRoot()

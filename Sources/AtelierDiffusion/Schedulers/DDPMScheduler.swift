@@ -61,8 +61,8 @@ public struct DDPMScheduler: Scheduler {
         precondition(numInferenceSteps > 0, "call setTimesteps before step")
         let t = stepTimesteps[stepIndex]
         let previousT = stepIndex + 1 < stepTimesteps.count ? stepTimesteps[stepIndex + 1] : -1
-        let alphaProd = schedule.alphasCumprod[t]
-        let alphaProdPrev: Float = previousT >= 0 ? schedule.alphasCumprod[previousT] : 1
+        let alphaProd = schedule.alphaCumprod(atTimestep: t)
+        let alphaProdPrev: Float = previousT >= 0 ? schedule.alphaCumprod(atTimestep: previousT) : 1
         let betaProd = 1 - alphaProd
         let betaProdPrev = 1 - alphaProdPrev
         let currentAlpha = alphaProd / alphaProdPrev
