@@ -55,8 +55,14 @@ public protocol Scheduler: Sendable {
 extension Scheduler {
     /// img2img's first step index for `strength` ∈ [0, 1], as diffusers' `get_timesteps`:
     /// `init = min(int(N·strength), N)`, `t_start = max(N − init, 0)`, index `t_start·order`.
+    ///
+    /// `strength` stays a Double all the way here because Python's `N * strength` is a double
+    /// product: 10 × 0.7 = 7.000000000000001 → 7 steps, where a Float 0.7 gives 6.9999998 → 6.
+    /// Strengths outside [0, 1] (or NaN, which Python would reject) are clamped to that range, so
+    /// the result is always in 0…N·order; a caller must still check that steps remain.
     public func img2imgBeginIndex(strength: Double) -> Int {
         let steps = numInferenceSteps
+        let strength = strength.isNaN ? 0 : Swift.min(Swift.max(strength, 0), 1)
         let initTimestep = min(Int(Double(steps) * strength), steps)
         let tStart = max(steps - initTimestep, 0)
         return tStart * order
