@@ -265,6 +265,12 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
         let full = try tile.map { try PipelineImages.toTensor($0.pixels, expectWidth: $0.rect.width, expectHeight: $0.rect.height) }
             ?? PipelineImages.preprocess(input, width: nil, height: nil, factor: vaeScaleFactor, filter: .bicubic)
         let imageW = tile?.imageWidth ?? full.shape[3], imageH = tile?.imageHeight ?? full.shape[2]
+        // The tile's window of the whole image (checked here, before any crop): its initial and
+        // per-step noise are that window of the whole image's noise.
+        let noiseWindow = try tile.map {
+            try NoiseWindow(imageWidth: imageW, imageHeight: imageH, x: $0.rect.x, y: $0.rect.y,
+                            width: $0.rect.width, height: $0.rect.height)
+        }
         let imageNoise = random.normal(shape: [1, 3, imageH, imageW])
         var latents = scaled(random.normal(shape: [1, model.vae.config.latentChannels, imageH, imageW]), scheduler.initNoiseSigma)
         var noise = imageNoise
@@ -282,7 +288,7 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
             let x = Elementwise.concatChannels([scheduler.scaleModelInput(input, stepIndex: i), lowResImage])
             let out = try model.unet(x, timesteps: [scheduler.timesteps[i]], context: context, classLabels: labels)
             let pred = cfg ? Guidance.combine(out, scale: Float(guidance), rescale: 0) : out
-            latents = scheduler.step(modelOutput: pred, stepIndex: i, sample: latents, random: &random)
+            latents = scheduler.step(modelOutput: pred, stepIndex: i, sample: latents, random: &random, noiseWindow: noiseWindow)
             if let progress, !progress(i + 1, total) { throw PipelineError.cancelled }
         }
         let image = try PipelineImages.postprocess(model.vae.decode(Elementwise.scale(latents, 1 / model.vae.config.scalingFactor)))
