@@ -32,6 +32,25 @@ public struct SingleFileCheckpoint {
         return isV ? "v_prediction" : "epsilon"
     }
 
+    /// The VAE's latent scaling factor, decided as diffusers decides it for a single file — by the
+    /// *model type*, never by the VAE's shape:
+    /// - The x4 upscaler (7-channel UNet; diffusers' type "upscale", whose hub VAE config says
+    ///   0.08333): 0.08333, whatever a YAML states, because `StableDiffusionUpscalePipeline.__init__`
+    ///   re-registers 0.08333 on any VAE whose factor is not exactly that.
+    /// - Every other SD2 model: the sidecar YAML's `model.params.scale_factor` when it states one
+    ///   (`create_vae_diffusers_config_from_ldm` with an `original_config`), else
+    ///   `LDM_VAE_DEFAULT_SCALING_FACTOR` 0.18215 (also what the SD2 hub configs say). A VAE with 3
+    ///   levels in a text-to-image file is still 0.18215.
+    /// A `scale_factor` buffer stored in the checkpoint itself is ignored, as diffusers ignores it.
+    static func vaeScalingFactor(unetInChannels: Int, stated: Float?) throws -> Float {
+        if unetInChannels == 7 { return 0.08333 }
+        guard let stated else { return 0.18215 }
+        guard stated.isFinite, stated > 0 else {
+            throw ModelError.cannotInferConfig("the sidecar YAML's scale_factor \(stated) is not a positive number; fix or remove it (SD2 uses 0.18215)")
+        }
+        return stated
+    }
+
     /// - Parameter headChannels: channels per UNet attention head when no sidecar says otherwise
     ///   (64 in every SD2 model).
     public init(url: URL, headChannels defaultHeadChannels: Int = 64) throws {
@@ -133,8 +152,7 @@ public struct SingleFileCheckpoint {
         vc.midBlockAddAttention = vaeKeys.contains { $0.hasPrefix("encoder.mid.attn_1.") }
         vc.useQuantConv = vaeKeys.contains { $0.hasPrefix("quant_conv.") }
         vc.usePostQuantConv = vaeKeys.contains { $0.hasPrefix("post_quant_conv.") }
-        // The x4 upscaler's 3-level VAE uses 0.08333 (SD2-SPEC §3.1); the others 0.18215.
-        vc.scalingFactor = side?.scaleFactor ?? (vaeLevels == 3 ? 0.08333 : 0.18215)
+        vc.scalingFactor = try Self.vaeScalingFactor(unetInChannels: uc.inChannels, stated: side?.scaleFactor)
         vaeConfig = vc
         vaeWeights = RenamedWeights(all, table: LDMKeyMap.vae(keys: vaeKeys, levels: vaeLevels, prefix: v))
 

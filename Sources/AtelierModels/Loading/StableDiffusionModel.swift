@@ -27,11 +27,11 @@ public struct StableDiffusionModel {
                 unet: try UNet2DConditionModel(config: ckpt.unetConfig, weights: ckpt.unetWeights),
                 vae: try AutoencoderKL(config: ckpt.vaeConfig, weights: ckpt.vaeWeights))
         case .diffusersFolder:
+            let textEncoder = try loadTextEncoder(url.appendingPathComponent("text_encoder"))
+            let unet = try loadUNet(url.appendingPathComponent("unet"))
             return StableDiffusionModel(
-                location: url, format: .diffusersFolder,
-                textEncoder: try loadTextEncoder(url.appendingPathComponent("text_encoder")),
-                unet: try loadUNet(url.appendingPathComponent("unet")),
-                vae: try loadVAE(url.appendingPathComponent("vae")))
+                location: url, format: .diffusersFolder, textEncoder: textEncoder, unet: unet,
+                vae: try loadVAE(url.appendingPathComponent("vae"), forUpscaler: unet.config.inChannels == 7))
         }
     }
 
@@ -40,8 +40,11 @@ public struct StableDiffusionModel {
         return try UNet2DConditionModel(config: config, weights: weights)
     }
 
-    public static func loadVAE(_ folder: URL) throws -> AutoencoderKL {
-        let (config, weights) = try DiffusersComponent.open(folder, config: AutoencoderKLConfig.self)
+    /// - Parameter forUpscaler: the VAE of an x4 upscaler folder, whose scaling factor is 0.08333
+    ///   whatever its config says (`StableDiffusionUpscalePipeline.__init__` re-registers it).
+    public static func loadVAE(_ folder: URL, forUpscaler: Bool = false) throws -> AutoencoderKL {
+        var (config, weights) = try DiffusersComponent.open(folder, config: AutoencoderKLConfig.self)
+        if forUpscaler { config.scalingFactor = 0.08333 }
         return try AutoencoderKL(config: config, weights: RenamedWeights.legacyVAEAttention(weights))
     }
 
