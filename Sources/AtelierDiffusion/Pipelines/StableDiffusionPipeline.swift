@@ -176,12 +176,21 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
             latents = scaled(random.normal(shape: [1, model.vae.config.latentChannels, height / vf, width / vf]), scheduler.initNoiseSigma)
         case .img2img, .depth2img:
             guard let initImage = r.initImage else { throw PipelineError.missingInput("--init-image is required") }
+            try checkWorkingSize(of: initImage, width: r.width, height: r.height, factor: vf)
             let image = try PipelineImages.preprocess(initImage, width: r.width, height: r.height, factor: vf, filter: .lanczos)
             (width, height) = (image.shape[3], image.shape[2])
             if mode == .depth2img {
                 // Without a map, DPT's estimate on the original image; sized from the *original*
                 // image either way, as prepare_depth_map does.
+                // diffusers' depth2img has no width/height: the depth is sized from the photo, so
+                // a request resizing the photo to another latent size cannot be honoured.
+                guard initImage.width / vf == width / vf, initImage.height / vf == height / vf else {
+                    throw PipelineError.invalidOption("depth-to-image renders at the input image's size (\(initImage.width)×\(initImage.height)); drop --width/--height or resize the image")
+                }
                 let depth = try r.depthMap ?? estimatedDepth(initImage)
+                guard depth.width > 0, depth.height > 0, depth.values.count == depth.width * depth.height else {
+                    throw PipelineError.invalidOption("the depth map is empty or its \(depth.values.count) values do not fill \(depth.width)×\(depth.height)")
+                }
                 extra = PipelineImages.depthCondition(depth, latentHeight: initImage.height / vf, latentWidth: initImage.width / vf)
             }
             begin = scheduler.img2imgBeginIndex(strength: strength)
@@ -195,6 +204,7 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
             guard let initImage = r.initImage, let maskImage = r.mask else { throw PipelineError.missingInput("--init-image and --mask are required") }
             let side = defaultImageSide
             let w = r.width ?? side, h = r.height ?? side
+            try checkWorkingSize(of: initImage, width: w, height: h, factor: vf)
             let image = try PipelineImages.preprocess(initImage, width: w, height: h, factor: vf, filter: .lanczos)
             (width, height) = (image.shape[3], image.shape[2])
             let mask = try PipelineImages.preprocessMask(maskImage, width: width, height: height)
@@ -373,7 +383,22 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
             throw PipelineError.invalidOption("width and height must be positive multiples of 8, got \(w)×\(h)")
         }
         guard w <= 4096, h <= 4096 else { throw PipelineError.invalidOption("width and height must be at most 4096, got \(w)×\(h)") }
+        // A VAE with more levels than SD2's has a larger factor; the latent must not be empty.
+        let vf = vaeScaleFactor
+        guard w % vf == 0, h % vf == 0 else {
+            throw PipelineError.invalidOption("width and height must be multiples of \(vf) for this model's VAE, got \(w)×\(h)")
+        }
         return (w, h)
+    }
+
+    /// The size img2img/depth/inpaint will work at (the request's, else the image's, floored to
+    /// the VAE factor) must be 1…4096 a side, like txt2img's — checked before anything is resized
+    /// or allocated.
+    func checkWorkingSize(of image: RGBImage, width: Int?, height: Int?, factor: Int) throws {
+        let w = width ?? image.width, h = height ?? image.height
+        guard w >= factor, h >= factor, w <= 4096, h <= 4096 else {
+            throw PipelineError.invalidOption("the working size \(w)×\(h) must be \(factor)…4096 a side; pass --width/--height in that range or a smaller image")
+        }
     }
 
     func validate(steps: Int, guidance: Double, strength: Double, rescale: Double) throws {
