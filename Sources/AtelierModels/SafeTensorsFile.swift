@@ -40,6 +40,8 @@ public final class SafeTensorsFile: @unchecked Sendable {
     /// Start of the read-only mapping of the whole file; immutable after `init`, which is what
     /// makes sharing this object across threads safe.
     private let base: UnsafeRawPointer
+    /// True for `init(data:name:)`: `base` is a heap copy to deallocate, not a mapping to unmap.
+    private let ownsCopy: Bool
 
     /// Opens, maps and validates `url`. Throws `SafeTensorsError` describing the first problem.
     public init(url: URL) throws {
@@ -73,6 +75,34 @@ public final class SafeTensorsFile: @unchecked Sendable {
 
         self.url = url
         self.base = UnsafeRawPointer(mapping)
+        self.ownsCopy = false
+        self.fileSize = size
+        self.dataStart = header.dataStart
+        self.tensors = header.tensors
+        self.metadata = header.metadata
+        self.names = header.tensors.keys.sorted()
+    }
+
+    /// Validates the bytes of a whole safetensors file held in memory (a copy is kept), with the
+    /// same checks and errors as `init(url:)`; `name` stands in for the path in messages.
+    /// For callers that already hold the bytes — a fuzzer, a network upload — and for tests.
+    public init(data: Data, name: String = "<memory>.safetensors") throws {
+        let size = data.count
+        guard size >= 8 else { throw SafeTensorsError.fileTooShort(path: name, size: size) }
+        let copy = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        data.withUnsafeBytes { bytes in
+            if let source = bytes.baseAddress { copy.copyMemory(from: source, byteCount: size) }
+        }
+        let header: SafeTensorsHeader
+        do {
+            header = try SafeTensorsHeader(path: name, file: UnsafeRawBufferPointer(start: copy, count: size))
+        } catch {
+            copy.deallocate()
+            throw error
+        }
+        self.url = URL(fileURLWithPath: name)
+        self.base = UnsafeRawPointer(copy)
+        self.ownsCopy = true
         self.fileSize = size
         self.dataStart = header.dataStart
         self.tensors = header.tensors
@@ -81,7 +111,11 @@ public final class SafeTensorsFile: @unchecked Sendable {
     }
 
     deinit {
-        munmap(UnsafeMutableRawPointer(mutating: base), fileSize)
+        if ownsCopy {
+            UnsafeMutableRawPointer(mutating: base).deallocate()
+        } else {
+            munmap(UnsafeMutableRawPointer(mutating: base), fileSize)
+        }
     }
 
     /// Number of tensors in the file.

@@ -175,12 +175,21 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
             latents = scaled(random.normal(shape: [1, model.vae.config.latentChannels, height / vf, width / vf]), scheduler.initNoiseSigma)
         case .img2img, .depth2img:
             guard let initImage = r.initImage else { throw PipelineError.missingInput("--init-image is required") }
+            try checkWorkingSize(of: initImage, width: r.width, height: r.height, factor: vf)
             let image = try PipelineImages.preprocess(initImage, width: r.width, height: r.height, factor: vf, filter: .lanczos)
             (width, height) = (image.shape[3], image.shape[2])
             if mode == .depth2img {
                 // Without a map, DPT's estimate on the original image; sized from the *original*
                 // image either way, as prepare_depth_map does.
+                // diffusers' depth2img has no width/height: the depth is sized from the photo, so
+                // a request resizing the photo to another latent size cannot be honoured.
+                guard initImage.width / vf == width / vf, initImage.height / vf == height / vf else {
+                    throw PipelineError.invalidOption("depth-to-image renders at the input image's size (\(initImage.width)×\(initImage.height)); drop --width/--height or resize the image")
+                }
                 let depth = try r.depthMap ?? estimatedDepth(initImage)
+                guard depth.width > 0, depth.height > 0, depth.values.count == depth.width * depth.height else {
+                    throw PipelineError.invalidOption("the depth map is empty or its \(depth.values.count) values do not fill \(depth.width)×\(depth.height)")
+                }
                 extra = PipelineImages.depthCondition(depth, latentHeight: initImage.height / vf, latentWidth: initImage.width / vf)
             }
             begin = scheduler.img2imgBeginIndex(strength: strength)
@@ -194,6 +203,7 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
             guard let initImage = r.initImage, let maskImage = r.mask else { throw PipelineError.missingInput("--init-image and --mask are required") }
             let side = defaultImageSide
             let w = r.width ?? side, h = r.height ?? side
+            try checkWorkingSize(of: initImage, width: w, height: h, factor: vf)
             let image = try PipelineImages.preprocess(initImage, width: w, height: h, factor: vf, filter: .lanczos)
             (width, height) = (image.shape[3], image.shape[2])
             let mask = try PipelineImages.preprocessMask(maskImage, width: width, height: height)
@@ -264,6 +274,12 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
         let full = try tile.map { try PipelineImages.toTensor($0.pixels, expectWidth: $0.rect.width, expectHeight: $0.rect.height) }
             ?? PipelineImages.preprocess(input, width: nil, height: nil, factor: vaeScaleFactor, filter: .bicubic)
         let imageW = tile?.imageWidth ?? full.shape[3], imageH = tile?.imageHeight ?? full.shape[2]
+        // The tile's window of the whole image (checked here, before any crop): its initial and
+        // per-step noise are that window of the whole image's noise.
+        let noiseWindow = try tile.map {
+            try NoiseWindow(imageWidth: imageW, imageHeight: imageH, x: $0.rect.x, y: $0.rect.y,
+                            width: $0.rect.width, height: $0.rect.height)
+        }
         let imageNoise = random.normal(shape: [1, 3, imageH, imageW])
         var latents = scaled(random.normal(shape: [1, model.vae.config.latentChannels, imageH, imageW]), scheduler.initNoiseSigma)
         var noise = imageNoise
@@ -281,7 +297,7 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
             let x = Elementwise.concatChannels([scheduler.scaleModelInput(input, stepIndex: i), lowResImage])
             let out = try model.unet(x, timesteps: [scheduler.timesteps[i]], context: context, classLabels: labels)
             let pred = cfg ? Guidance.combine(out, scale: Float(guidance), rescale: 0) : out
-            latents = scheduler.step(modelOutput: pred, stepIndex: i, sample: latents, random: &random)
+            latents = scheduler.step(modelOutput: pred, stepIndex: i, sample: latents, random: &random, noiseWindow: noiseWindow)
             if let progress, !progress(i + 1, total) { throw PipelineError.cancelled }
         }
         let image = try PipelineImages.postprocess(model.vae.decode(Elementwise.scale(latents, 1 / model.vae.config.scalingFactor)))
@@ -366,7 +382,22 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
             throw PipelineError.invalidOption("width and height must be positive multiples of 8, got \(w)×\(h)")
         }
         guard w <= 4096, h <= 4096 else { throw PipelineError.invalidOption("width and height must be at most 4096, got \(w)×\(h)") }
+        // A VAE with more levels than SD2's has a larger factor; the latent must not be empty.
+        let vf = vaeScaleFactor
+        guard w % vf == 0, h % vf == 0 else {
+            throw PipelineError.invalidOption("width and height must be multiples of \(vf) for this model's VAE, got \(w)×\(h)")
+        }
         return (w, h)
+    }
+
+    /// The size img2img/depth/inpaint will work at (the request's, else the image's, floored to
+    /// the VAE factor) must be 1…4096 a side, like txt2img's — checked before anything is resized
+    /// or allocated.
+    func checkWorkingSize(of image: RGBImage, width: Int?, height: Int?, factor: Int) throws {
+        let w = width ?? image.width, h = height ?? image.height
+        guard w >= factor, h >= factor, w <= 4096, h <= 4096 else {
+            throw PipelineError.invalidOption("the working size \(w)×\(h) must be \(factor)…4096 a side; pass --width/--height in that range or a smaller image")
+        }
     }
 
     /// The shared request validation (AtelierRequests), so the engine refuses exactly what every

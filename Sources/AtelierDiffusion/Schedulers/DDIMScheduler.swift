@@ -53,12 +53,14 @@ public struct DDIMScheduler: Scheduler {
 
     public func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor { sample }
 
-    public mutating func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout TorchRandomSource) -> Tensor {
+    public mutating func step(
+        modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout TorchRandomSource, noiseWindow: NoiseWindow?
+    ) -> Tensor {
         precondition(numInferenceSteps > 0, "call setTimesteps before step")
         let timestep = stepTimesteps[stepIndex]
         let previous = timestep - schedule.numTrainTimesteps / numInferenceSteps
-        let alphaProd = schedule.alphasCumprod[timestep]
-        let alphaProdPrev = previous >= 0 ? schedule.alphasCumprod[previous] : finalAlphaCumprod
+        let alphaProd = schedule.alphaCumprod(atTimestep: timestep)
+        let alphaProdPrev = previous >= 0 ? schedule.alphaCumprod(atTimestep: previous) : finalAlphaCumprod
         let betaProd = 1 - alphaProd
         let sqrtAlpha = alphaProd.squareRoot()
         let sqrtBeta = betaProd.squareRoot()
@@ -91,7 +93,7 @@ public struct DDIMScheduler: Scheduler {
             sqrtAlphaPrev * x0 + directionCoefficient * e
         }
         if eta > 0 {
-            let noise = random.normal(shape: modelOutput.shape)
+            let noise = random.normal(shape: modelOutput.shape, window: noiseWindow)
             previousSample = SchedulerMath.map(previousSample, noise) { x, n in x + stdDev * n }
         }
         return previousSample

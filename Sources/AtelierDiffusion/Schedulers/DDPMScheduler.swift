@@ -57,12 +57,14 @@ public struct DDPMScheduler: Scheduler {
 
     public func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor { sample }
 
-    public mutating func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout TorchRandomSource) -> Tensor {
+    public mutating func step(
+        modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout TorchRandomSource, noiseWindow: NoiseWindow?
+    ) -> Tensor {
         precondition(numInferenceSteps > 0, "call setTimesteps before step")
         let t = stepTimesteps[stepIndex]
         let previousT = stepIndex + 1 < stepTimesteps.count ? stepTimesteps[stepIndex + 1] : -1
-        let alphaProd = schedule.alphasCumprod[t]
-        let alphaProdPrev: Float = previousT >= 0 ? schedule.alphasCumprod[previousT] : 1
+        let alphaProd = schedule.alphaCumprod(atTimestep: t)
+        let alphaProdPrev: Float = previousT >= 0 ? schedule.alphaCumprod(atTimestep: previousT) : 1
         let betaProd = 1 - alphaProd
         let betaProdPrev = 1 - alphaProdPrev
         let currentAlpha = alphaProd / alphaProdPrev
@@ -88,7 +90,7 @@ public struct DDPMScheduler: Scheduler {
         guard t > 0 else {
             return SchedulerMath.map(mean) { $0 + 0 }  // `pred_prev_sample + 0` (integer variance)
         }
-        let noise = random.normal(shape: modelOutput.shape)
+        let noise = random.normal(shape: modelOutput.shape, window: noiseWindow)
         // `_get_variance(t)`: (1 − ᾱ_prev)/(1 − ᾱ_t)·β_t, clamped at 1e-20.
         let variance = max(((1 - alphaProdPrev) / (1 - alphaProd)) * currentBeta, Float(1e-20))
         let standardDeviation: Float

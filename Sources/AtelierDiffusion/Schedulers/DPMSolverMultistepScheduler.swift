@@ -163,7 +163,9 @@ public struct DPMSolverMultistepScheduler: Scheduler {
 
     public func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor { sample }
 
-    public mutating func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout TorchRandomSource) -> Tensor {
+    public mutating func step(
+        modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout TorchRandomSource, noiseWindow: NoiseWindow?
+    ) -> Tensor {
         precondition(numInferenceSteps > 0, "call setTimesteps before step")
         let stepCount = timesteps.count
         let isLast = stepIndex == stepCount - 1

@@ -54,7 +54,9 @@ public struct EulerAncestralDiscreteScheduler: Scheduler {
         EulerDiscreteScheduler.scaled(sample, sigma: sigmas[stepIndex])
     }
 
-    public mutating func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout TorchRandomSource) -> Tensor {
+    public mutating func step(
+        modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout TorchRandomSource, noiseWindow: NoiseWindow?
+    ) -> Tensor {
         precondition(numInferenceSteps > 0, "call setTimesteps before step")
         let sigma = sigmas[stepIndex]
         let original = EulerDiscreteScheduler.predictOriginal(
@@ -64,7 +66,7 @@ public struct EulerAncestralDiscreteScheduler: Scheduler {
         let sigmaUp = (((sigmaTo * sigmaTo) * (sigmaFrom * sigmaFrom - sigmaTo * sigmaTo)) / (sigmaFrom * sigmaFrom)).squareRoot()
         let sigmaDown = (sigmaTo * sigmaTo - sigmaUp * sigmaUp).squareRoot()
         let dt = sigmaDown - sigma
-        let noise = random.normal(shape: modelOutput.shape)
+        let noise = random.normal(shape: modelOutput.shape, window: noiseWindow)
         return SchedulerMath.map(sample, original, noise) { x, x0, n in
             (x + ((x - x0) / sigma) * dt) + n * sigmaUp
         }

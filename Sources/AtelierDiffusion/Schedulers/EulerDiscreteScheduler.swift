@@ -94,7 +94,9 @@ public struct EulerDiscreteScheduler: Scheduler {
         return SchedulerMath.map(sample) { $0 / divisor }
     }
 
-    public mutating func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout TorchRandomSource) -> Tensor {
+    public mutating func step(
+        modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout TorchRandomSource, noiseWindow: NoiseWindow?
+    ) -> Tensor {
         precondition(numInferenceSteps > 0, "call setTimesteps before step")
         let sigma = sigmas[stepIndex]
         let sigmaHat = sigma * 1  // σ·(γ + 1) with γ = 0 (s_churn = 0)

@@ -57,13 +57,27 @@ struct NoiseSchedule: Sendable {
         alphasCumprod[alphasCumprod.count - 1] = Float(bitPattern: 0x3380_0000)  // 2⁻²⁴
     }
 
+    /// ᾱ at an inference timestep, with timesteps past the last training timestep read as the last.
+    ///
+    /// "leading" spacing adds `steps_offset` after spacing, so 1000 steps with the offset of 1 that
+    /// every SD2 pipeline forces ask for t = 1000 of a 1000-entry table (a user config's larger
+    /// offset does the same at fewer steps). diffusers indexes `alphas_cumprod[1000]` there and
+    /// raises IndexError; the Euler and DPM schedulers of the same diffusers read σ through
+    /// `np.interp`, which holds the last table value beyond the end. DDIM, PNDM and DDPM read ᾱ the
+    /// same way here, so every step count the CLI documents (1…1000) runs, identically to diffusers
+    /// wherever diffusers runs at all. Negative timesteps are the callers' business (they mean
+    /// "past the end of the chain" and take `final_alpha_cumprod`).
+    func alphaCumprod(atTimestep timestep: Int) -> Float {
+        alphasCumprod[Swift.max(0, Swift.min(timestep, alphasCumprod.count - 1))]
+    }
+
     /// σ = ((1 − ᾱ)/ᾱ)^0.5 per training timestep, in float32 (ascending t).
     var trainSigmas: [Float] { alphasCumprod.map { ((1 - $0) / $0).squareRoot() } }
 
-    /// `DDPMScheduler.add_noise` (shared by DDIM and PNDM): √ᾱ[t]·x₀ + √(1 − ᾱ[t])·ε in float32.
+    /// `DDPMScheduler.add_noise` (shared by DDIM and PNDM): √ᾱ[t]·x₀ + √(1 − ᾱ[t])·ε in float32,
+    /// with t clamped to the table as `alphaCumprod(atTimestep:)` explains.
     func addNoise(original: Tensor, noise: Tensor, timestep: Int) -> Tensor {
-        precondition(timestep >= 0 && timestep < alphasCumprod.count, "timestep \(timestep) outside 0..<\(alphasCumprod.count)")
-        let alphaProd = alphasCumprod[timestep]
+        let alphaProd = alphaCumprod(atTimestep: timestep)
         let sqrtAlphaProd = alphaProd.squareRoot()
         let sqrtOneMinusAlphaProd = (1 - alphaProd).squareRoot()
         return SchedulerMath.map(original, noise) { x, n in sqrtAlphaProd * x + sqrtOneMinusAlphaProd * n }

@@ -63,17 +63,19 @@ public struct PNDMScheduler: Scheduler {
             plms = Array((ascending.dropLast() + ascending.dropLast().suffix(1) + ascending.suffix(1)).reversed())
         } else {
             // repeat(_t[-4:], 2) + tile([0, T//N//2], 4), then [:-1].repeat(2)[1:-1] reversed.
+            // With fewer than 4 steps the two arrays differ in length and NumPy refuses to add
+            // them (diffusers raises ValueError), so there is no warm-up to reproduce.
+            guard steps >= 4 else {
+                throw SchedulerError.invalidStepCount(steps, reason: "PNDM's Runge–Kutta warm-up (skip_prk_steps false, the PNDM default this config leaves in place) needs at least 4 steps, as in diffusers; use --steps 4 or more or another scheduler")
+            }
             let half = trainTimesteps / steps / 2
             let lastFour = ascending.suffix(4)
             let paired = lastFour.flatMap { [$0, $0 + half] }
             let doubled = paired.dropLast().flatMap { [$0, $0] }
             prk = Array(doubled.dropFirst().dropLast().reversed())
+            // Warm-up timesteps past the table (e.g. 1000 at 1000 steps) read ᾱ[T−1], as
+            // `NoiseSchedule.alphaCumprod(atTimestep:)` explains.
             plms = Array(ascending.dropLast(3).reversed())
-            if let bad = prk.first(where: { $0 >= trainTimesteps }) {
-                throw SchedulerError.unsupportedOption(
-                    key: "skip_prk_steps", value: "false",
-                    reason: "the Runge–Kutta warm-up would evaluate timestep \(bad) ≥ num_train_timesteps with '\(timestepSpacing.rawValue)' spacing; set skip_prk_steps true")
-            }
         }
         numInferenceSteps = steps
         prkTimesteps = prk
@@ -87,7 +89,9 @@ public struct PNDMScheduler: Scheduler {
 
     public func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor { sample }
 
-    public mutating func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout TorchRandomSource) -> Tensor {
+    public mutating func step(
+        modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout TorchRandomSource, noiseWindow: NoiseWindow?
+    ) -> Tensor {
         precondition(numInferenceSteps > 0, "call setTimesteps before step")
         let timestep = stepTimesteps[stepIndex]
         if counter < prkTimesteps.count && !skipPrkSteps {
@@ -168,8 +172,8 @@ public struct PNDMScheduler: Scheduler {
     /// `_get_prev_sample` (formula (9) of the PNDM paper):
     /// x_prev = √(ᾱ_p/ᾱ_t)·x − (ᾱ_p − ᾱ_t)·ε / (ᾱ_t·√(1−ᾱ_p) + √(ᾱ_t(1−ᾱ_t)ᾱ_p)).
     private func previousSample(_ sample: Tensor, timestep: Int, previousTimestep: Int, modelOutput: Tensor) -> Tensor {
-        let alphaProd = schedule.alphasCumprod[timestep]
-        let alphaProdPrev = previousTimestep >= 0 ? schedule.alphasCumprod[previousTimestep] : finalAlphaCumprod
+        let alphaProd = schedule.alphaCumprod(atTimestep: timestep)
+        let alphaProdPrev = previousTimestep >= 0 ? schedule.alphaCumprod(atTimestep: previousTimestep) : finalAlphaCumprod
         let betaProd = 1 - alphaProd
         let betaProdPrev = 1 - alphaProdPrev
         var epsilon = modelOutput

@@ -46,17 +46,34 @@ public protocol Scheduler: Sendable {
     /// `step`: the sample for the next step from the model output at step `stepIndex`. Stochastic
     /// samplers (Euler-ancestral, DDPM, DDIM with η > 0) draw one `randn` of the sample's shape.
     /// Multistep schedulers (PNDM, DPM) expect consecutive indices after `setTimesteps`.
-    mutating func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout TorchRandomSource) -> Tensor
+    ///
+    /// `noiseWindow`: for one tile of a tiled render, where the tile lies in the whole image; the
+    /// step's `randn` is then drawn for the whole image and cropped (see `NoiseWindow`). nil (the
+    /// four-argument overload) draws at the sample's shape, as diffusers does.
+    mutating func step(
+        modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout TorchRandomSource, noiseWindow: NoiseWindow?
+    ) -> Tensor
     /// `add_noise(original, noise, timesteps[stepIndex])` as img2img calls it, i.e. with
     /// `set_begin_index(stepIndex)` in effect for the schedulers that have it.
     func addNoise(original: Tensor, noise: Tensor, stepIndex: Int) -> Tensor
 }
 
 extension Scheduler {
+    /// `step` for a whole image: stochastic samplers draw their noise at the sample's shape.
+    public mutating func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor, random: inout TorchRandomSource) -> Tensor {
+        step(modelOutput: modelOutput, stepIndex: stepIndex, sample: sample, random: &random, noiseWindow: nil)
+    }
+
     /// img2img's first step index for `strength` ∈ [0, 1], as diffusers' `get_timesteps`:
     /// `init = min(int(N·strength), N)`, `t_start = max(N − init, 0)`, index `t_start·order`.
+    ///
+    /// `strength` stays a Double all the way here because Python's `N * strength` is a double
+    /// product: 10 × 0.7 = 7.000000000000001 → 7 steps, where a Float 0.7 gives 6.9999998 → 6.
+    /// Strengths outside [0, 1] (or NaN, which Python would reject) are clamped to that range, so
+    /// the result is always in 0…N·order; a caller must still check that steps remain.
     public func img2imgBeginIndex(strength: Double) -> Int {
         let steps = numInferenceSteps
+        let strength = strength.isNaN ? 0 : Swift.min(Swift.max(strength, 0), 1)
         let initTimestep = min(Int(Double(steps) * strength), steps)
         let tStart = max(steps - initTimestep, 0)
         return tStart * order

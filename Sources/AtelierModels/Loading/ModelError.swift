@@ -10,6 +10,9 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case unsupported(String)
     case noWeightsFile(folder: String)
     case cannotInferConfig(String)
+    /// A tensor whose rank or dimensions cannot be what its name says it is (`expected` describes
+    /// the layout, e.g. "[out, in] with every dimension ≥ 1").
+    case unexpectedShape(key: String, expected: String, found: [Int], source: String)
 
     public var description: String {
         switch self {
@@ -25,6 +28,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
             return "unsupported model feature: \(what)"
         case .noWeightsFile(let folder):
             return "\(folder): no .safetensors weights found (expected diffusion_pytorch_model.safetensors or model.safetensors, optionally with a .fp16 variant)"
+        case .unexpectedShape(let key, let expected, let found, let source):
+            return "\(source): tensor '\(key)' has shape \(found), expected \(expected) (a damaged or hand-edited checkpoint?)"
         case .cannotInferConfig(let reason):
             return "cannot infer the model architecture from the single-file checkpoint: \(reason)"
         }

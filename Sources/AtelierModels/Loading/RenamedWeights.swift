@@ -25,7 +25,10 @@ public final class RenamedWeights: WeightSource {
 
     public func shape(of key: String) -> [Int]? {
         guard let e = table[key], var s = base.shape(of: e.key) else { return nil }
-        if let r = e.rows { s[0] = r.count }
+        if let r = e.rows {
+            guard !s.isEmpty else { return s }  // a scalar has no rows; tensor(_:) reports it
+            s[0] = r.count
+        }
         return s
     }
 
@@ -33,8 +36,9 @@ public final class RenamedWeights: WeightSource {
         guard let e = table[key] else { throw ModelError.missingWeight(key: key, source: sourceDescription) }
         let t = try base.tensor(e.key)
         guard let r = e.rows else { return t }
-        guard r.upperBound <= t.shape[0] else {
-            throw ModelError.shapeMismatch(key: e.key, expected: [r.upperBound], found: t.shape, source: sourceDescription)
+        guard t.rank >= 1, r.lowerBound >= 0, r.upperBound <= t.shape[0] else {
+            throw ModelError.unexpectedShape(key: e.key, expected: "at least \(r.upperBound) rows (fused q, k, v)",
+                                             found: t.shape, source: sourceDescription)
         }
         return t.rows(r.lowerBound, r.count)
     }

@@ -29,10 +29,16 @@ public struct Weights {
         let t = try source.tensor(k)
         if let shape, t.shape != shape {
             // Accept the same element count in an equivalent layout (e.g. [C,C,1,1] vs [C,C]).
-            if t.count == shape.reduce(1, *) && squeezed(t.shape) == squeezed(shape) {
+            // The expected count is computed with overflow checks: a config inferred from a
+            // hostile file can name dimensions whose product does not fit an Int.
+            if let expected = Self.elementCount(shape), t.count == expected && squeezed(t.shape) == squeezed(shape) {
                 return t.reshaped(shape)
             }
-            throw ModelError.shapeMismatch(key: k, expected: shape, found: t.shape, source: source.sourceDescription)
+            // Name the tensor as the file spells it when a rename table is in between.
+            let shown = (source as? RenamedWeights)?.table[k].map { e in
+                "\(e.key)\(e.rows.map { " rows \($0.lowerBound)..<\($0.upperBound)" } ?? "") (read as \(k))"
+            } ?? k
+            throw ModelError.shapeMismatch(key: shown, expected: shape, found: t.shape, source: source.sourceDescription)
         }
         return t
     }
@@ -40,4 +46,16 @@ public struct Weights {
     public func shape(_ name: String) -> [Int]? { source.shape(of: key(name)) }
 
     private func squeezed(_ s: [Int]) -> [Int] { s.filter { $0 != 1 } }
+
+    /// The product of `shape`, or nil when a dimension is negative or the product overflows.
+    static func elementCount(_ shape: [Int]) -> Int? {
+        var count = 1
+        for d in shape {
+            guard d >= 0 else { return nil }
+            let (product, overflow) = count.multipliedReportingOverflow(by: d)
+            if overflow { return nil }
+            count = product
+        }
+        return count
+    }
 }

@@ -15,10 +15,14 @@ public struct UNet2DConditionModel {
     let normOut: GroupNorm
     let convOut: Conv2d
 
+    /// The text-context width each level's cross-attention expects.
+    let contextWidths: [Int]
+
     public init(config: UNet2DConditionConfig, weights source: WeightSource) throws {
         self.config = config
         parameterCount = source.parameterCount
         let r = try config.resolved()
+        contextWidths = r.crossDim
         let w = Weights(source)
         let ch = config.blockOutChannels
         let n = ch.count
@@ -72,12 +76,15 @@ public struct UNet2DConditionModel {
     ///   - context: text embeddings [B, tokens, cross_attention_dim]
     ///   - classLabels: the x4 upscaler's noise level per batch item
     public func callAsFunction(_ sample: Tensor, timesteps: [Float], context: Tensor, classLabels: [Int]? = nil) throws -> Tensor {
-        let b = sample.shape[0]
         guard sample.rank == 4, sample.shape[1] == config.inChannels else {
             throw ModelError.unsupported("UNet expects [B, \(config.inChannels), h, w] input, got \(sample.shape)")
         }
+        let b = sample.shape[0]
         guard context.rank == 3, context.shape[0] == b else {
             throw ModelError.unsupported("text context batch \(context.shape) does not match sample batch \(b)")
+        }
+        guard contextWidths.allSatisfy({ $0 == context.shape[2] }) else {
+            throw ModelError.unsupported("text context width \(context.shape[2]) does not match the UNet's cross-attention width \(contextWidths)")
         }
         let t = timesteps.count == 1 ? Array(repeating: timesteps[0], count: b) : timesteps
         guard t.count == b else { throw ModelError.unsupported("\(timesteps.count) timesteps for a batch of \(b)") }
