@@ -180,6 +180,11 @@ public enum GenerationValidation {
                 throw RequestValidationError(.mask, "--mask makes it inpainting; use the inpaint mode (init image and mask)")
             }
             if let depth = r.depthMap { try checkInput(depth, .depthMap, minimumSide: 1) }
+            // diffusers' depth2img has no width/height: it works at the image's size, and a resized
+            // latent would no longer match the depth condition.
+            if r.mode == .depth2img, r.width != nil || r.height != nil {
+                throw RequestValidationError(.width, "depth-to-image works at the init image's size; drop --width/--height (resize the image instead)")
+            }
         case .upscale:
             guard let image = r.initImage else {
                 throw RequestValidationError(.image, "--image (image_png) is required: the PNG to upscale")

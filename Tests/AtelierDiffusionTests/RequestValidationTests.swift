@@ -35,6 +35,7 @@ final class RequestValidationTests: XCTestCase {
             ("strength 0", txt2img { $0.mode = .img2img; $0.initImage = .init(width: 64, height: 64); $0.strength = 0 }, .strength, .invalid),
             ("strength × steps < 1", txt2img { $0.mode = .img2img; $0.initImage = .init(width: 64, height: 64); $0.strength = 0.09; $0.steps = 10 }, .strength, .invalid),
             ("mask and depth map", txt2img { $0.mode = .inpaint; $0.initImage = .init(width: 64, height: 64); $0.mask = .init(width: 64, height: 64); $0.depthMap = .init(width: 8, height: 8) }, .depthMap, .invalid),
+            ("depth2img with a size", txt2img { $0.mode = .depth2img; $0.initImage = .init(width: 64, height: 64); $0.depthMap = .init(width: 64, height: 64); $0.width = 128 }, .width, .invalid),
             ("init 16384²", txt2img { $0.mode = .img2img; $0.initImage = .init(width: 16384, height: 16384) }, .initImage, .tooLarge),
             ("mask without init", txt2img { $0.mode = .inpaint; $0.mask = .init(width: 64, height: 64) }, .initImage, .invalid),
             ("mask of another size", txt2img { $0.mode = .inpaint; $0.initImage = .init(width: 64, height: 64); $0.mask = .init(width: 64, height: 32) }, .mask, .invalid),
