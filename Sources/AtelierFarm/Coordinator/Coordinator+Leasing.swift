@@ -46,11 +46,24 @@ extension Coordinator {
             // worker heartbeats (from a timer thread, every TTL/3, whatever the render is doing),
             // liveness keeps the lease, and a worker killed mid-render loses it within one TTL.
             let deadline = now + leaseTTLMs
+            let progress = Coordinator.clampedProgress(step: r.step, total: r.totalSteps)
             try db.execute(sql: "UPDATE tasks SET lease_deadline = ?, step = ?, total_steps = ? WHERE id = ?",
-                           arguments: [deadline, Int64(r.step), Int64(r.totalSteps), task.id])
+                           arguments: [deadline, progress.step, progress.total, task.id])
             body.deadlineUnixMs = deadline
             return Coordinator.success(.heartbeat(body))
         }.0
+    }
+
+    /// Most denoising steps a heartbeat may report (the documented maximum is 1000; this leaves
+    /// room for schedulers that count more internal steps).
+    static let maxReportedSteps: UInt32 = 100_000
+
+    /// The progress stored from a heartbeat: a total of at most `maxReportedSteps`, and never a
+    /// step beyond the total (a total of 0 means "not known yet", so the step is 0 too). Clients
+    /// draw progress bars from these numbers; a step past the total once crashed `atelier wait`.
+    static func clampedProgress(step: UInt32, total: UInt32) -> (step: Int64, total: Int64) {
+        let total = min(total, maxReportedSteps)
+        return (Int64(min(step, total)), Int64(total))
     }
 
     var leaseTTLMs: Int64 { Int64((options.leaseTTL * 1000).rounded()) }

@@ -121,8 +121,9 @@ struct TaskRow: Codable, FetchableRecord, Sendable {
         s.state = state.proto
         s.attempts = UInt32(clamping: attempts)
         s.workerID = workerId ?? ""
-        s.step = UInt32(clamping: step)
+        // Rows written before heartbeats were clamped may hold step > total: never report that.
         s.totalSteps = UInt32(clamping: totalSteps)
+        s.step = min(UInt32(clamping: step), s.totalSteps)
         s.lastError = lastError
         return s
     }
