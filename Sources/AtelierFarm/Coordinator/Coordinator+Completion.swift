@@ -30,7 +30,7 @@ extension Coordinator {
                 let current = try Coordinator.leasedTask(db, taskID: r.taskID, workerID: r.workerID, token: r.fencingToken)
                 try touchWorker(db, id: r.workerID, now: now)
                 try recordFailedAttempt(db, task: current, outcome: "rejected",
-                                        message: "result rejected: \(rejection.message)", countAgainstWorker: true, now: now)
+                                        message: "result rejected: \(rejection.message)", now: now)
                 return Coordinator.failure(rejection)
             }.0
         }
@@ -79,10 +79,14 @@ extension Coordinator {
         try recorded(request, peer: peer) { db, now in
             let task = try Coordinator.leasedTask(db, taskID: r.taskID, workerID: r.workerID, token: r.fencingToken)
             try touchWorker(db, id: r.workerID, now: now)
-            let message = r.message.trimmingCharacters(in: .whitespacesAndNewlines)
+            var message = r.message.trimmingCharacters(in: .whitespacesAndNewlines)
+            // Workers used to prefix their name; the job error names the worker already, and the
+            // bare error is what tells a deterministic failure (same error, different workers).
+            if let name = try WorkerRow.fetch(db, id: r.workerID)?.name, !name.isEmpty, message.hasPrefix(name + ": ") {
+                message = String(message.dropFirst(name.count + 2))
+            }
             try recordFailedAttempt(db, task: task, outcome: "failed",
-                                    message: message.isEmpty ? "the worker gave no reason" : message,
-                                    countAgainstWorker: true, now: now)
+                                    message: message.isEmpty ? "the worker gave no reason" : message, now: now)
             return Coordinator.success(.failTask(Atelier_V1_FailTaskResponse()))
         }.0
     }

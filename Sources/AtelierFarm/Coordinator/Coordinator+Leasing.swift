@@ -100,23 +100,24 @@ extension Coordinator {
         }
     }
 
-    /// Puts every lease whose deadline has passed back in the queue (or fails its task once it
-    /// has used up its attempts: a task that keeps killing its workers must not loop forever).
+    /// Puts every lease whose deadline has passed back in the queue, with a back-off, without
+    /// charging an attempt (or fails its task once its expiry budget is used up: a task that keeps
+    /// killing its workers must not loop forever). See `recordExpiredLease`.
     func requeueExpiredLeases(_ db: Database, now: Int64) throws {
         let expired = try TaskRow.fetchAll(
             db, sql: "SELECT \(TaskRow.columns) FROM tasks WHERE state = 'leased' AND lease_deadline < ? ORDER BY lease_deadline",
             arguments: [now])
         for task in expired {
             let late = Double(now - (task.leaseDeadline ?? now)) / 1000
-            try recordFailedAttempt(
-                db, task: task, outcome: "expired",
-                message: String(format: "lease expired (no heartbeat; deadline passed %.1f s ago)", late),
-                countAgainstWorker: false, now: now)
+            try recordExpiredLease(
+                db, task: task,
+                message: String(format: "lease expired (no heartbeat; deadline passed %.1f s ago)", late), now: now)
         }
     }
 
     /// A queued task `workerID` may take: highest job priority first, then the oldest job, then
-    /// the lowest index; only tasks whose model the worker has, with a fitting UNet.
+    /// the lowest index; only tasks whose model the worker has, with a fitting UNet, and whose
+    /// expiry back-off (`not_before`) has passed.
     ///
     /// The blocklist is soft: a job whose tasks this worker failed `blocklistThreshold` times is
     /// skipped only while another live worker could take the task instead. Otherwise (a farm of
@@ -128,17 +129,22 @@ extension Coordinator {
             FROM tasks t
             JOIN jobs j ON j.id = t.job_id
             LEFT JOIN worker_job_failures f ON f.worker_id = ? AND f.job_id = t.job_id
-            WHERE t.state = 'queued' AND j.state IN ('queued', 'running')
+            WHERE t.state = 'queued' AND j.state IN ('queued', 'running') AND t.not_before <= ?
               AND EXISTS (SELECT 1 FROM worker_models m
                           WHERE m.worker_id = ? AND m.model = t.model
                             AND \(ChannelRequirement.sqlFits(mask: "t.accepted_channels")))
             ORDER BY j.priority DESC, j.seq ASC, t.idx ASC
-            """, arguments: [workerID, workerID])
+            """, arguments: [workerID, now, workerID])
         var skippedJobs = [String: Bool]()
         while let row = try candidates.next() {
             let taskID: String = row["id"] ?? ""
             let failures: Int = row["failures"] ?? 0
             guard let task = try TaskRow.fetch(db, id: taskID) else { continue }
+            // The worker that lost this task's last lease takes other work first, if someone else
+            // could take this one: a crash-looping worker must not keep taking the same task.
+            if task.lostBy == workerID, try anotherWorkerCouldTake(db, task: task, besides: workerID, now: now) {
+                continue
+            }
             if failures >= options.blocklistThreshold {
                 let skip: Bool
                 if let known = skippedJobs[task.jobId] {

@@ -21,6 +21,16 @@ public struct CoordinatorOptions: Sendable {
     /// Attempts per task when a submission says 0; submissions may ask for up to `maxAttemptsLimit`.
     public var defaultMaxAttempts: Int = 3
     public var maxAttemptsLimit: Int = 100
+    /// Expired leases a task may have before it fails (and its job with it). Expiries are charged
+    /// apart from `max_attempts`: a killed, restarted or stopped worker says nothing about the
+    /// task, so this budget is generous, and an expiry never fails a job before it is used up.
+    public var maxLeaseExpiries: Int = 10
+    /// After its first expiry a task is offered again at once (preferably to another worker);
+    /// after its n-th (n ≥ 2) it waits `expiryBackoff × 2^(n-2)` (at most `expiryBackoffMax`), so
+    /// a task that keeps losing its worker cannot absorb every restart of a flapping farm, and
+    /// the other tasks go first.
+    public var expiryBackoff: TimeInterval = 2
+    public var expiryBackoffMax: TimeInterval = 120
     /// A worker that failed this many tasks of one job is not offered that job again (while another
     /// live worker could take it instead).
     public var blocklistThreshold: Int = 2

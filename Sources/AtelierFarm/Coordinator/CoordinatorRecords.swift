@@ -97,11 +97,15 @@ struct TaskRow: Codable, FetchableRecord, Sendable {
     var step: Int
     var totalSteps: Int
     var lastError: String
+    var failures: Int
+    var expiries: Int
+    var notBefore: Int64
+    var lostBy: String?
 
     static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
     static let columns = """
         id, job_id, idx, state, model, accepted_channels, work, attempts, max_attempts, fencing_token,
-        lease_deadline, worker_id, step, total_steps, last_error
+        lease_deadline, worker_id, step, total_steps, last_error, failures, expiries, not_before, lost_by
         """
 
     static func fetch(_ db: Database, id: String) throws -> TaskRow? {
@@ -125,6 +129,8 @@ struct TaskRow: Codable, FetchableRecord, Sendable {
         s.totalSteps = UInt32(clamping: totalSteps)
         s.step = min(UInt32(clamping: step), s.totalSteps)
         s.lastError = lastError
+        s.leaseExpiries = UInt32(clamping: expiries)
+        s.notBeforeUnixMs = state == .queued ? notBefore : 0
         return s
     }
 }

@@ -123,6 +123,21 @@ enum CoordinatorSchema {
                 INSERT INTO counters (name, value) VALUES ('fencing_token', 0);
                 """)
         }
+        // Lease expiries are not render failures: their own counter and budget, a back-off before
+        // the task may be leased again, and the worker that lost it (to prefer another one).
+        migrator.registerMigration("v2-expiry-budget") { db in
+            try db.execute(sql: """
+                ALTER TABLE tasks ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;   -- fail_task + rejected results (max_attempts)
+                ALTER TABLE tasks ADD COLUMN expiries INTEGER NOT NULL DEFAULT 0;   -- expired leases (CoordinatorOptions.maxLeaseExpiries)
+                ALTER TABLE tasks ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0; -- no lease before this time (back-off)
+                ALTER TABLE tasks ADD COLUMN lost_by TEXT;                          -- worker whose lease last expired
+                UPDATE tasks SET failures = (SELECT COUNT(*) FROM attempts a
+                                             WHERE a.task_id = tasks.id AND a.outcome IN ('failed', 'rejected'));
+                UPDATE tasks SET expiries = (SELECT COUNT(*) FROM attempts a
+                                             WHERE a.task_id = tasks.id AND a.outcome = 'expired');
+                CREATE INDEX attempts_task_outcome ON attempts(task_id, outcome);
+                """)
+        }
         return migrator
     }
 }

@@ -132,7 +132,7 @@ public final class FarmWorker: @unchecked Sendable {
             fail.workerID = workerID
             fail.taskID = lease.taskID
             fail.fencingToken = lease.fencingToken
-            fail.message = "\(options.name): \(error)"
+            fail.message = "\(error)"  // the coordinator labels it with this worker
             log("task \(lease.taskID) failed: \(error)")
             _ = callUntilAnswered(.failTask(fail))
         }
