@@ -52,8 +52,11 @@ extension Coordinator {
             try db.execute(sql: """
                 INSERT OR REPLACE INTO results (job_id, kind, idx, path, bytes, created) VALUES (?, ?, ?, ?, ?, ?)
                 """, arguments: [job.id, kind.rawValue, current.idx, path, staged.bytes, now])
-            try db.execute(sql: "UPDATE workers SET completed = completed + 1, last_seen = MAX(last_seen, ?) WHERE id = ?",
-                           arguments: [now, r.workerID])
+            // A completion proves the worker works: its expiry streak (towards quarantine) restarts.
+            try db.execute(sql: """
+                UPDATE workers SET completed = completed + 1, last_seen = MAX(last_seen, ?), expiry_streak = 0, proven = 1
+                WHERE id = ?
+                """, arguments: [now, r.workerID])
             let remaining = try Int.fetchOne(
                 db, sql: "SELECT COUNT(*) FROM tasks WHERE job_id = ? AND state != 'done'", arguments: [job.id]) ?? 0
             if remaining == 0 {

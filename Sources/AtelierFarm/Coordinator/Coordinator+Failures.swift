@@ -98,8 +98,21 @@ extension Coordinator {
         return Int64((seconds * 1000).rounded())
     }
 
-    /// Per-worker bookkeeping of an expiry (quarantine builds on it).
-    func noteWorkerExpiry(_ db: Database, workerID: String, now: Int64) throws {}
+    /// Counts an expiry against the worker that held the lease; after
+    /// `quarantineAfterExpiries` in a row (no completion between them) it is quarantined, for a
+    /// period doubling with every further expiry.
+    func noteWorkerExpiry(_ db: Database, workerID: String, now: Int64) throws {
+        guard !workerID.isEmpty else { return }
+        try db.execute(sql: "UPDATE workers SET expiries = expiries + 1, expiry_streak = expiry_streak + 1 WHERE id = ?",
+                       arguments: [workerID])
+        guard let streak = try Int.fetchOne(db, sql: "SELECT expiry_streak FROM workers WHERE id = ?", arguments: [workerID]),
+              streak >= max(options.quarantineAfterExpiries, 1) else { return }
+        let doublings = Double(min(streak - max(options.quarantineAfterExpiries, 1), 30))
+        let seconds = min(max(options.quarantine, 0) * pow(2, doublings), max(options.quarantineMax, 0))
+        let until = now + Int64((seconds * 1000).rounded())
+        try db.execute(sql: "UPDATE workers SET quarantined_until = MAX(quarantined_until, ?) WHERE id = ?",
+                       arguments: [until, workerID])
+    }
 
     /// Marks a job failed (unless it already finished) and cancels its unfinished tasks; their
     /// workers learn it from their next heartbeat.

@@ -12,7 +12,7 @@ extension Coordinator {
     func leaseTask(_ r: Atelier_V1_LeaseTaskRequest, request: Atelier_V1_Request,
                    peer: String) throws -> Atelier_V1_Response {
         try recorded(request, peer: peer) { db, now in
-            guard !r.workerID.isEmpty, try WorkerRow.fetch(db, id: r.workerID) != nil else {
+            guard !r.workerID.isEmpty, let worker = try WorkerRow.fetch(db, id: r.workerID) else {
                 throw CoordinatorError(.unknownWorker,
                     "worker \"\(r.workerID)\" is not registered (the coordinator may have been reset); send register_worker again")
             }
@@ -20,7 +20,17 @@ extension Coordinator {
             try requeueExpiredLeases(db, now: now)
 
             var body = Atelier_V1_LeaseTaskResponse()
-            guard let task = try nextTask(db, for: r.workerID, now: now) else {
+            // Quarantined (its leases kept expiring): nothing until the period is over.
+            let quarantine = try Int64.fetchOne(db, sql: "SELECT quarantined_until FROM workers WHERE id = ?",
+                                                arguments: [r.workerID]) ?? 0
+            if quarantine > now {
+                body.retryAfterMs = UInt32(clamping: max(min(quarantine - now, 60_000), Int64(options.retryAfterMs)))
+                return Coordinator.success(.leaseTask(body))
+            }
+            // At most its declared slots at once: a peer that leases in a loop cannot hoard tasks.
+            let held = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM tasks WHERE state = 'leased' AND worker_id = ?",
+                                        arguments: [r.workerID]) ?? 0
+            guard held < max(worker.slots, 1), let task = try nextTask(db, for: worker, now: now) else {
                 body.retryAfterMs = options.retryAfterMs
                 return Coordinator.success(.leaseTask(body))
             }
@@ -34,7 +44,8 @@ extension Coordinator {
         try recorded(request, peer: peer) { db, now in
             let task = try Coordinator.leasedTask(db, taskID: r.taskID, workerID: r.workerID, token: r.fencingToken,
                                                   acceptCancelled: true)
-            try touchWorker(db, id: r.workerID, now: now)
+            try db.execute(sql: "UPDATE workers SET last_seen = MAX(last_seen, ?), proven = 1 WHERE id = ?",
+                           arguments: [now, r.workerID])
             var body = Atelier_V1_HeartbeatResponse()
             if task.state == .cancelled {
                 body.cancel = true
@@ -123,7 +134,12 @@ extension Coordinator {
     /// skipped only while another live worker could take the task instead. Otherwise (a farm of
     /// one, or every capable worker blocklisted) the task would wait forever; letting it run
     /// means it either succeeds or exhausts its attempts and fails the job with its errors.
-    private func nextTask(_ db: Database, for workerID: String, now: Int64) throws -> TaskRow? {
+    ///
+    /// A task that has lost a lease before goes preferably to a *proven* worker (one that has
+    /// heartbeated or completed something): peers that register and lease without ever working
+    /// then only ever hold fresh tasks, once each, and cannot starve a job.
+    private func nextTask(_ db: Database, for worker: WorkerRow, now: Int64) throws -> TaskRow? {
+        let workerID = worker.id
         let candidates = try Row.fetchCursor(db, sql: """
             SELECT t.id, COALESCE(f.count, 0) AS failures
             FROM tasks t
@@ -145,6 +161,10 @@ extension Coordinator {
             if task.lostBy == workerID, try anotherWorkerCouldTake(db, task: task, besides: workerID, now: now) {
                 continue
             }
+            if task.expiries > 0, !worker.proven,
+               try anotherWorkerCouldTake(db, task: task, besides: workerID, now: now, provenOnly: true) {
+                continue
+            }
             if failures >= options.blocklistThreshold {
                 let skip: Bool
                 if let known = skippedJobs[task.jobId] {
@@ -160,14 +180,17 @@ extension Coordinator {
         return nil
     }
 
-    private func anotherWorkerCouldTake(_ db: Database, task: TaskRow, besides workerID: String, now: Int64) throws -> Bool {
+    /// Whether a live, unquarantined worker other than `workerID` (and, with `provenOnly`, one
+    /// that has proved it works) could run `task` and is not blocklisted for its job.
+    private func anotherWorkerCouldTake(_ db: Database, task: TaskRow, besides workerID: String, now: Int64,
+                                        provenOnly: Bool = false) throws -> Bool {
         try Int.fetchOne(db, sql: """
             SELECT 1 FROM workers w JOIN worker_models m ON m.worker_id = w.id
-            WHERE w.id != ? AND w.last_seen >= ? AND m.model = ?
+            WHERE w.id != ? AND w.last_seen >= ? AND w.quarantined_until <= ? AND w.proven >= ? AND m.model = ?
               AND \(ChannelRequirement.sqlFits(mask: "?"))
               AND COALESCE((SELECT count FROM worker_job_failures f WHERE f.worker_id = w.id AND f.job_id = ?), 0) < ?
             LIMIT 1
-            """, arguments: [workerID, now - aliveWindowMs, task.model, task.acceptedChannels,
+            """, arguments: [workerID, now - aliveWindowMs, now, provenOnly ? 1 : 0, task.model, task.acceptedChannels,
                              task.jobId, options.blocklistThreshold]) != nil
     }
 

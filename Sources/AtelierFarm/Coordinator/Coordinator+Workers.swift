@@ -23,6 +23,11 @@ extension Coordinator {
                     "capabilities.models[\(i)].unet_in_channels is \(model.unetInChannels); expected 4, 5, 7 or 9 (or 0 if unknown)")
             }
         }
+        guard capabilities.slots <= options.maxWorkerSlots else {
+            throw CoordinatorError.invalid(
+                "capabilities.slots is \(capabilities.slots); at most \(options.maxWorkerSlots) leases at once (0 means 1)")
+        }
+        let slots = max(Int(capabilities.slots), 1)
         guard r.workerName.utf8.count <= 256, r.workerID.utf8.count <= 128 else {
             throw CoordinatorError.invalid("worker_name must be at most 256 bytes and worker_id at most 128")
         }
@@ -37,12 +42,13 @@ extension Coordinator {
             if name.isEmpty { name = "worker-\(id.prefix(8))" }
             if known != nil {
                 // Same id: keep the history (counters, failures, blocklist), refresh the rest.
-                try db.execute(sql: "UPDATE workers SET name = ?, capabilities = ?, last_seen = ? WHERE id = ?",
-                               arguments: [name, capabilityBytes, now, id])
+                // Its quarantine and expiry streak stay too: registering again does not clear them.
+                try db.execute(sql: "UPDATE workers SET name = ?, capabilities = ?, last_seen = ?, slots = ? WHERE id = ?",
+                               arguments: [name, capabilityBytes, now, slots, id])
             } else {
                 try db.execute(sql: """
-                    INSERT INTO workers (id, name, capabilities, registered, last_seen) VALUES (?, ?, ?, ?, ?)
-                    """, arguments: [id, name, capabilityBytes, now, now])
+                    INSERT INTO workers (id, name, capabilities, registered, last_seen, slots) VALUES (?, ?, ?, ?, ?, ?)
+                    """, arguments: [id, name, capabilityBytes, now, now, slots])
             }
             try db.execute(sql: "DELETE FROM worker_models WHERE worker_id = ?", arguments: [id])
             for model in capabilities.models {
@@ -62,10 +68,14 @@ extension Coordinator {
         let workers = try store.read { db -> [Atelier_V1_WorkerStatus] in
             let rows = try WorkerRow.fetchAll(db, sql: "SELECT * FROM workers ORDER BY registered, id")
             var current = [String: String]()
+            var held = [String: Int]()
             for row in try Row.fetchAll(db, sql: """
                 SELECT worker_id, id FROM tasks WHERE state = 'leased' AND worker_id IS NOT NULL ORDER BY lease_deadline
                 """) {
-                if let worker: String = row["worker_id"], let task: String = row["id"] { current[worker] = task }
+                if let worker: String = row["worker_id"], let task: String = row["id"] {
+                    current[worker] = task
+                    held[worker, default: 0] += 1
+                }
             }
             return rows.map { row in
                 var status = Atelier_V1_WorkerStatus()
@@ -77,6 +87,9 @@ extension Coordinator {
                 status.currentTaskID = current[row.id] ?? ""
                 status.completed = UInt32(clamping: row.completed)
                 status.failed = UInt32(clamping: row.failed)
+                status.quarantinedUntilUnixMs = row.quarantinedUntil > nowMs ? row.quarantinedUntil : 0
+                status.leases = UInt32(clamping: held[row.id] ?? 0)
+                status.leaseExpiries = UInt32(clamping: row.expiries)
                 return status
             }
         }

@@ -31,6 +31,14 @@ public struct CoordinatorOptions: Sendable {
     /// the other tasks go first.
     public var expiryBackoff: TimeInterval = 2
     public var expiryBackoffMax: TimeInterval = 120
+    /// Most slots (leases held at once) a worker may declare; a worker declaring 0 gets 1.
+    public var maxWorkerSlots: Int = 64
+    /// A worker whose leases expired this many times in a row (no completion in between) is
+    /// quarantined: no leases for `quarantine × 2^(streak - quarantineAfterExpiries)`, at most
+    /// `quarantineMax`. A peer that leases without ever working cannot keep taking tasks.
+    public var quarantineAfterExpiries: Int = 2
+    public var quarantine: TimeInterval = 60
+    public var quarantineMax: TimeInterval = 3600
     /// A worker that failed this many tasks of one job is not offered that job again (while another
     /// live worker could take it instead).
     public var blocklistThreshold: Int = 2

@@ -144,6 +144,11 @@ struct WorkerRow: Codable, FetchableRecord, Sendable {
     var lastSeen: Int64
     var completed: Int
     var failed: Int
+    var slots: Int
+    var expiries: Int
+    var expiryStreak: Int
+    var quarantinedUntil: Int64
+    var proven: Bool
 
     static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
 

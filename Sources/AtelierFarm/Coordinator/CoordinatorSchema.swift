@@ -138,6 +138,18 @@ enum CoordinatorSchema {
                 CREATE INDEX attempts_task_outcome ON attempts(task_id, outcome);
                 """)
         }
+        // Slots (leases held at once), lease expiries per worker and the quarantine they lead to,
+        // and whether the worker ever proved alive (heartbeat or completion).
+        migrator.registerMigration("v3-worker-slots-quarantine") { db in
+            try db.execute(sql: """
+                ALTER TABLE workers ADD COLUMN slots INTEGER NOT NULL DEFAULT 1;
+                ALTER TABLE workers ADD COLUMN expiries INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE workers ADD COLUMN expiry_streak INTEGER NOT NULL DEFAULT 0;  -- since its last completion
+                ALTER TABLE workers ADD COLUMN quarantined_until INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE workers ADD COLUMN proven INTEGER NOT NULL DEFAULT 0;
+                CREATE INDEX tasks_leased_worker ON tasks(worker_id) WHERE state = 'leased';
+                """)
+        }
         return migrator
     }
 }

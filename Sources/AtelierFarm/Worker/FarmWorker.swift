@@ -72,6 +72,7 @@ public final class FarmWorker: @unchecked Sendable {
         req.capabilities.memoryBytes = options.memoryBytes
         req.capabilities.version = options.version
         req.capabilities.hostname = ProcessInfo.processInfo.hostName
+        req.capabilities.slots = 1  // one render at a time: the coordinator never grants it more
         guard let response = callUntilAnswered(.registerWorker(req)) else { return }
         if response.hasError {
             log("registration refused: \(response.error.message)")
