@@ -231,6 +231,32 @@ struct WorkersCommand: ParsableCommand {
             let models = w.capabilities.models.map { "\($0.name)#\($0.contentHash)" }.joined(separator: ",")
             print("\(w.workerID)  \(w.name)  \(w.alive ? "alive" : "lost")  models \(models)  done \(w.completed)  failed \(w.failed)  atelier \(w.capabilities.version)\(w.currentTaskID.isEmpty ? "" : "  on \(w.currentTaskID)")")
         }
+        for line in WorkersCommand.groups(workers) { print(line) }
+    }
+
+    /// One line per (model, weights digest, numerics) group: a job is pinned to one group at
+    /// submit, so workers in different groups never render parts of the same job.
+    static func groups(_ workers: [Atelier_V1_WorkerStatus]) -> [String] {
+        struct Key: Hashable, Comparable {
+            var model: String, digest: String, numerics: String
+            static func < (a: Key, b: Key) -> Bool { (a.model, a.digest, a.numerics) < (b.model, b.digest, b.numerics) }
+        }
+        var counts = [Key: (all: Int, alive: Int)]()
+        for w in workers {
+            for m in w.capabilities.models {
+                let key = Key(model: m.name, digest: m.weightsSha256, numerics: w.capabilities.numerics)
+                var c = counts[key] ?? (0, 0)
+                c.all += 1
+                if w.alive { c.alive += 1 }
+                counts[key] = c
+            }
+        }
+        guard !counts.isEmpty else { return [] }
+        return ["groups (jobs are pinned to one):"] + counts.keys.sorted().map { key in
+            let c = counts[key]!
+            let digest = key.digest.isEmpty ? "unknown" : String(key.digest.prefix(16))
+            return "  \(key.model)  sha256 \(digest)  \(key.numerics.isEmpty ? "numerics unknown" : key.numerics)  \(c.all) worker(s), \(c.alive) alive"
+        }
     }
 }
 

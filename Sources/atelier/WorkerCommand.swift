@@ -46,13 +46,22 @@ struct WorkerCommand: ParsableCommand {
         let client = try FarmClient(address: address)
         let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
         let worker = FarmWorker(client: client, engine: engine,
-                                options: .init(name: workerName, version: "\(atelierVersion) blas=\(BLAS.coreName)"), log: log)
+                                options: .init(name: workerName, version: "\(atelierVersion) blas=\(BLAS.coreName)",
+                                               numerics: WorkerCommand.numerics), log: log)
         log("worker \(workerName) (OpenBLAS \(BLAS.coreName) kernels) serving \(models.map(\.name).joined(separator: ", ")) for \(address)")
         let stop = SignalWaiter()
         Thread { stop.waitForever(); worker.stop() }.start()
         worker.run()
         client.close()
     }
+}
+
+extension WorkerCommand {
+    /// What the worker's pixels depend on besides the weights: fp32 tensors and the OpenBLAS
+    /// kernel family chosen at start-up (`BLASCoreSelection`: the portable Haswell kernels by
+    /// default, the machine's own with ATELIER_BLAS_CORE=native). Workers with the same weights
+    /// and numerics give bit-identical images, so the coordinator pins each job to one.
+    static var numerics: String { "fp32/openblas-\(BLAS.coreName.lowercased())" }
 }
 
 let atelierVersion = "0.1.0"

@@ -148,7 +148,8 @@ extension Coordinator {
             WHERE t.state = 'queued' AND j.state IN ('queued', 'running') AND t.not_before <= ?
               AND EXISTS (SELECT 1 FROM worker_models m
                           WHERE m.worker_id = ? AND m.model = t.model
-                            AND \(ChannelRequirement.sqlFits(mask: "t.accepted_channels")))
+                            AND \(ChannelRequirement.sqlFits(mask: "t.accepted_channels"))
+                            AND \(Coordinator.sqlMatchesPin(job: "j")))
             ORDER BY j.priority DESC, j.seq ASC, t.idx ASC
             """, arguments: [workerID, now, workerID])
         var skippedJobs = [String: Bool]()
@@ -180,17 +181,23 @@ extension Coordinator {
         return nil
     }
 
+    /// SQL: the worker model `m` belongs to the group job `job` is pinned to (jobs from before
+    /// pinning have none and match any).
+    static func sqlMatchesPin(job: String) -> String {
+        "(\(job).weights_sha256 IS NULL OR (m.weights_sha256 = \(job).weights_sha256 AND m.numerics = \(job).numerics))"
+    }
+
     /// Whether a live, unquarantined worker other than `workerID` (and, with `provenOnly`, one
     /// that has proved it works) could run `task` and is not blocklisted for its job.
     private func anotherWorkerCouldTake(_ db: Database, task: TaskRow, besides workerID: String, now: Int64,
                                         provenOnly: Bool = false) throws -> Bool {
         try Int.fetchOne(db, sql: """
-            SELECT 1 FROM workers w JOIN worker_models m ON m.worker_id = w.id
+            SELECT 1 FROM workers w JOIN worker_models m ON m.worker_id = w.id JOIN jobs j ON j.id = ?
             WHERE w.id != ? AND w.last_seen >= ? AND w.quarantined_until <= ? AND w.proven >= ? AND m.model = ?
-              AND \(ChannelRequirement.sqlFits(mask: "?"))
+              AND \(ChannelRequirement.sqlFits(mask: "?")) AND \(Coordinator.sqlMatchesPin(job: "j"))
               AND COALESCE((SELECT count FROM worker_job_failures f WHERE f.worker_id = w.id AND f.job_id = ?), 0) < ?
             LIMIT 1
-            """, arguments: [workerID, now - aliveWindowMs, now, provenOnly ? 1 : 0, task.model, task.acceptedChannels,
+            """, arguments: [task.jobId, workerID, now - aliveWindowMs, now, provenOnly ? 1 : 0, task.model, task.acceptedChannels,
                              task.jobId, options.blocklistThreshold]) != nil
     }
 

@@ -11,6 +11,8 @@ extension Coordinator {
         let spec: Data = try r.serializedBytes()
         return try recorded(request, peer: peer) { db, now in
             try Coordinator.checkModelServed(db, model: plan.model, accepted: plan.acceptedChannels)
+            let pin = try Coordinator.pinnedGroup(db, model: plan.model, accepted: plan.acceptedChannels,
+                                                  aliveSince: now - aliveWindowMs)
 
             let unfinished = try Int.fetchOne(
                 db, sql: "SELECT COUNT(*) FROM tasks WHERE state IN ('queued', 'leased')") ?? 0
@@ -23,11 +25,11 @@ extension Coordinator {
             let jobID = try Coordinator.newJobID(db)
             try db.execute(sql: """
                 INSERT INTO jobs (id, kind, state, priority, created, spec, max_attempts, task_count, model,
-                                  image_width, image_height, tile, overlap, peer)
-                VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                  image_width, image_height, tile, overlap, peer, weights_sha256, numerics, default_side)
+                VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [jobID, plan.kind.rawValue, plan.priority, now, spec, plan.maxAttempts,
                                  plan.tasks.count, plan.model, plan.imageWidth, plan.imageHeight,
-                                 plan.tile, plan.overlap, peer])
+                                 plan.tile, plan.overlap, peer, pin.weightsSha256, pin.numerics, pin.defaultSide])
             let insert = try db.makeStatement(sql: """
                 INSERT INTO tasks (id, job_id, idx, state, spec, model, accepted_channels, work, max_attempts)
                 VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)
@@ -60,6 +62,27 @@ extension Coordinator {
                 "model \"\(model)\" is registered with unet_in_channels \(have), but \(ChannelRequirement.modeName(accepted)) "
                 + "needs a UNet with \(ChannelRequirement.describe(accepted)) input channels; choose a matching model")
         }
+    }
+
+    /// The (weights digest, numerics) group a new job is pinned to: of the registered workers
+    /// serving `model` with a fitting UNet, the group with the most live workers, ties broken by
+    /// digest then numerics, so the choice is deterministic. Only that group's workers lease the
+    /// job's tasks, so every image and tile of a job comes from the same files and the same
+    /// kernels (two workers registering one NAME with different files never mix in a job).
+    static func pinnedGroup(_ db: Database, model: String, accepted: Int64,
+                            aliveSince: Int64) throws -> (weightsSha256: String, numerics: String, defaultSide: Int) {
+        guard let row = try Row.fetchOne(db, sql: """
+            SELECT m.weights_sha256 AS digest, m.numerics AS numerics, MAX(m.default_side) AS side,
+                   SUM(CASE WHEN w.last_seen >= ? THEN 1 ELSE 0 END) AS live
+            FROM worker_models m JOIN workers w ON w.id = m.worker_id
+            WHERE m.model = ? AND \(ChannelRequirement.sqlFits(mask: "?"))
+            GROUP BY m.weights_sha256, m.numerics
+            ORDER BY live DESC, digest ASC, numerics ASC
+            LIMIT 1
+            """, arguments: [aliveSince, model, accepted]) else {
+            throw CoordinatorError(.unknownModel, "no registered worker serves model \"\(model)\"")
+        }
+        return (row["digest"] ?? "", row["numerics"] ?? "", row["side"] ?? 0)
     }
 
     /// 12 hex characters (48 random bits), unique among stored jobs: short enough to type,

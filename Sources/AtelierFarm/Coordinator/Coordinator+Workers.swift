@@ -18,10 +18,22 @@ extension Coordinator {
             guard seen.insert(model.name).inserted else {
                 throw CoordinatorError.invalid("capabilities.models lists \"\(model.name)\" twice; model names must be unique per worker")
             }
+            guard model.weightsSha256.isEmpty
+                    || (model.weightsSha256.utf8.count == 64 && model.weightsSha256.allSatisfy(\.isHexDigit)) else {
+                throw CoordinatorError.invalid(
+                    "capabilities.models[\(i)].weights_sha256 must be 64 hex digits (the SHA-256 of the model's files) or empty")
+            }
+            guard model.defaultImageSide <= 4096 else {
+                throw CoordinatorError.invalid(
+                    "capabilities.models[\(i)].default_image_side is \(model.defaultImageSide); at most 4096 (0 if unknown)")
+            }
             guard model.unetInChannels <= 64 else {
                 throw CoordinatorError.invalid(
                     "capabilities.models[\(i)].unet_in_channels is \(model.unetInChannels); expected 4, 5, 7 or 9 (or 0 if unknown)")
             }
+        }
+        guard capabilities.numerics.utf8.count <= 128 else {
+            throw CoordinatorError.invalid("capabilities.numerics is longer than 128 bytes (say \"fp32/openblas-haswell\")")
         }
         guard capabilities.slots <= options.maxWorkerSlots else {
             throw CoordinatorError.invalid(
@@ -52,8 +64,11 @@ extension Coordinator {
             }
             try db.execute(sql: "DELETE FROM worker_models WHERE worker_id = ?", arguments: [id])
             for model in capabilities.models {
-                try db.execute(sql: "INSERT INTO worker_models (worker_id, model, unet_in_channels) VALUES (?, ?, ?)",
-                               arguments: [id, model.name, Int64(model.unetInChannels)])
+                try db.execute(sql: """
+                    INSERT INTO worker_models (worker_id, model, unet_in_channels, weights_sha256, numerics, default_side)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """, arguments: [id, model.name, Int64(model.unetInChannels), model.weightsSha256.lowercased(),
+                                     capabilities.numerics, Int64(model.defaultImageSide)])
             }
             var body = Atelier_V1_RegisterWorkerResponse()
             body.workerID = id

@@ -56,11 +56,16 @@ struct JobRow: Codable, FetchableRecord, Sendable {
     var imageHeight: Int
     var tile: Int
     var overlap: Int
+    /// The group the job is pinned to (nil: submitted before pinning existed).
+    var weightsSha256: String?
+    var numerics: String?
+    /// The pinned group's default image side (0 = unknown).
+    var defaultSide: Int
 
     static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
     static let columns = """
         seq, id, kind, state, priority, created, finished, errors, seam_ratio, max_attempts, task_count, model,
-        image_width, image_height, tile, overlap
+        image_width, image_height, tile, overlap, weights_sha256, numerics, default_side
         """
 
     static func fetch(_ db: Database, id: String) throws -> JobRow? {

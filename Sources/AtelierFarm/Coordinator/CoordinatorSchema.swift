@@ -150,6 +150,18 @@ enum CoordinatorSchema {
                 CREATE INDEX tasks_leased_worker ON tasks(worker_id) WHERE state = 'leased';
                 """)
         }
+        // Weights digest and numerics per worker model, and the (digest, numerics) group a job is
+        // pinned to at submit (NULL: a job from before pinning, leased to any worker).
+        migrator.registerMigration("v4-weights-pinning") { db in
+            try db.execute(sql: """
+                ALTER TABLE worker_models ADD COLUMN weights_sha256 TEXT NOT NULL DEFAULT '';
+                ALTER TABLE worker_models ADD COLUMN numerics TEXT NOT NULL DEFAULT '';
+                ALTER TABLE worker_models ADD COLUMN default_side INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE jobs ADD COLUMN weights_sha256 TEXT;
+                ALTER TABLE jobs ADD COLUMN numerics TEXT;
+                ALTER TABLE jobs ADD COLUMN default_side INTEGER NOT NULL DEFAULT 0;
+                """)
+        }
         return migrator
     }
 }

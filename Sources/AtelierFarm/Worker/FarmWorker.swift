@@ -14,13 +14,16 @@ public final class FarmWorker: @unchecked Sendable {
         public var threads: Int
         public var memoryBytes: UInt64
         public var version: String
+        /// The numerics it renders with (`WorkerCapabilities.numerics`, e.g. "fp32/openblas-haswell"):
+        /// jobs are pinned to one, so every image of a job rounds the same way.
+        public var numerics: String
         /// Timeout of one request; requests are retried after it.
         public var requestTimeout: Duration
         public init(name: String = ProcessInfo.processInfo.hostName, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                     memoryBytes: UInt64 = ProcessInfo.processInfo.physicalMemory, version: String = "dev",
-                    requestTimeout: Duration = .seconds(20)) {
+                    numerics: String = "", requestTimeout: Duration = .seconds(20)) {
             self.name = name; self.threads = threads; self.memoryBytes = memoryBytes
-            self.version = version; self.requestTimeout = requestTimeout
+            self.version = version; self.numerics = numerics; self.requestTimeout = requestTimeout
         }
     }
 
@@ -72,6 +75,7 @@ public final class FarmWorker: @unchecked Sendable {
         req.capabilities.memoryBytes = options.memoryBytes
         req.capabilities.version = options.version
         req.capabilities.hostname = ProcessInfo.processInfo.hostName
+        req.capabilities.numerics = options.numerics
         req.capabilities.slots = 1  // one render at a time: the coordinator never grants it more
         guard let response = callUntilAnswered(.registerWorker(req)) else { return }
         if response.hasError {
