@@ -22,6 +22,7 @@ extension Coordinator {
                     + "\(options.maxUnfinishedTasks). Retry when some have finished, or submit a smaller job")
             }
 
+            let expected = try Coordinator.expectedResultSize(r, defaultSide: pin.defaultSide)
             let jobID = try Coordinator.newJobID(db)
             try db.execute(sql: """
                 INSERT INTO jobs (id, kind, state, priority, created, spec, max_attempts, task_count, model,
@@ -38,6 +39,8 @@ extension Coordinator {
                 try insert.execute(arguments: ["\(jobID)-\(task.index)", jobID, task.index, task.spec, plan.model,
                                                plan.acceptedChannels, task.work, plan.maxAttempts])
             }
+            try db.execute(sql: "UPDATE jobs SET expected_width = ?, expected_height = ?, expected_exact = ? WHERE id = ?",
+                           arguments: [expected.width, expected.height, expected.exact, jobID])
             var body = Atelier_V1_SubmitJobResponse()
             body.jobID = jobID
             body.taskCount = UInt32(plan.tasks.count)
@@ -83,6 +86,31 @@ extension Coordinator {
             throw CoordinatorError(.unknownModel, "no registered worker serves model \"\(model)\"")
         }
         return (row["digest"] ?? "", row["numerics"] ?? "", row["side"] ?? 0)
+    }
+
+    /// The size every image of a batch must have, as the pipeline decides it:
+    /// - explicit `width`×`height`: exactly that;
+    /// - img2img / depth2img without a size: the init image's size rounded down to the VAE's
+    ///   factor, so at most the init image's size (read from its PNG header);
+    /// - txt2img / inpainting without a size: the pinned group's `default_image_side`, exactly;
+    /// - otherwise (workers that do not report their side): at most 4096×4096, the largest size
+    ///   a job may ask for.
+    /// Upscale tiles are checked against their tile instead (exactly 4×).
+    static func expectedResultSize(_ r: Atelier_V1_SubmitJobRequest,
+                                   defaultSide: Int) throws -> (width: Int, height: Int, exact: Bool) {
+        guard case .batch(let batch)? = r.job else { return (0, 0, false) }
+        let p = batch.params
+        let limit = 4096
+        if p.width != 0, p.height != 0 { return (Int(p.width), Int(p.height), true) }
+        if !p.initImagePng.isEmpty, p.maskPng.isEmpty {
+            let header = try PNGHeader(p.initImagePng, field: "params.init_image_png")
+            return (p.width != 0 ? Int(p.width) : min(header.width, limit),
+                    p.height != 0 ? Int(p.height) : min(header.height, limit), false)
+        }
+        if defaultSide > 0 {
+            return (p.width != 0 ? Int(p.width) : defaultSide, p.height != 0 ? Int(p.height) : defaultSide, true)
+        }
+        return (p.width != 0 ? Int(p.width) : limit, p.height != 0 ? Int(p.height) : limit, false)
     }
 
     /// 12 hex characters (48 random bits), unique among stored jobs: short enough to type,

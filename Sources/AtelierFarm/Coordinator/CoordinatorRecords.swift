@@ -61,11 +61,16 @@ struct JobRow: Codable, FetchableRecord, Sendable {
     var numerics: String?
     /// The pinned group's default image side (0 = unknown).
     var defaultSide: Int
+    /// Batch jobs: the size every image must have (`expectedExact`), or at most (0 = unknown).
+    var expectedWidth: Int
+    var expectedHeight: Int
+    var expectedExact: Bool
 
     static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
     static let columns = """
         seq, id, kind, state, priority, created, finished, errors, seam_ratio, max_attempts, task_count, model,
-        image_width, image_height, tile, overlap, weights_sha256, numerics, default_side
+        image_width, image_height, tile, overlap, weights_sha256, numerics, default_side,
+        expected_width, expected_height, expected_exact
         """
 
     static func fetch(_ db: Database, id: String) throws -> JobRow? {

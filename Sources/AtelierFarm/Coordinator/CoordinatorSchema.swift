@@ -162,6 +162,15 @@ enum CoordinatorSchema {
                 ALTER TABLE jobs ADD COLUMN default_side INTEGER NOT NULL DEFAULT 0;
                 """)
         }
+        // The size a batch job's images must have, fixed at submit, so a result is checked from
+        // its PNG header before anything is decoded. exact = 0: only an upper bound is known.
+        migrator.registerMigration("v5-expected-result-size") { db in
+            try db.execute(sql: """
+                ALTER TABLE jobs ADD COLUMN expected_width INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE jobs ADD COLUMN expected_height INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE jobs ADD COLUMN expected_exact INTEGER NOT NULL DEFAULT 0;
+                """)
+        }
         return migrator
     }
 }
