@@ -34,6 +34,9 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Concurrent requests served.")
     var contexts: Int = 8
 
+    @Option(help: "Seconds after which a silent worker holding no lease is forgotten.")
+    var workerRetentionSeconds: Double = 3600
+
     func run() throws {
         let dir = URL(fileURLWithPath: (data as NSString).expandingTildeInPath)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -41,6 +44,7 @@ struct CoordinatorCommand: ParsableCommand {
         options.leaseTTL = leaseSeconds
         options.defaultMaxAttempts = maxAttempts
         options.maxUnfinishedTasks = maxQueue
+        options.workerRetention = workerRetentionSeconds
         let coordinator = try Coordinator(directory: dir, options: options)
         let address = FarmAddress.resolve(flag: listen)
         let server = try RequestServer(listeningOn: address, options: RequestServerOptions(contexts: contexts))

@@ -225,7 +225,14 @@ struct WorkersCommand: ParsableCommand {
     func run() throws {
         let client = try farm.client()
         defer { client.close() }
-        let workers = try farmCall(client, .listWorkers(.init())).listWorkers.workers
+        // Page through all of them (the coordinator answers at most 1000 per request).
+        var workers = [Atelier_V1_WorkerStatus]()
+        var after = ""
+        repeat {
+            let page = try farmCall(client, .listWorkers(.with { $0.limit = 500; $0.afterWorkerID = after })).listWorkers
+            workers += page.workers
+            after = page.nextAfterWorkerID
+        } while !after.isEmpty
         if workers.isEmpty { print("no workers registered") }
         for w in workers {
             let models = w.capabilities.models.map { "\($0.name)#\($0.contentHash)" }.joined(separator: ",")

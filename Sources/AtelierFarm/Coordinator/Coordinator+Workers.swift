@@ -7,6 +7,7 @@ extension Coordinator {
     func registerWorker(_ r: Atelier_V1_RegisterWorkerRequest, request: Atelier_V1_Request,
                         peer: String) throws -> Atelier_V1_Response {
         let capabilities = r.capabilities
+        try Coordinator.checkRegistrationBounds(r)
         var seen = Set<String>()
         for (i, model) in capabilities.models.enumerated() {
             guard !model.name.trimmingCharacters(in: .whitespaces).isEmpty else {
@@ -47,10 +48,25 @@ extension Coordinator {
         let interval = UInt32(clamping: Int((options.effectiveHeartbeatInterval * 1000).rounded()))
 
         return try recorded(request, peer: peer) { db, now in
+            try pruneWorkers(db, now: now)
             var id = r.workerID
-            let known = id.isEmpty ? nil : try WorkerRow.fetch(db, id: id)
-            if known == nil { id = UUID().uuidString.lowercased() }
+            var known = id.isEmpty ? nil : try WorkerRow.fetch(db, id: id)
             var name = r.workerName.isEmpty ? capabilities.hostname : r.workerName
+            if known == nil, !name.isEmpty {
+                // A restarted worker that does not remember its id: the row of the same name on the
+                // same host, if that one has gone quiet and holds no lease, is this worker's.
+                known = try WorkerRow.fetchOne(db, sql: """
+                    SELECT * FROM workers w
+                    WHERE w.name = ? AND w.last_seen < ?
+                      AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.state = 'leased' AND t.worker_id = w.id)
+                    ORDER BY w.last_seen DESC LIMIT 1
+                    """, arguments: [name, now - aliveWindowMs]).flatMap { row in
+                        let caps = try? Atelier_V1_WorkerCapabilities(serializedBytes: row.capabilities)
+                        return caps?.hostname == capabilities.hostname ? row : nil
+                    }
+                if let known { id = known.id }
+            }
+            if known == nil { id = UUID().uuidString.lowercased() }
             if name.isEmpty { name = "worker-\(id.prefix(8))" }
             if known != nil {
                 // Same id: keep the history (counters, failures, blocklist), refresh the rest.
@@ -77,11 +93,27 @@ extension Coordinator {
         }.0
     }
 
-    func listWorkers() throws -> Atelier_V1_Response {
+    static let defaultWorkerPage = 100
+    static let maxWorkerPage = 1000
+
+    /// One page of workers in id order (keyset pagination: `after_worker_id` is the last id of
+    /// the previous page). Every field of a registration is bounded, so even a full page of the
+    /// largest registrations stays far below the 64 MiB message limit.
+    func listWorkers(_ r: Atelier_V1_ListWorkersRequest) throws -> Atelier_V1_Response {
+        guard r.afterWorkerID.utf8.count <= 128 else {
+            throw CoordinatorError.invalid("after_worker_id is longer than 128 bytes; pass the previous page's next_after_worker_id")
+        }
+        let limit = r.limit == 0 ? Coordinator.defaultWorkerPage : min(Int(r.limit), Coordinator.maxWorkerPage)
         let nowMs = unixMilliseconds(now())
         let aliveSince = nowMs - aliveWindowMs
+        var more = false
         let workers = try store.read { db -> [Atelier_V1_WorkerStatus] in
-            let rows = try WorkerRow.fetchAll(db, sql: "SELECT * FROM workers ORDER BY registered, id")
+            var rows = try WorkerRow.fetchAll(db, sql: "SELECT * FROM workers WHERE id > ? ORDER BY id LIMIT ?",
+                                              arguments: [r.afterWorkerID, limit + 1])
+            if rows.count > limit {
+                more = true
+                rows.removeLast()
+            }
             var current = [String: String]()
             var held = [String: Int]()
             for row in try Row.fetchAll(db, sql: """
@@ -110,7 +142,61 @@ extension Coordinator {
         }
         var body = Atelier_V1_ListWorkersResponse()
         body.workers = workers
+        if more, let last = workers.last { body.nextAfterWorkerID = last.workerID }
         return Coordinator.success(.listWorkers(body))
+    }
+
+    /// Removes workers not heard from for `workerRetention` that hold no lease (a restarted
+    /// worker registers anew; without pruning every restart would add a row for good). Their
+    /// blocklist entries go with them.
+    func pruneWorkers(_ db: Database, now: Int64) throws {
+        let before = now - Int64((max(options.workerRetention, 0) * 1000).rounded())
+        let dead = try String.fetchAll(db, sql: """
+            SELECT id FROM workers w WHERE w.last_seen < ?
+              AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.state = 'leased' AND t.worker_id = w.id)
+            LIMIT 1000
+            """, arguments: [before])
+        for id in dead {
+            try db.execute(sql: "DELETE FROM worker_models WHERE worker_id = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM worker_job_failures WHERE worker_id = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM workers WHERE id = ?", arguments: [id])
+        }
+    }
+
+    static let maxModelsPerWorker = 64
+    static let maxWorkerTextBytes = 256
+
+    /// Every field of a registration is bounded, so no registration can make a listing too large
+    /// (8 registrations with 8 MB version strings once made list_workers fail for good). The
+    /// messages name the field and the limit and never echo the value.
+    static func checkRegistrationBounds(_ r: Atelier_V1_RegisterWorkerRequest) throws {
+        let c = r.capabilities
+        let text: [(String, String, Int)] = [
+            ("worker_name", r.workerName, maxWorkerTextBytes), ("worker_id", r.workerID, 128),
+            ("capabilities.version", c.version, maxWorkerTextBytes), ("capabilities.hostname", c.hostname, maxWorkerTextBytes),
+            ("capabilities.numerics", c.numerics, 128),
+        ]
+        for (field, value, limit) in text where value.utf8.count > limit {
+            throw CoordinatorError.invalid("\(field) is \(value.utf8.count) bytes; at most \(limit) are allowed")
+        }
+        guard c.models.count <= maxModelsPerWorker else {
+            throw CoordinatorError.invalid(
+                "capabilities.models lists \(c.models.count) models; at most \(maxModelsPerWorker) per worker")
+        }
+        for (i, model) in c.models.enumerated() {
+            if model.name.utf8.count > maxWorkerTextBytes {
+                throw CoordinatorError.invalid(
+                    "capabilities.models[\(i)].name is \(model.name.utf8.count) bytes; at most \(maxWorkerTextBytes)")
+            }
+            if model.contentHash.utf8.count > 64 {
+                throw CoordinatorError.invalid(
+                    "capabilities.models[\(i)].content_hash is \(model.contentHash.utf8.count) bytes; at most 64")
+            }
+        }
+        guard c.unknownFields.data.count <= 4096, r.unknownFields.data.count <= 4096,
+              c.models.allSatisfy({ $0.unknownFields.data.count <= 1024 }) else {
+            throw CoordinatorError.invalid("the registration carries too many unknown fields (a newer worker?); at most 4 KiB")
+        }
     }
 
     /// A worker counts as alive while its last request is at most this old.

@@ -39,6 +39,9 @@ public struct CoordinatorOptions: Sendable {
     public var quarantineAfterExpiries: Int = 2
     public var quarantine: TimeInterval = 60
     public var quarantineMax: TimeInterval = 3600
+    /// A worker not heard from for this long that holds no lease is removed (its row, models and
+    /// blocklist entries): restarted workers register anew, and the table must not grow for good.
+    public var workerRetention: TimeInterval = 3600
     /// A worker that failed this many tasks of one job is not offered that job again (while another
     /// live worker could take it instead).
     public var blocklistThreshold: Int = 2
