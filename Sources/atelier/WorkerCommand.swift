@@ -49,10 +49,20 @@ struct WorkerCommand: ParsableCommand {
                                 options: .init(name: workerName, version: "\(atelierVersion) blas=\(BLAS.coreName)",
                                                numerics: WorkerCommand.numerics), log: log)
         log("worker \(workerName) (OpenBLAS \(BLAS.coreName) kernels) serving \(models.map(\.name).joined(separator: ", ")) for \(address)")
+        // SIGTERM/SIGINT (DispatchSource, in SignalWaiter): stop at the next step and hand the
+        // current lease back (release_task), so the task is requeued at once and not charged. A
+        // second signal, or a stop that takes longer than 20 s, exits at once.
         let stop = SignalWaiter()
-        Thread { stop.waitForever(); worker.stop() }.start()
+        Thread {
+            stop.waitForever()
+            log("stopping: releasing the current task")
+            worker.stop()
+            if stop.wait(seconds: 20) { log("second signal: exiting now") } else { log("stop took too long: exiting") }
+            Foundation.exit(1)
+        }.start()
         worker.run()
         client.close()
+        log("worker stopped")
     }
 }
 

@@ -42,8 +42,9 @@ public final class FarmWorker: @unchecked Sendable {
 
     public var isStopped: Bool { stopLock.lock(); defer { stopLock.unlock() }; return stopped }
 
-    /// Asks the loop to end after the current request (a render in progress is abandoned at its
-    /// next step; its lease simply expires and the task is requeued).
+    /// Asks the loop to end after the current request. A render in progress stops at its next
+    /// step and its lease is handed back with release_task, so the task is queued again at once
+    /// and no attempt is charged (SIGTERM/SIGINT call this).
     public func stop() { stopLock.lock(); stopped = true; stopLock.unlock() }
 
     /// Runs until `stop()`.
@@ -119,7 +120,12 @@ public final class FarmWorker: @unchecked Sendable {
             }
         }
         state.finish()
-        if state.cancelled || isStopped { return }
+        if state.cancelled { return }
+        if isStopped, case .failure = outcome {
+            // Stopping mid-render: hand the lease back rather than letting it expire.
+            release(lease, reason: "worker \(options.name) is stopping")
+            return
+        }
         switch outcome {
         case .success(let png):
             var done = Atelier_V1_CompleteTaskRequest()
@@ -141,6 +147,38 @@ public final class FarmWorker: @unchecked Sendable {
             log("task \(lease.taskID) failed: \(error)")
             _ = callUntilAnswered(.failTask(fail))
         }
+    }
+
+    /// release_task for a lease this worker will not finish: a few quick tries (the worker is
+    /// on its way out), then the lease is left to expire as before.
+    func release(_ lease: Atelier_V1_Lease, reason: String) {
+        var r = Atelier_V1_ReleaseTaskRequest()
+        r.workerID = workerID
+        r.taskID = lease.taskID
+        r.fencingToken = lease.fencingToken
+        r.reason = reason
+        let id = UUID().uuidString
+        for attempt in 0..<3 {
+            do {
+                let response = try client.call(Self.request(.releaseTask(r), id: id), timeout: .seconds(2))
+                if response.hasError {
+                    log("release of \(lease.taskID) refused: \(response.error.message)")
+                } else {
+                    log("released \(lease.taskID) (\(reason))")
+                }
+                return
+            } catch {
+                if attempt == 2 { log("could not release \(lease.taskID) (\(error)); its lease will expire") }
+            }
+        }
+    }
+
+    static func request(_ body: Atelier_V1_Request.OneOf_Body, id: String) -> Atelier_V1_Request {
+        var req = Atelier_V1_Request()
+        req.protocolVersion = FarmClient.protocolVersion
+        req.requestID = id
+        req.body = body
+        return req
     }
 
     func call(_ body: Atelier_V1_Request.OneOf_Body, requestID: String = UUID().uuidString) throws -> Atelier_V1_Response {
