@@ -61,4 +61,34 @@ final class FarmWorkerLifecycleTests: XCTestCase {
         let errors = try farm.jobStatus(client, job).errors
         XCTAssertFalse(errors.contains { $0.contains("expired") }, "\(errors)")
     }
+
+    /// complete_task answered INTERNAL (the coordinator cannot write results: here its results
+    /// folder is a file, as good as a full disk): the worker keeps the finished render and
+    /// retries with the same request id until the coordinator can take it. One attempt, no
+    /// expiry, no second render.
+    func testWorkerRetriesCompletionAfterInternalErrorWithTheSameRequestID() throws {
+        let farm = try FarmCluster(testName: name)
+        cluster = farm
+        try FileManager.default.createDirectory(at: farm.dataDir, withIntermediateDirectories: true)
+        let blocker = farm.dataDir.appendingPathComponent("results")
+        XCTAssertTrue(FileManager.default.createFile(atPath: blocker.path, contents: Data("not a folder".utf8)))
+        try farm.startCoordinator(leaseSeconds: 30)
+        let worker = try farm.startWorker(name: "patient", models: [("base", FarmProcessSupport.tinyBase)])
+        try farm.waitForWorkers(["patient"])
+        let client = try farm.client()
+        let job = try submit(farm, client, steps: 10)
+        _ = try FarmProcessSupport.poll("the worker to be told INTERNAL", timeout: 20, interval: 0.05) { () -> Bool? in
+            worker.stderr.contains("got internal") || worker.stderr.contains("got INTERNAL") ? true : nil
+        }
+        try FileManager.default.removeItem(at: blocker)  // disk space is back
+        let status = try FarmProcessSupport.poll("the job to succeed", timeout: 15, interval: 0.1) { () -> Atelier_V1_JobStatus? in
+            let s = try farm.jobStatus(client, job)
+            return s.state == .succeeded || s.state == .failed ? s : nil
+        }
+        XCTAssertEqual(status.state, .succeeded, "\(status.errors)")
+        XCTAssertEqual(status.tasks.first?.attempts, 1, "the same lease delivered its render")
+        XCTAssertEqual(status.tasks.first?.leaseExpiries, 0)
+        XCTAssertTrue(status.errors.isEmpty, "\(status.errors)")
+        XCTAssertTrue(worker.stderr.contains("retrying with the same request id"), worker.tail())
+    }
 }

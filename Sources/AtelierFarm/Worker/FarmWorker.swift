@@ -33,8 +33,19 @@ public final class FarmWorker: @unchecked Sendable {
     private let log: (String) -> Void
     private let stopLock = NSLock()
     private var stopped = false
-    private var workerID = ""
-    private var heartbeatInterval: TimeInterval = 10
+    /// The registration, read by the heartbeat thread while the main loop may re-register:
+    /// behind a lock.
+    private let sessionLock = NSLock()
+    private var sessionWorkerID = ""
+    private var sessionHeartbeatInterval: TimeInterval = 10
+    var workerID: String {
+        get { sessionLock.lock(); defer { sessionLock.unlock() }; return sessionWorkerID }
+        set { sessionLock.lock(); sessionWorkerID = newValue; sessionLock.unlock() }
+    }
+    var heartbeatInterval: TimeInterval {
+        get { sessionLock.lock(); defer { sessionLock.unlock() }; return sessionHeartbeatInterval }
+        set { sessionLock.lock(); sessionHeartbeatInterval = newValue; sessionLock.unlock() }
+    }
 
     public init(client: FarmClient, engine: RenderEngine, options: Options = .init(), log: @escaping (String) -> Void = { _ in }) {
         self.client = client; self.engine = engine; self.options = options; self.log = log
@@ -104,10 +115,14 @@ public final class FarmWorker: @unchecked Sendable {
                 hb.fencingToken = lease.fencingToken
                 hb.step = UInt32(step)
                 hb.totalSteps = UInt32(total)
-                guard let r = try? call(.heartbeat(hb)) else { continue }
-                if r.hasError || r.heartbeat.cancel {
+                guard let r = try? call(.heartbeat(hb)) else { continue }  // unreachable: try again next time
+                if r.heartbeat.cancel || (r.hasError && FarmWorker.leaseIsGone(r.error.code)) {
                     log("task \(lease.taskID): \(r.hasError ? r.error.message : "cancelled") — dropping it")
                     state.cancel()
+                } else if r.hasError {
+                    // INTERNAL (a full disk on the coordinator, say) and the like pass: the render
+                    // goes on, and the next heartbeat or the completion will tell.
+                    log("heartbeat for \(lease.taskID) refused (\(r.error.code): \(r.error.message)); carrying on")
                 }
             }
         }
@@ -119,7 +134,8 @@ public final class FarmWorker: @unchecked Sendable {
                 return !state.cancelled && !self.isStopped
             }
         }
-        state.finish()
+        // The heartbeat thread keeps the lease alive until the result is delivered.
+        defer { state.finish() }
         if state.cancelled { return }
         if isStopped, case .failure = outcome {
             // Stopping mid-render: hand the lease back rather than letting it expire.
@@ -134,9 +150,7 @@ public final class FarmWorker: @unchecked Sendable {
             done.fencingToken = lease.fencingToken
             done.resultPng = png
             done.renderSeconds = Date().timeIntervalSince(started)
-            if let r = callUntilAnswered(.completeTask(done)), r.hasError {
-                log("result for \(lease.taskID) refused: \(r.error.message)")
-            }
+            deliver(done, lease: lease, state: state)
         case .failure(let error):
             if error is RenderCancelled { return }
             var fail = Atelier_V1_FailTaskRequest()
@@ -146,6 +160,55 @@ public final class FarmWorker: @unchecked Sendable {
             fail.message = "\(error)"  // the coordinator labels it with this worker
             log("task \(lease.taskID) failed: \(error)")
             _ = callUntilAnswered(.failTask(fail))
+        }
+    }
+
+    /// Heartbeat errors that mean the lease is gone: drop the work. Anything else (INTERNAL,
+    /// UNKNOWN_WORKER after a coordinator reset…) does not cancel a render.
+    static func leaseIsGone(_ code: Atelier_V1_ErrorCode) -> Bool {
+        code == .staleLease || code == .notFound
+    }
+
+    /// Sends complete_task with ONE request id until the coordinator accepts it, refuses it for
+    /// good, or the lease is lost (Protocols/README.md §8: INTERNAL means retry later with the
+    /// same request id). A finished render is never thrown away for a passing failure such as a
+    /// full disk on the coordinator: a few quick retries with back-off, then one every 30 s for
+    /// as long as the heartbeats keep the lease.
+    func deliver(_ done: Atelier_V1_CompleteTaskRequest, lease: Atelier_V1_Lease, state: LeaseState) {
+        let id = UUID().uuidString
+        var delay = 0.5
+        var failures = 0
+        var warnedUnreachable = false
+        while !state.cancelled {
+            let response: Atelier_V1_Response
+            do {
+                response = try call(.completeTask(done), requestID: id)
+            } catch {
+                if isStopped { release(lease, reason: "worker \(options.name) is stopping"); return }
+                if !warnedUnreachable { log("coordinator unreachable (\(error)); retrying"); warnedUnreachable = true }
+                sleep(seconds: delay)
+                delay = min(delay * 2, 5)
+                continue
+            }
+            guard response.hasError else { return }
+            switch response.error.code {
+            case .internal, .unspecified:
+                failures += 1
+                if isStopped && failures > 3 {
+                    release(lease, reason: "worker \(options.name) is stopping")
+                    return
+                }
+                let wait = failures <= 5 ? delay : 30
+                log(String(format: "complete_task for %@ got %@ (%@); retrying with the same request id in %.1f s",
+                           lease.taskID, "\(response.error.code)", response.error.message, wait))
+                sleep(seconds: wait)
+                delay = min(delay * 2, 8)
+            default:
+                // STALE_LEASE / NOT_FOUND: the task is someone else's or gone; INVALID_ARGUMENT /
+                // TOO_LARGE: the coordinator rejected the result (a failed attempt it records).
+                log("result for \(lease.taskID) refused: \(response.error.message)")
+                return
+            }
         }
     }
 
