@@ -236,7 +236,11 @@ struct WorkersCommand: ParsableCommand {
         if workers.isEmpty { print("no workers registered") }
         for w in workers {
             let models = w.capabilities.models.map { "\($0.name)#\($0.contentHash)" }.joined(separator: ",")
-            print("\(w.workerID)  \(w.name)  \(w.alive ? "alive" : "lost")  models \(models)  done \(w.completed)  failed \(w.failed)  atelier \(w.capabilities.version)\(w.currentTaskID.isEmpty ? "" : "  on \(w.currentTaskID)")")
+            let slots = max(w.capabilities.slots, 1)
+            let quarantine = w.quarantinedUntilUnixMs > 0
+                ? "  quarantined until \(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(w.quarantinedUntilUnixMs) / 1000)))"
+                : ""
+            print("\(w.workerID)  \(w.name)  \(w.alive ? "alive" : "lost")  models \(models)  done \(w.completed)  failed \(w.failed)  expired \(w.leaseExpiries)  leases \(w.leases)/\(slots)  atelier \(w.capabilities.version)\(w.currentTaskID.isEmpty ? "" : "  on \(w.currentTaskID)")\(quarantine)")
         }
         for line in WorkersCommand.groups(workers) { print(line) }
     }
