@@ -105,4 +105,27 @@ final class CoordinatorPinningTests: XCTestCase {
                        "88d4266fd4e6338d13b845fcf289579d209c897823b9217da3e161936f031589")
         XCTAssertNotEqual(try WeightsDigest.of(dir, cache: reread), folderDigest)
     }
+
+    /// A worker that comes back with other files while holding a lease of a pinned job loses
+    /// that lease (requeued, not charged): its render cannot join the job.
+    func testWorkerReRegisteringWithOtherWeightsLosesItsPinnedLease() throws {
+        let h = try CoordinatorHarness()
+        let changing = register(h, "changing", digest: Self.digestA)
+        let job = h.submit(h.batch(count: 1, model: "sd21"))
+        let lease = try XCTUnwrap(h.lease(changing))
+        var again = Atelier_V1_RegisterWorkerRequest()
+        again.workerName = "changing"
+        again.workerID = changing
+        again.capabilities.numerics = "fp32/openblas-haswell"
+        again.capabilities.models = [.with { $0.name = "sd21"; $0.unetInChannels = 4; $0.weightsSha256 = Self.digestB }]
+        XCTAssertFalse(h.send(.registerWorker(again)).hasError)
+        XCTAssertEqual(h.status(job).tasks.first?.state, .queued)
+        XCTAssertEqual(h.status(job).tasks.first?.attempts, 0, "not charged")
+        XCTAssertEqual(h.complete(changing, lease).error.code, .staleLease, "its render cannot join the job")
+        XCTAssertNil(h.lease(changing))
+        let faithful = register(h, "faithful", digest: Self.digestA)
+        let retry = try XCTUnwrap(h.lease(faithful))
+        XCTAssertFalse(h.complete(faithful, retry).hasError)
+        XCTAssertEqual(h.status(job).state, .succeeded)
+    }
 }

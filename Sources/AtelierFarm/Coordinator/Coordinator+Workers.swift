@@ -86,6 +86,7 @@ extension Coordinator {
                     """, arguments: [id, model.name, Int64(model.unetInChannels), model.weightsSha256.lowercased(),
                                      capabilities.numerics, Int64(model.defaultImageSide)])
             }
+            try releaseLeasesOutsidePin(db, workerID: id, now: now)
             var body = Atelier_V1_RegisterWorkerResponse()
             body.workerID = id
             body.heartbeatIntervalMs = interval
@@ -144,6 +145,34 @@ extension Coordinator {
         body.workers = workers
         if more, let last = workers.last { body.nextAfterWorkerID = last.workerID }
         return Coordinator.success(.listWorkers(body))
+    }
+
+    /// A worker that registers again with other weights or numerics than the jobs of its leases
+    /// are pinned to no longer belongs to their group: those leases go back to the queue (not
+    /// charged), and its completion will be STALE_LEASE. Keeps a job from mixing weights even
+    /// across a worker's restart with new files.
+    func releaseLeasesOutsidePin(_ db: Database, workerID: String, now: Int64) throws {
+        let tasks = try Row.fetchAll(db, sql: """
+            SELECT t.id, t.fencing_token FROM tasks t JOIN jobs j ON j.id = t.job_id
+            WHERE t.state = 'leased' AND t.worker_id = ? AND j.weights_sha256 IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM worker_models m
+                              WHERE m.worker_id = t.worker_id AND m.model = t.model
+                                AND m.weights_sha256 = j.weights_sha256 AND m.numerics = j.numerics)
+            """, arguments: [workerID])
+        for row in tasks {
+            let taskID: String = row["id"] ?? ""
+            let token: Int64 = row["fencing_token"] ?? 0
+            try db.execute(sql: """
+                UPDATE attempts SET ended = ?, outcome = 'released',
+                                    error = 'the worker registered again with other weights or numerics than the job is pinned to'
+                WHERE fencing_token = ? AND ended IS NULL
+                """, arguments: [now, token])
+            try db.execute(sql: """
+                UPDATE tasks SET state = 'queued', attempts = MAX(attempts - 1, 0), lease_deadline = NULL, worker_id = NULL,
+                                 step = 0, total_steps = 0
+                WHERE id = ?
+                """, arguments: [taskID])
+        }
     }
 
     /// Removes workers not heard from for `workerRetention` that hold no lease (a restarted
