@@ -60,37 +60,42 @@ final class CoordinatorExpiryTests: XCTestCase {
         XCTAssertEqual(status.tasks.map(\.leaseExpiries).reduce(0, +), 6, "every kill is recorded as an expiry")
     }
 
-    /// A task that lost its lease goes preferably to another worker than the one that lost it;
-    /// from its second expiry on it also waits out a back-off while the other tasks go first.
+    /// A task that lost its lease goes preferably to another (proven) worker than the one that
+    /// lost it; from its second expiry on it also waits out a back-off while other tasks go first.
     func testExpiredTaskBacksOffAndPrefersAnotherWorker() throws {
         let h = try CoordinatorHarness()
         let a = h.register("a")
         let b = h.register("b")
-        let job = h.submit(h.batch(count: 3))
+        let job = h.submit(h.batch(count: 5))
         let a0 = try XCTUnwrap(h.lease(a))
         XCTAssertEqual(a0.task.image.index, 0)
-        h.clock.advance(60)  // past the first lease's deadline (TTL + work estimate)
+        let b1 = try XCTUnwrap(h.lease(b))
+        XCTAssertFalse(h.heartbeat(b, b1).hasError)
+        XCTAssertFalse(h.complete(b, b1).hasError)  // b has proved it works
+        h.clock.advance(60)  // past a's first lease deadline (TTL + work estimate)
         XCTAssertEqual(h.register("b", id: b), b)  // b is alive
         XCTAssertEqual(h.register("a", id: a), a)  // a comes back
-        let a1 = try XCTUnwrap(h.lease(a))
-        XCTAssertEqual(a1.task.image.index, 1, "task 0 was lost by a and b could take it: a gets other work")
+        let a2 = try XCTUnwrap(h.lease(a))
+        XCTAssertEqual(a2.task.image.index, 2, "task 0 was lost by a and b could take it: a gets other work")
         let b0 = try XCTUnwrap(h.lease(b))
         XCTAssertEqual(b0.task.image.index, 0)
         XCTAssertEqual(b0.attempt, 2)
         XCTAssertFalse(h.heartbeat(b, b0).hasError)
-        XCTAssertFalse(h.heartbeat(a, a1).hasError)
+        XCTAssertFalse(h.heartbeat(a, a2).hasError)
 
         h.clock.advance(31)  // b is killed: its heartbeat-extended lease runs out (second expiry)
-        XCTAssertFalse(h.complete(a, a1).hasError)
+        XCTAssertFalse(h.complete(a, a2).hasError)
         try h.coordinator.performMaintenance()
         XCTAssertEqual(h.status(job).tasks.first?.leaseExpiries, 2)
         XCTAssertEqual(h.register("b", id: b), b)
-        let a2 = try XCTUnwrap(h.lease(a))
-        XCTAssertEqual(a2.task.image.index, 2, "task 0 backs off after its second expiry; task 2 goes first")
-        XCTAssertNil(h.lease(b), "task 0 still backs off")
+        let a3 = try XCTUnwrap(h.lease(a))
+        XCTAssertEqual(a3.task.image.index, 3, "task 0 backs off after its second expiry; task 3 goes first")
+        XCTAssertFalse(h.complete(a, a3).hasError)
+        let b4 = try XCTUnwrap(h.lease(b))
+        XCTAssertEqual(b4.task.image.index, 4, "task 0 still backs off")
+        XCTAssertFalse(h.complete(b, b4).hasError)
         h.clock.advance(3)  // the back-off (2 s) has passed
-        XCTAssertFalse(h.complete(a, a2).hasError)
-        XCTAssertNil(h.lease(b), "task 0 was lost by b, and a is alive to take it")
+        XCTAssertNil(h.lease(b), "task 0 was lost by b, and a (proven) is alive to take it")
         let again = try XCTUnwrap(h.lease(a))
         XCTAssertEqual(again.task.image.index, 0)
         XCTAssertEqual(again.attempt, 3)
@@ -98,6 +103,22 @@ final class CoordinatorExpiryTests: XCTestCase {
         let status = h.status(job)
         XCTAssertEqual(status.state, .succeeded)
         XCTAssertEqual(status.tasks.first?.leaseExpiries, 2)
+    }
+
+    /// The worker that lost a task and a fresh, unproven worker never both step aside: one of
+    /// them takes it (no deadlock while both are alive and nothing else is queued).
+    func testExpiredTaskIsNotStrandedBetweenItsLoserAndAnUnprovenWorker() throws {
+        let h = try CoordinatorHarness()
+        let loser = h.register("loser")
+        let job = h.submit(h.batch(count: 1))
+        let first = try XCTUnwrap(h.lease(loser))
+        XCTAssertFalse(h.heartbeat(loser, first).hasError)  // proven
+        h.clock.advance(31)
+        let fresh = h.register("fresh")
+        XCTAssertEqual(h.register("loser", id: loser), loser)
+        try h.coordinator.performMaintenance()
+        let taken = h.lease(fresh) ?? h.lease(loser)
+        XCTAssertNotNil(taken, "someone takes it: \(h.status(job).tasks)")
     }
 
     /// Only when its (generous) expiry budget is used up does a task fail, and the job with it.

@@ -159,11 +159,15 @@ extension Coordinator {
             guard let task = try TaskRow.fetch(db, id: taskID) else { continue }
             // The worker that lost this task's last lease takes other work first, if someone else
             // could take this one: a crash-looping worker must not keep taking the same task.
-            if task.lostBy == workerID, try anotherWorkerCouldTake(db, task: task, besides: workerID, now: now) {
+            // Only *proven* workers count as "someone else" here, and the one that lost the task is
+            // never someone else for the others: so two workers can never both step aside.
+            if task.lostBy == workerID,
+               try anotherWorkerCouldTake(db, task: task, besides: workerID, now: now, provenOnly: true) {
                 continue
             }
             if task.expiries > 0, !worker.proven,
-               try anotherWorkerCouldTake(db, task: task, besides: workerID, now: now, provenOnly: true) {
+               try anotherWorkerCouldTake(db, task: task, besides: workerID, alsoBesides: task.lostBy ?? "",
+                                          now: now, provenOnly: true) {
                 continue
             }
             if failures >= options.blocklistThreshold {
@@ -189,15 +193,15 @@ extension Coordinator {
 
     /// Whether a live, unquarantined worker other than `workerID` (and, with `provenOnly`, one
     /// that has proved it works) could run `task` and is not blocklisted for its job.
-    private func anotherWorkerCouldTake(_ db: Database, task: TaskRow, besides workerID: String, now: Int64,
-                                        provenOnly: Bool = false) throws -> Bool {
+    private func anotherWorkerCouldTake(_ db: Database, task: TaskRow, besides workerID: String, alsoBesides: String = "",
+                                        now: Int64, provenOnly: Bool = false) throws -> Bool {
         try Int.fetchOne(db, sql: """
             SELECT 1 FROM workers w JOIN worker_models m ON m.worker_id = w.id JOIN jobs j ON j.id = ?
-            WHERE w.id != ? AND w.last_seen >= ? AND w.quarantined_until <= ? AND w.proven >= ? AND m.model = ?
+            WHERE w.id != ? AND w.id != ? AND w.last_seen >= ? AND w.quarantined_until <= ? AND w.proven >= ? AND m.model = ?
               AND \(ChannelRequirement.sqlFits(mask: "?")) AND \(Coordinator.sqlMatchesPin(job: "j"))
               AND COALESCE((SELECT count FROM worker_job_failures f WHERE f.worker_id = w.id AND f.job_id = ?), 0) < ?
             LIMIT 1
-            """, arguments: [task.jobId, workerID, now - aliveWindowMs, now, provenOnly ? 1 : 0, task.model, task.acceptedChannels,
+            """, arguments: [task.jobId, workerID, alsoBesides, now - aliveWindowMs, now, provenOnly ? 1 : 0, task.model, task.acceptedChannels,
                              task.jobId, options.blocklistThreshold]) != nil
     }
 
