@@ -88,4 +88,31 @@ final class CoordinatorHoardingTests: XCTestCase {
         XCTAssertLessThanOrEqual(status.tasks.map(\.leaseExpiries).max() ?? 0, 1,
                                  "a task that expired once went to the proven worker")
     }
+
+    /// A worker killed mid-render again and again (its leases had heartbeated) and restarted
+    /// under the same name — taking its old row back — is not quarantined: only leases never
+    /// heartbeated count, and crashes are what the expiry budget and back-off are for.
+    func testWorkerKilledAfterHeartbeatingIsNotQuarantined() throws {
+        let h = try CoordinatorHarness()
+        _ = h.register("bystander")  // gone by the time the kills start
+        let job = h.submit(h.batch(count: 6))
+        var id = ""
+        for _ in 0..<4 {
+            var r = Atelier_V1_RegisterWorkerRequest()
+            r.workerName = "chaos-1"
+            r.capabilities.hostname = "box"
+            r.capabilities.models = [.with { $0.name = "sd2"; $0.unetInChannels = 4 }]
+            let registered = h.send(.registerWorker(r)).registerWorker.workerID
+            if !id.isEmpty { XCTAssertEqual(registered, id, "the restarted worker takes its row back") }
+            id = registered
+            let lease = try XCTUnwrap(h.lease(id), "not quarantined: \(h.send(.listWorkers(.init())).listWorkers.workers)")
+            XCTAssertFalse(h.heartbeat(id, lease).hasError)
+            h.clock.advance(40)  // killed: the lease runs out
+            try h.coordinator.performMaintenance()
+        }
+        let me = h.send(.listWorkers(.init())).listWorkers.workers.first { $0.workerID == id }
+        XCTAssertEqual(me?.leaseExpiries, 4)
+        XCTAssertEqual(me?.quarantinedUntilUnixMs, 0)
+        XCTAssertNotEqual(h.status(job).state, .failed)
+    }
 }

@@ -70,7 +70,13 @@ extension Coordinator {
         let budget = max(options.maxLeaseExpiries, 1)
         try Coordinator.appendJobError(
             db, jobID: task.jobId, "task \(task.idx) lease expiry \(expiries)/\(budget) on \(workerLabel): \(message)")
-        try noteWorkerExpiry(db, workerID: workerID, now: now)
+        // Towards quarantine counts a lease its worker never heartbeated: what a peer that leases
+        // without working leaves. A worker killed mid-render had heartbeated (Atelier's workers
+        // send one as soon as they start), so a farm whose workers are killed and restarted —
+        // and take their old row back — is not quarantined for it.
+        let heartbeated = try Int64.fetchOne(
+            db, sql: "SELECT last_heartbeat FROM attempts WHERE fencing_token = ?", arguments: [task.fencingToken]) != nil
+        try noteWorkerExpiry(db, workerID: workerID, counts: !heartbeated, now: now)
         if expiries >= budget {
             try db.execute(sql: """
                 UPDATE tasks SET state = 'failed', expiries = ?, last_error = ?, lease_deadline = NULL WHERE id = ?
@@ -99,12 +105,13 @@ extension Coordinator {
     }
 
     /// Counts an expiry against the worker that held the lease; after
-    /// `quarantineAfterExpiries` in a row (no completion between them) it is quarantined, for a
-    /// period doubling with every further expiry.
-    func noteWorkerExpiry(_ db: Database, workerID: String, now: Int64) throws {
+    /// `quarantineAfterExpiries` counted ones in a row (no completion between them) it is
+    /// quarantined, for a period doubling with every further one.
+    func noteWorkerExpiry(_ db: Database, workerID: String, counts: Bool, now: Int64) throws {
         guard !workerID.isEmpty else { return }
-        try db.execute(sql: "UPDATE workers SET expiries = expiries + 1, expiry_streak = expiry_streak + 1 WHERE id = ?",
-                       arguments: [workerID])
+        try db.execute(sql: "UPDATE workers SET expiries = expiries + 1 WHERE id = ?", arguments: [workerID])
+        guard counts else { return }
+        try db.execute(sql: "UPDATE workers SET expiry_streak = expiry_streak + 1 WHERE id = ?", arguments: [workerID])
         guard let streak = try Int.fetchOne(db, sql: "SELECT expiry_streak FROM workers WHERE id = ?", arguments: [workerID]),
               streak >= max(options.quarantineAfterExpiries, 1) else { return }
         let doublings = Double(min(streak - max(options.quarantineAfterExpiries, 1), 30))

@@ -46,6 +46,8 @@ extension Coordinator {
                                                   acceptCancelled: true)
             try db.execute(sql: "UPDATE workers SET last_seen = MAX(last_seen, ?), proven = 1 WHERE id = ?",
                            arguments: [now, r.workerID])
+            try db.execute(sql: "UPDATE attempts SET last_heartbeat = ? WHERE fencing_token = ?",
+                           arguments: [now, task.fencingToken])
             var body = Atelier_V1_HeartbeatResponse()
             if task.state == .cancelled {
                 body.cancel = true

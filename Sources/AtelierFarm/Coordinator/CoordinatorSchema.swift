@@ -171,6 +171,11 @@ enum CoordinatorSchema {
                 ALTER TABLE jobs ADD COLUMN expected_exact INTEGER NOT NULL DEFAULT 0;
                 """)
         }
+        // When each attempt last heartbeated: an expired lease that never did is what a peer
+        // leasing without working leaves behind, and only those count towards quarantine.
+        migrator.registerMigration("v6-attempt-heartbeats") { db in
+            try db.execute(sql: "ALTER TABLE attempts ADD COLUMN last_heartbeat INTEGER")
+        }
         return migrator
     }
 }

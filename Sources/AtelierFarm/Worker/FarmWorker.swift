@@ -105,8 +105,12 @@ public final class FarmWorker: @unchecked Sendable {
         let state = LeaseState()
         log("task \(lease.taskID) (attempt \(lease.attempt))")
         let heartbeat = Thread { [self] in
+            // The first heartbeat goes out at once: it tells the coordinator this lease is being
+            // worked on (leases never heartbeated count towards a worker's quarantine).
+            var first = true
             while !state.finished {
-                Thread.sleep(forTimeInterval: heartbeatInterval)
+                if !first { Thread.sleep(forTimeInterval: heartbeatInterval) }
+                first = false
                 if state.finished { break }
                 let (step, total) = state.progress
                 var hb = Atelier_V1_HeartbeatRequest()
