@@ -34,6 +34,15 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Concurrent requests served.")
     var contexts: Int = 8
 
+    @Option(help: "Seconds after which a silent worker holding no lease is forgotten.")
+    var workerRetentionSeconds: Double = 3600
+
+    @Option(help: "Most connections held at once (default: the open-file limit minus a reserve).")
+    var maxConnections: Int?
+
+    @Option(help: "Near the connection cap, connections idle this many seconds are closed.")
+    var idleConnectionSeconds: Double = 120
+
     func run() throws {
         let dir = URL(fileURLWithPath: (data as NSString).expandingTildeInPath)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -41,9 +50,23 @@ struct CoordinatorCommand: ParsableCommand {
         options.leaseTTL = leaseSeconds
         options.defaultMaxAttempts = maxAttempts
         options.maxUnfinishedTasks = maxQueue
+        options.workerRetention = workerRetentionSeconds
         let coordinator = try Coordinator(directory: dir, options: options)
         let address = FarmAddress.resolve(flag: listen)
-        let server = try RequestServer(listeningOn: address, options: RequestServerOptions(contexts: contexts))
+        // Every connection is a file descriptor: take the hard limit, and cap connections below
+        // it so idle peers cannot lock everyone out (EMFILE inside nng is silent).
+        let limits = FileDescriptorLimit.raiseSoftLimitToHard()
+        let soft = limits?.soft ?? 1024
+        let cap = maxConnections ?? FileDescriptorLimit.connectionCap(softLimit: soft)
+        guard cap >= 1, idleConnectionSeconds.isFinite, idleConnectionSeconds > 0, idleConnectionSeconds <= 86_400 else {
+            throw ValidationError("--max-connections must be at least 1 and --idle-connection-seconds in (0, 86400]")
+        }
+        log("open-file limit \(soft) (hard \(limits.map { $0.hard == Int.max ? "unlimited" : String($0.hard) } ?? "unknown")); "
+            + "at most \(cap) connections, idle ones closed after \(Int(idleConnectionSeconds)) s near the cap")
+        let serverOptions = RequestServerOptions(
+            contexts: contexts, maxConnections: cap,
+            idleConnectionTimeout: .milliseconds(Int64(idleConnectionSeconds * 1000)), log: { log($0) })
+        let server = try RequestServer(listeningOn: address, options: serverOptions)
         try server.serve { request, peer in coordinator.handle(request, peer: peer.description) }
         log("coordinator listening on \(server.address), data in \(dir.path)")
 

@@ -237,11 +237,48 @@ struct WorkersCommand: ParsableCommand {
     func run() throws {
         let client = try farm.client()
         defer { client.close() }
-        let workers = try farmCall(client, .listWorkers(.init())).listWorkers.workers
+        // Page through all of them (the coordinator answers at most 1000 per request).
+        var workers = [Atelier_V1_WorkerStatus]()
+        var after = ""
+        repeat {
+            let page = try farmCall(client, .listWorkers(.with { $0.limit = 500; $0.afterWorkerID = after })).listWorkers
+            workers += page.workers
+            after = page.nextAfterWorkerID
+        } while !after.isEmpty
         if workers.isEmpty { print("no workers registered") }
         for w in workers {
             let models = w.capabilities.models.map { "\($0.name)#\($0.contentHash)" }.joined(separator: ",")
-            print("\(w.workerID)  \(w.name)  \(w.alive ? "alive" : "lost")  models \(models)  done \(w.completed)  failed \(w.failed)  atelier \(w.capabilities.version)\(w.currentTaskID.isEmpty ? "" : "  on \(w.currentTaskID)")")
+            let slots = max(w.capabilities.slots, 1)
+            let quarantine = w.quarantinedUntilUnixMs > 0
+                ? "  quarantined until \(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(w.quarantinedUntilUnixMs) / 1000)))"
+                : ""
+            print("\(w.workerID)  \(w.name)  \(w.alive ? "alive" : "lost")  models \(models)  done \(w.completed)  failed \(w.failed)  expired \(w.leaseExpiries)  leases \(w.leases)/\(slots)  atelier \(w.capabilities.version)\(w.currentTaskID.isEmpty ? "" : "  on \(w.currentTaskID)")\(quarantine)")
+        }
+        for line in WorkersCommand.groups(workers) { print(line) }
+    }
+
+    /// One line per (model, weights digest, numerics) group: a job is pinned to one group at
+    /// submit, so workers in different groups never render parts of the same job.
+    static func groups(_ workers: [Atelier_V1_WorkerStatus]) -> [String] {
+        struct Key: Hashable, Comparable {
+            var model: String, digest: String, numerics: String
+            static func < (a: Key, b: Key) -> Bool { (a.model, a.digest, a.numerics) < (b.model, b.digest, b.numerics) }
+        }
+        var counts = [Key: (all: Int, alive: Int)]()
+        for w in workers {
+            for m in w.capabilities.models {
+                let key = Key(model: m.name, digest: m.weightsSha256, numerics: w.capabilities.numerics)
+                var c = counts[key] ?? (0, 0)
+                c.all += 1
+                if w.alive { c.alive += 1 }
+                counts[key] = c
+            }
+        }
+        guard !counts.isEmpty else { return [] }
+        return ["groups (jobs are pinned to one):"] + counts.keys.sorted().map { key in
+            let c = counts[key]!
+            let digest = key.digest.isEmpty ? "unknown" : String(key.digest.prefix(16))
+            return "  \(key.model)  sha256 \(digest)  \(key.numerics.isEmpty ? "numerics unknown" : key.numerics)  \(c.all) worker(s), \(c.alive) alive"
         }
     }
 }

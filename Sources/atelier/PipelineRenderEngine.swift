@@ -19,6 +19,9 @@ final class PipelineRenderEngine: RenderEngine, @unchecked Sendable {
             info.name = name
             info.contentHash = p.hash
             info.unetInChannels = UInt32(p.model.unet.config.inChannels)
+            // Whole-file SHA-256 (cached by path, size and mtime): jobs are pinned to it.
+            info.weightsSha256 = try WeightsDigest.of(path)
+            info.defaultImageSide = UInt32(clamping: p.defaultImageSide)
             infos.append(info)
         }
         self.pipelines = pipelines

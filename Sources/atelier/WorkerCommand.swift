@@ -46,13 +46,32 @@ struct WorkerCommand: ParsableCommand {
         let client = try FarmClient(address: address)
         let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
         let worker = FarmWorker(client: client, engine: engine,
-                                options: .init(name: workerName, version: "\(atelierVersion) blas=\(BLAS.coreName)"), log: log)
+                                options: .init(name: workerName, version: "\(atelierVersion) blas=\(BLAS.coreName)",
+                                               numerics: WorkerCommand.numerics), log: log)
         log("worker \(workerName) (OpenBLAS \(BLAS.coreName) kernels) serving \(models.map(\.name).joined(separator: ", ")) for \(address)")
+        // SIGTERM/SIGINT (DispatchSource, in SignalWaiter): stop at the next step and hand the
+        // current lease back (release_task), so the task is requeued at once and not charged. A
+        // second signal, or a stop that takes longer than 20 s, exits at once.
         let stop = SignalWaiter()
-        Thread { stop.waitForever(); worker.stop() }.start()
+        Thread {
+            stop.waitForever()
+            log("stopping: releasing the current task")
+            worker.stop()
+            if stop.wait(seconds: 20) { log("second signal: exiting now") } else { log("stop took too long: exiting") }
+            Foundation.exit(1)
+        }.start()
         worker.run()
         client.close()
+        log("worker stopped")
     }
+}
+
+extension WorkerCommand {
+    /// What the worker's pixels depend on besides the weights: fp32 tensors and the OpenBLAS
+    /// kernel family chosen at start-up (`BLASCoreSelection`: the portable Haswell kernels by
+    /// default, the machine's own with ATELIER_BLAS_CORE=native). Workers with the same weights
+    /// and numerics give bit-identical images, so the coordinator pins each job to one.
+    static var numerics: String { "fp32/openblas-\(BLAS.coreName.lowercased())" }
 }
 
 let atelierVersion = "0.1.0"

@@ -60,10 +60,13 @@ final class CoordinatorHarness {
         return coordinator.handle(request, peer: peer)
     }
 
-    func register(_ name: String, models: [(String, UInt32)] = [("sd2", 4)], id: String = "") -> String {
+    /// Registers a worker. Its `slots` default to 16 because most tests lease several tasks from
+    /// one worker in a row; tests about slots pass 0 (= 1, what a real worker declares).
+    func register(_ name: String, models: [(String, UInt32)] = [("sd2", 4)], id: String = "", slots: UInt32 = 16) -> String {
         var r = Atelier_V1_RegisterWorkerRequest()
         r.workerName = name
         r.workerID = id
+        r.capabilities.slots = slots
         r.capabilities.models = models.map { name, channels in
             var m = Atelier_V1_ModelInfo()
             m.name = name

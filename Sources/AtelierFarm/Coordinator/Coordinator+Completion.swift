@@ -1,3 +1,4 @@
+import AtelierRequests
 import AtelierDiffusion
 import Foundation
 import GRDB
@@ -24,13 +25,13 @@ extension Coordinator {
             return (task, job, try Atelier_V1_TaskSpec(serializedBytes: blob))
         }
 
-        if let rejection = validateResult(r.resultPng, spec: spec) {
+        if let rejection = validateResult(r.resultPng, spec: spec, job: job) {
             // A bad result is a failed attempt (the worker is told why, and the task is retried).
             return try recorded(request, peer: peer) { db, now in
                 let current = try Coordinator.leasedTask(db, taskID: r.taskID, workerID: r.workerID, token: r.fencingToken)
                 try touchWorker(db, id: r.workerID, now: now)
                 try recordFailedAttempt(db, task: current, outcome: "rejected",
-                                        message: "result rejected: \(rejection.message)", countAgainstWorker: true, now: now)
+                                        message: "result rejected: \(rejection.message)", now: now)
                 return Coordinator.failure(rejection)
             }.0
         }
@@ -52,8 +53,11 @@ extension Coordinator {
             try db.execute(sql: """
                 INSERT OR REPLACE INTO results (job_id, kind, idx, path, bytes, created) VALUES (?, ?, ?, ?, ?, ?)
                 """, arguments: [job.id, kind.rawValue, current.idx, path, staged.bytes, now])
-            try db.execute(sql: "UPDATE workers SET completed = completed + 1, last_seen = MAX(last_seen, ?) WHERE id = ?",
-                           arguments: [now, r.workerID])
+            // A completion proves the worker works: its expiry streak (towards quarantine) restarts.
+            try db.execute(sql: """
+                UPDATE workers SET completed = completed + 1, last_seen = MAX(last_seen, ?), expiry_streak = 0, proven = 1
+                WHERE id = ?
+                """, arguments: [now, r.workerID])
             let remaining = try Int.fetchOne(
                 db, sql: "SELECT COUNT(*) FROM tasks WHERE job_id = ? AND state != 'done'", arguments: [job.id]) ?? 0
             if remaining == 0 {
@@ -79,42 +83,64 @@ extension Coordinator {
         try recorded(request, peer: peer) { db, now in
             let task = try Coordinator.leasedTask(db, taskID: r.taskID, workerID: r.workerID, token: r.fencingToken)
             try touchWorker(db, id: r.workerID, now: now)
-            let message = r.message.trimmingCharacters(in: .whitespacesAndNewlines)
+            var message = r.message.trimmingCharacters(in: .whitespacesAndNewlines)
+            // Workers used to prefix their name; the job error names the worker already, and the
+            // bare error is what tells a deterministic failure (same error, different workers).
+            if let name = try WorkerRow.fetch(db, id: r.workerID)?.name, !name.isEmpty, message.hasPrefix(name + ": ") {
+                message = String(message.dropFirst(name.count + 2))
+            }
             try recordFailedAttempt(db, task: task, outcome: "failed",
-                                    message: message.isEmpty ? "the worker gave no reason" : message,
-                                    countAgainstWorker: true, now: now)
+                                    message: message.isEmpty ? "the worker gave no reason" : message, now: now)
             return Coordinator.success(.failTask(Atelier_V1_FailTaskResponse()))
         }.0
     }
 
-    /// Why a result cannot be accepted, or nil. It must be a decodable PNG; an upscaled tile must
-    /// be exactly 4× its tile (the stitcher needs that), and an image with an explicit size must
-    /// have it.
-    func validateResult(_ png: Data, spec: Atelier_V1_TaskSpec) -> CoordinatorError? {
+    /// Why a result cannot be accepted, or nil. The size the PNG *declares* (its IHDR header) is
+    /// checked first, before a single pixel is decoded: a 782 KB PNG can declare 16384×16384 and
+    /// would make the decoder allocate gigabytes. An upscaled tile must be exactly 4× its tile
+    /// (the stitcher needs that); a batch image must have the size fixed at submit
+    /// (`expectedResultSize`: exact, or at most). Only then must the PNG decode.
+    func validateResult(_ png: Data, spec: Atelier_V1_TaskSpec, job: JobRow) -> CoordinatorError? {
         guard !png.isEmpty else { return .invalid("result_png is empty") }
         guard png.count <= options.maxResultBytes else {
             return .tooLarge("result_png is \(png.count >> 20) MiB, over the limit of \(options.maxResultBytes >> 20) MiB")
         }
-        let decoded: DecodedPNG
+        let header: ImageSize
         do {
-            decoded = try PNGCodec.decode([UInt8](png), source: "result_png")
+            header = try PNGHeader.declaredSize(png, source: "result_png")
         } catch {
-            return .invalid("\(error)")
+            return .invalid("result_png: \(error)")
         }
+        let declared = "\(header.width)x\(header.height)"
         switch spec.kind {
         case .upscaleTile(let tile)?:
             let w = Int(tile.tile.width) * 4, h = Int(tile.tile.height) * 4
-            guard decoded.width == w, decoded.height == h else {
+            guard header.width == w, header.height == h else {
                 return .invalid("an upscaled tile must be \(w)x\(h) (4x its \(tile.tile.width)x\(tile.tile.height) tile), "
-                                + "got \(decoded.width)x\(decoded.height)")
+                                + "the PNG declares \(declared)")
             }
-        case .image(let image)?:
-            let p = image.params
-            if p.width != 0, p.height != 0, decoded.width != Int(p.width) || decoded.height != Int(p.height) {
-                return .invalid("the image must be \(p.width)x\(p.height) as requested, got \(decoded.width)x\(decoded.height)")
+        case .image?:
+            // Jobs from before the size was fixed at submit: at most the largest size a job may ask for.
+            let (w, h) = job.expectedWidth > 0 ? (job.expectedWidth, job.expectedHeight) : (4096, 4096)
+            if job.expectedExact {
+                guard header.width == w, header.height == h else {
+                    return .invalid("the image must be \(w)x\(h), the PNG declares \(declared)")
+                }
+            } else {
+                guard header.width <= w, header.height <= h else {
+                    return .invalid("the image may be at most \(w)x\(h), the PNG declares \(declared)")
+                }
             }
         case nil:
-            break
+            return .invalid("the task has no kind; cannot check its result")
+        }
+        do {
+            let decoded = try PNGCodec.decode([UInt8](png), source: "result_png")
+            guard decoded.width == header.width, decoded.height == header.height else {
+                return .invalid("result_png decodes to \(decoded.width)x\(decoded.height) but declares \(declared)")
+            }
+        } catch {
+            return .invalid("\(error)")
         }
         return nil
     }

@@ -111,6 +111,8 @@ extension Coordinator {
         s.createdUnixMs = job.created
         s.errors = job.errorList
         s.seamRatio = job.seamRatio ?? 0
+        s.weightsSha256 = job.weightsSha256 ?? ""
+        s.numerics = job.numerics ?? ""
         let resultKind = job.kind == .batch ? ResultStore.Kind.image : .upscaled
         s.resultCount = UInt32(clamping: try Int.fetchOne(
             db, sql: "SELECT COUNT(*) FROM results WHERE job_id = ? AND kind = ?",

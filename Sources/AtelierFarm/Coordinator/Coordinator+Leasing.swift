@@ -12,7 +12,7 @@ extension Coordinator {
     func leaseTask(_ r: Atelier_V1_LeaseTaskRequest, request: Atelier_V1_Request,
                    peer: String) throws -> Atelier_V1_Response {
         try recorded(request, peer: peer) { db, now in
-            guard !r.workerID.isEmpty, try WorkerRow.fetch(db, id: r.workerID) != nil else {
+            guard !r.workerID.isEmpty, let worker = try WorkerRow.fetch(db, id: r.workerID) else {
                 throw CoordinatorError(.unknownWorker,
                     "worker \"\(r.workerID)\" is not registered (the coordinator may have been reset); send register_worker again")
             }
@@ -20,7 +20,17 @@ extension Coordinator {
             try requeueExpiredLeases(db, now: now)
 
             var body = Atelier_V1_LeaseTaskResponse()
-            guard let task = try nextTask(db, for: r.workerID, now: now) else {
+            // Quarantined (its leases kept expiring): nothing until the period is over.
+            let quarantine = try Int64.fetchOne(db, sql: "SELECT quarantined_until FROM workers WHERE id = ?",
+                                                arguments: [r.workerID]) ?? 0
+            if quarantine > now {
+                body.retryAfterMs = UInt32(clamping: max(min(quarantine - now, 60_000), Int64(options.retryAfterMs)))
+                return Coordinator.success(.leaseTask(body))
+            }
+            // At most its declared slots at once: a peer that leases in a loop cannot hoard tasks.
+            let held = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM tasks WHERE state = 'leased' AND worker_id = ?",
+                                        arguments: [r.workerID]) ?? 0
+            guard held < max(worker.slots, 1), let task = try nextTask(db, for: worker, now: now) else {
                 body.retryAfterMs = options.retryAfterMs
                 return Coordinator.success(.leaseTask(body))
             }
@@ -34,7 +44,10 @@ extension Coordinator {
         try recorded(request, peer: peer) { db, now in
             let task = try Coordinator.leasedTask(db, taskID: r.taskID, workerID: r.workerID, token: r.fencingToken,
                                                   acceptCancelled: true)
-            try touchWorker(db, id: r.workerID, now: now)
+            try db.execute(sql: "UPDATE workers SET last_seen = MAX(last_seen, ?), proven = 1 WHERE id = ?",
+                           arguments: [now, r.workerID])
+            try db.execute(sql: "UPDATE attempts SET last_heartbeat = ? WHERE fencing_token = ?",
+                           arguments: [now, task.fencingToken])
             var body = Atelier_V1_HeartbeatResponse()
             if task.state == .cancelled {
                 body.cancel = true
@@ -46,11 +59,24 @@ extension Coordinator {
             // worker heartbeats (from a timer thread, every TTL/3, whatever the render is doing),
             // liveness keeps the lease, and a worker killed mid-render loses it within one TTL.
             let deadline = now + leaseTTLMs
+            let progress = Coordinator.clampedProgress(step: r.step, total: r.totalSteps)
             try db.execute(sql: "UPDATE tasks SET lease_deadline = ?, step = ?, total_steps = ? WHERE id = ?",
-                           arguments: [deadline, Int64(r.step), Int64(r.totalSteps), task.id])
+                           arguments: [deadline, progress.step, progress.total, task.id])
             body.deadlineUnixMs = deadline
             return Coordinator.success(.heartbeat(body))
         }.0
+    }
+
+    /// Most denoising steps a heartbeat may report (the documented maximum is 1000; this leaves
+    /// room for schedulers that count more internal steps).
+    static let maxReportedSteps: UInt32 = 100_000
+
+    /// The progress stored from a heartbeat: a total of at most `maxReportedSteps`, and never a
+    /// step beyond the total (a total of 0 means "not known yet", so the step is 0 too). Clients
+    /// draw progress bars from these numbers; a step past the total once crashed `atelier wait`.
+    static func clampedProgress(step: UInt32, total: UInt32) -> (step: Int64, total: Int64) {
+        let total = min(total, maxReportedSteps)
+        return (Int64(min(step, total)), Int64(total))
     }
 
     var leaseTTLMs: Int64 { Int64((options.leaseTTL * 1000).rounded()) }
@@ -87,45 +113,65 @@ extension Coordinator {
         }
     }
 
-    /// Puts every lease whose deadline has passed back in the queue (or fails its task once it
-    /// has used up its attempts: a task that keeps killing its workers must not loop forever).
+    /// Puts every lease whose deadline has passed back in the queue, with a back-off, without
+    /// charging an attempt (or fails its task once its expiry budget is used up: a task that keeps
+    /// killing its workers must not loop forever). See `recordExpiredLease`.
     func requeueExpiredLeases(_ db: Database, now: Int64) throws {
         let expired = try TaskRow.fetchAll(
             db, sql: "SELECT \(TaskRow.columns) FROM tasks WHERE state = 'leased' AND lease_deadline < ? ORDER BY lease_deadline",
             arguments: [now])
         for task in expired {
             let late = Double(now - (task.leaseDeadline ?? now)) / 1000
-            try recordFailedAttempt(
-                db, task: task, outcome: "expired",
-                message: String(format: "lease expired (no heartbeat; deadline passed %.1f s ago)", late),
-                countAgainstWorker: false, now: now)
+            try recordExpiredLease(
+                db, task: task,
+                message: String(format: "lease expired (no heartbeat; deadline passed %.1f s ago)", late), now: now)
         }
     }
 
     /// A queued task `workerID` may take: highest job priority first, then the oldest job, then
-    /// the lowest index; only tasks whose model the worker has, with a fitting UNet.
+    /// the lowest index; only tasks whose model the worker has, with a fitting UNet, and whose
+    /// expiry back-off (`not_before`) has passed.
     ///
     /// The blocklist is soft: a job whose tasks this worker failed `blocklistThreshold` times is
     /// skipped only while another live worker could take the task instead. Otherwise (a farm of
     /// one, or every capable worker blocklisted) the task would wait forever; letting it run
     /// means it either succeeds or exhausts its attempts and fails the job with its errors.
-    private func nextTask(_ db: Database, for workerID: String, now: Int64) throws -> TaskRow? {
+    ///
+    /// A task that has lost a lease before goes preferably to a *proven* worker (one that has
+    /// heartbeated or completed something): peers that register and lease without ever working
+    /// then only ever hold fresh tasks, once each, and cannot starve a job.
+    private func nextTask(_ db: Database, for worker: WorkerRow, now: Int64) throws -> TaskRow? {
+        let workerID = worker.id
         let candidates = try Row.fetchCursor(db, sql: """
             SELECT t.id, COALESCE(f.count, 0) AS failures
             FROM tasks t
             JOIN jobs j ON j.id = t.job_id
             LEFT JOIN worker_job_failures f ON f.worker_id = ? AND f.job_id = t.job_id
-            WHERE t.state = 'queued' AND j.state IN ('queued', 'running')
+            WHERE t.state = 'queued' AND j.state IN ('queued', 'running') AND t.not_before <= ?
               AND EXISTS (SELECT 1 FROM worker_models m
                           WHERE m.worker_id = ? AND m.model = t.model
-                            AND \(ChannelRequirement.sqlFits(mask: "t.accepted_channels")))
+                            AND \(ChannelRequirement.sqlFits(mask: "t.accepted_channels"))
+                            AND \(Coordinator.sqlMatchesPin(job: "j")))
             ORDER BY j.priority DESC, j.seq ASC, t.idx ASC
-            """, arguments: [workerID, workerID])
+            """, arguments: [workerID, now, workerID])
         var skippedJobs = [String: Bool]()
         while let row = try candidates.next() {
             let taskID: String = row["id"] ?? ""
             let failures: Int = row["failures"] ?? 0
             guard let task = try TaskRow.fetch(db, id: taskID) else { continue }
+            // The worker that lost this task's last lease takes other work first, if someone else
+            // could take this one: a crash-looping worker must not keep taking the same task.
+            // Only *proven* workers count as "someone else" here, and the one that lost the task is
+            // never someone else for the others: so two workers can never both step aside.
+            if task.lostBy == workerID,
+               try anotherWorkerCouldTake(db, task: task, besides: workerID, now: now, provenOnly: true) {
+                continue
+            }
+            if task.expiries > 0, !worker.proven,
+               try anotherWorkerCouldTake(db, task: task, besides: workerID, alsoBesides: task.lostBy ?? "",
+                                          now: now, provenOnly: true) {
+                continue
+            }
             if failures >= options.blocklistThreshold {
                 let skip: Bool
                 if let known = skippedJobs[task.jobId] {
@@ -141,14 +187,23 @@ extension Coordinator {
         return nil
     }
 
-    private func anotherWorkerCouldTake(_ db: Database, task: TaskRow, besides workerID: String, now: Int64) throws -> Bool {
+    /// SQL: the worker model `m` belongs to the group job `job` is pinned to (jobs from before
+    /// pinning have none and match any).
+    static func sqlMatchesPin(job: String) -> String {
+        "(\(job).weights_sha256 IS NULL OR (m.weights_sha256 = \(job).weights_sha256 AND m.numerics = \(job).numerics))"
+    }
+
+    /// Whether a live, unquarantined worker other than `workerID` (and, with `provenOnly`, one
+    /// that has proved it works) could run `task` and is not blocklisted for its job.
+    private func anotherWorkerCouldTake(_ db: Database, task: TaskRow, besides workerID: String, alsoBesides: String = "",
+                                        now: Int64, provenOnly: Bool = false) throws -> Bool {
         try Int.fetchOne(db, sql: """
-            SELECT 1 FROM workers w JOIN worker_models m ON m.worker_id = w.id
-            WHERE w.id != ? AND w.last_seen >= ? AND m.model = ?
-              AND \(ChannelRequirement.sqlFits(mask: "?"))
+            SELECT 1 FROM workers w JOIN worker_models m ON m.worker_id = w.id JOIN jobs j ON j.id = ?
+            WHERE w.id != ? AND w.id != ? AND w.last_seen >= ? AND w.quarantined_until <= ? AND w.proven >= ? AND m.model = ?
+              AND \(ChannelRequirement.sqlFits(mask: "?")) AND \(Coordinator.sqlMatchesPin(job: "j"))
               AND COALESCE((SELECT count FROM worker_job_failures f WHERE f.worker_id = w.id AND f.job_id = ?), 0) < ?
             LIMIT 1
-            """, arguments: [workerID, now - aliveWindowMs, task.model, task.acceptedChannels,
+            """, arguments: [task.jobId, workerID, alsoBesides, now - aliveWindowMs, now, provenOnly ? 1 : 0, task.model, task.acceptedChannels,
                              task.jobId, options.blocklistThreshold]) != nil
     }
 

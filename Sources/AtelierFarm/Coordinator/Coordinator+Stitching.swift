@@ -22,7 +22,8 @@ extension Coordinator {
     }
 
     /// Stitches `jobID` if it is a running upscale with all tiles done; otherwise does nothing.
-    /// Never throws: a stitch that cannot be made fails the job with the reason.
+    /// Never throws: a stitch that cannot be made fails the job with the reason, except when the
+    /// stitched image cannot be *written* (a full disk): that is retried by maintenance.
     func finishUpscale(_ jobID: String) {
         guard beginStitching(jobID) else { return }
         defer { endStitching(jobID) }
@@ -82,9 +83,21 @@ extension Coordinator {
             let png = try PNGCodec.encode(
                 RGBImage(width: stitcher.outputWidth, height: stitcher.outputHeight, pixels: pixels), text: text)
             let path = ResultStore.relativePath(jobID: jobID, kind: .upscaled, index: 0)
-            try results.writeAtomically(Data(png), to: path)
-
             let nowMs = unixMilliseconds(now())
+            do {
+                try results.writeAtomically(Data(png), to: path)
+            } catch {
+                // A passing cause (a full disk, a permission fixed later): the tiles are safe on
+                // disk and the job stays running with every tile done, so maintenance (and the
+                // next start) stitches it again. Noted once per distinct error.
+                try? store.write { db in
+                    let message = "stitching the upscaled tiles could not write the result (\(error)); retrying"
+                    if try JobRow.fetch(db, id: jobID)?.errorList.last != message {
+                        try Coordinator.appendJobError(db, jobID: jobID, message)
+                    }
+                }
+                return
+            }
             try store.write { db in
                 // Cancelled meanwhile: leave it cancelled (the file is harmless).
                 guard try JobRow.fetch(db, id: jobID)?.state == .running else { return }

@@ -1,3 +1,4 @@
+import AtelierRequests
 import Foundation
 import GRDB
 import SwiftProtobuf
@@ -60,6 +61,8 @@ public final class Coordinator: @unchecked Sendable {
             response = try dispatch(request, peer: peer)
         } catch let error as CoordinatorError {
             response = Coordinator.failure(error)
+        } catch let error as RequestValidationError {
+            response = Coordinator.failure(CoordinatorError(error))
         } catch let error as DatabaseError {
             response = Coordinator.failure(.internalError("database error: \(error.message ?? "\(error)")"))
         } catch {
@@ -87,12 +90,15 @@ public final class Coordinator: @unchecked Sendable {
     }
 
     /// Housekeeping a transport may run on a timer (say every few seconds): requeues expired
-    /// leases (so status listings show them as queued again even while no worker asks for work)
-    /// prunes the request log, and retries stitches that failed. Leasing requeues expired leases by
+    /// leases (so status listings show them as queued again even while no worker asks for work),
+    /// prunes the request log and dead workers, and retries stitches that failed. Leasing requeues expired leases by
     /// itself, so this is optional.
     public func performMaintenance() throws {
         let nowMs = unixMilliseconds(now())
         try store.write { db in
+            // Pruned before the requeue: a worker whose lease only now expires is kept this
+            // round (it may be back any moment; it goes at the next maintenance if not).
+            try pruneWorkers(db, now: nowMs)
             try requeueExpiredLeases(db, now: nowMs)
             try pruneRequestLog(db, now: nowMs)
         }
@@ -123,7 +129,7 @@ public final class Coordinator: @unchecked Sendable {
         // Read-only requests: naturally idempotent, answered from a snapshot, not logged.
         case .jobStatus(let r): return try jobStatus(r)
         case .listJobs(let r): return try listJobs(r)
-        case .listWorkers: return try listWorkers()
+        case .listWorkers(let r): return try listWorkers(r)
         case .fetchResult(let r): return try fetchResult(r)
         default: break
         }

@@ -21,6 +21,27 @@ public struct CoordinatorOptions: Sendable {
     /// Attempts per task when a submission says 0; submissions may ask for up to `maxAttemptsLimit`.
     public var defaultMaxAttempts: Int = 3
     public var maxAttemptsLimit: Int = 100
+    /// Expired leases a task may have before it fails (and its job with it). Expiries are charged
+    /// apart from `max_attempts`: a killed, restarted or stopped worker says nothing about the
+    /// task, so this budget is generous, and an expiry never fails a job before it is used up.
+    public var maxLeaseExpiries: Int = 10
+    /// After its first expiry a task is offered again at once (preferably to another worker);
+    /// after its n-th (n ≥ 2) it waits `expiryBackoff × 2^(n-2)` (at most `expiryBackoffMax`), so
+    /// a task that keeps losing its worker cannot absorb every restart of a flapping farm, and
+    /// the other tasks go first.
+    public var expiryBackoff: TimeInterval = 2
+    public var expiryBackoffMax: TimeInterval = 120
+    /// Most slots (leases held at once) a worker may declare; a worker declaring 0 gets 1.
+    public var maxWorkerSlots: Int = 64
+    /// A worker whose leases expired this many times in a row (no completion in between) is
+    /// quarantined: no leases for `quarantine × 2^(streak - quarantineAfterExpiries)`, at most
+    /// `quarantineMax`. A peer that leases without ever working cannot keep taking tasks.
+    public var quarantineAfterExpiries: Int = 2
+    public var quarantine: TimeInterval = 60
+    public var quarantineMax: TimeInterval = 3600
+    /// A worker not heard from for this long that holds no lease is removed (its row, models and
+    /// blocklist entries): restarted workers register anew, and the table must not grow for good.
+    public var workerRetention: TimeInterval = 3600
     /// A worker that failed this many tasks of one job is not offered that job again (while another
     /// live worker could take it instead).
     public var blocklistThreshold: Int = 2

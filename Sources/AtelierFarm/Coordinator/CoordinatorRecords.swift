@@ -56,11 +56,21 @@ struct JobRow: Codable, FetchableRecord, Sendable {
     var imageHeight: Int
     var tile: Int
     var overlap: Int
+    /// The group the job is pinned to (nil: submitted before pinning existed).
+    var weightsSha256: String?
+    var numerics: String?
+    /// The pinned group's default image side (0 = unknown).
+    var defaultSide: Int
+    /// Batch jobs: the size every image must have (`expectedExact`), or at most (0 = unknown).
+    var expectedWidth: Int
+    var expectedHeight: Int
+    var expectedExact: Bool
 
     static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
     static let columns = """
         seq, id, kind, state, priority, created, finished, errors, seam_ratio, max_attempts, task_count, model,
-        image_width, image_height, tile, overlap
+        image_width, image_height, tile, overlap, weights_sha256, numerics, default_side,
+        expected_width, expected_height, expected_exact
         """
 
     static func fetch(_ db: Database, id: String) throws -> JobRow? {
@@ -97,11 +107,15 @@ struct TaskRow: Codable, FetchableRecord, Sendable {
     var step: Int
     var totalSteps: Int
     var lastError: String
+    var failures: Int
+    var expiries: Int
+    var notBefore: Int64
+    var lostBy: String?
 
     static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
     static let columns = """
         id, job_id, idx, state, model, accepted_channels, work, attempts, max_attempts, fencing_token,
-        lease_deadline, worker_id, step, total_steps, last_error
+        lease_deadline, worker_id, step, total_steps, last_error, failures, expiries, not_before, lost_by
         """
 
     static func fetch(_ db: Database, id: String) throws -> TaskRow? {
@@ -121,9 +135,12 @@ struct TaskRow: Codable, FetchableRecord, Sendable {
         s.state = state.proto
         s.attempts = UInt32(clamping: attempts)
         s.workerID = workerId ?? ""
-        s.step = UInt32(clamping: step)
+        // Rows written before heartbeats were clamped may hold step > total: never report that.
         s.totalSteps = UInt32(clamping: totalSteps)
+        s.step = min(UInt32(clamping: step), s.totalSteps)
         s.lastError = lastError
+        s.leaseExpiries = UInt32(clamping: expiries)
+        s.notBeforeUnixMs = state == .queued ? notBefore : 0
         return s
     }
 }
@@ -137,6 +154,11 @@ struct WorkerRow: Codable, FetchableRecord, Sendable {
     var lastSeen: Int64
     var completed: Int
     var failed: Int
+    var slots: Int
+    var expiries: Int
+    var expiryStreak: Int
+    var quarantinedUntil: Int64
+    var proven: Bool
 
     static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
 

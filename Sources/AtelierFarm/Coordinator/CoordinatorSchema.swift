@@ -123,6 +123,59 @@ enum CoordinatorSchema {
                 INSERT INTO counters (name, value) VALUES ('fencing_token', 0);
                 """)
         }
+        // Lease expiries are not render failures: their own counter and budget, a back-off before
+        // the task may be leased again, and the worker that lost it (to prefer another one).
+        migrator.registerMigration("v2-expiry-budget") { db in
+            try db.execute(sql: """
+                ALTER TABLE tasks ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;   -- fail_task + rejected results (max_attempts)
+                ALTER TABLE tasks ADD COLUMN expiries INTEGER NOT NULL DEFAULT 0;   -- expired leases (CoordinatorOptions.maxLeaseExpiries)
+                ALTER TABLE tasks ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0; -- no lease before this time (back-off)
+                ALTER TABLE tasks ADD COLUMN lost_by TEXT;                          -- worker whose lease last expired
+                UPDATE tasks SET failures = (SELECT COUNT(*) FROM attempts a
+                                             WHERE a.task_id = tasks.id AND a.outcome IN ('failed', 'rejected'));
+                UPDATE tasks SET expiries = (SELECT COUNT(*) FROM attempts a
+                                             WHERE a.task_id = tasks.id AND a.outcome = 'expired');
+                CREATE INDEX attempts_task_outcome ON attempts(task_id, outcome);
+                """)
+        }
+        // Slots (leases held at once), lease expiries per worker and the quarantine they lead to,
+        // and whether the worker ever proved alive (heartbeat or completion).
+        migrator.registerMigration("v3-worker-slots-quarantine") { db in
+            try db.execute(sql: """
+                ALTER TABLE workers ADD COLUMN slots INTEGER NOT NULL DEFAULT 1;
+                ALTER TABLE workers ADD COLUMN expiries INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE workers ADD COLUMN expiry_streak INTEGER NOT NULL DEFAULT 0;  -- since its last completion
+                ALTER TABLE workers ADD COLUMN quarantined_until INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE workers ADD COLUMN proven INTEGER NOT NULL DEFAULT 0;
+                CREATE INDEX tasks_leased_worker ON tasks(worker_id) WHERE state = 'leased';
+                """)
+        }
+        // Weights digest and numerics per worker model, and the (digest, numerics) group a job is
+        // pinned to at submit (NULL: a job from before pinning, leased to any worker).
+        migrator.registerMigration("v4-weights-pinning") { db in
+            try db.execute(sql: """
+                ALTER TABLE worker_models ADD COLUMN weights_sha256 TEXT NOT NULL DEFAULT '';
+                ALTER TABLE worker_models ADD COLUMN numerics TEXT NOT NULL DEFAULT '';
+                ALTER TABLE worker_models ADD COLUMN default_side INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE jobs ADD COLUMN weights_sha256 TEXT;
+                ALTER TABLE jobs ADD COLUMN numerics TEXT;
+                ALTER TABLE jobs ADD COLUMN default_side INTEGER NOT NULL DEFAULT 0;
+                """)
+        }
+        // The size a batch job's images must have, fixed at submit, so a result is checked from
+        // its PNG header before anything is decoded. exact = 0: only an upper bound is known.
+        migrator.registerMigration("v5-expected-result-size") { db in
+            try db.execute(sql: """
+                ALTER TABLE jobs ADD COLUMN expected_width INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE jobs ADD COLUMN expected_height INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE jobs ADD COLUMN expected_exact INTEGER NOT NULL DEFAULT 0;
+                """)
+        }
+        // When each attempt last heartbeated: an expired lease that never did is what a peer
+        // leasing without working leaves behind, and only those count towards quarantine.
+        migrator.registerMigration("v6-attempt-heartbeats") { db in
+            try db.execute(sql: "ALTER TABLE attempts ADD COLUMN last_heartbeat INTEGER")
+        }
         return migrator
     }
 }

@@ -34,10 +34,41 @@ public struct PeerInfo: Sendable, Hashable, CustomStringConvertible {
 ///
 /// The callbacks run on nng threads (ADD_PRE on a worker, REM_POST on the reaper), so they only
 /// take a short lock: never block, never touch sockets there (NNG-NOTES §4, #1247/#1665).
+///
+/// It also enforces the connection cap: at ADD_PRE a pipe beyond `maxPipes` is closed at once
+/// (`nng_pipe_close` there rejects the peer; NNG-NOTES §4), with a rate-limited log line, and it
+/// remembers when each pipe last carried a request so idle ones can be reaped (`idlePipes`).
 final class PipeRegistry: @unchecked Sendable {
     private let lock = NSLock()
     private var addresses: [UInt32: String] = [:]
+    private var lastActivity: [UInt32: UInt64] = [:]
     private var removals = 0
+    private var rejections = 0
+    private var rejectionsLogged = 0
+    private var lastRejectionLog: UInt64 = 0
+    /// 0 = no cap. Set before the listener starts.
+    var maxPipes = 0
+    var log: (@Sendable (String) -> Void)?
+
+    /// Connections refused at the cap so far.
+    var rejectedCount: Int {
+        lock.lock(); defer { lock.unlock() }
+        return rejections
+    }
+
+    /// Records that a request arrived on `pipeID` (it is not idle).
+    func touch(_ pipeID: UInt32) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        lock.lock(); defer { lock.unlock() }
+        if lastActivity[pipeID] != nil { lastActivity[pipeID] = now }
+    }
+
+    /// Pipes that carried no request for `idleNanoseconds`, the longest idle first.
+    func idlePipes(idleNanoseconds: UInt64) -> [UInt32] {
+        let now = DispatchTime.now().uptimeNanoseconds
+        lock.lock(); defer { lock.unlock() }
+        return lastActivity.filter { now &- $0.value >= idleNanoseconds }.sorted { $0.value < $1.value }.map(\.key)
+    }
 
     /// Connections that closed so far (every REM_POST).
     var removedCount: Int {
@@ -60,11 +91,31 @@ final class PipeRegistry: @unchecked Sendable {
         return PeerInfo(pipeID: pipeID, remoteAddress: known ?? remoteAddress(of: nng_pipe(id: pipeID)))
     }
 
+    /// ADD_PRE: records the pipe, or closes it when the cap is reached.
     fileprivate func added(_ pipe: nng_pipe) {
         let id = UInt32(bitPattern: nng_pipe_id(pipe))
         let address = remoteAddress(of: pipe)
-        lock.lock(); defer { lock.unlock() }
+        let now = DispatchTime.now().uptimeNanoseconds
+        lock.lock()
+        if maxPipes > 0, addresses.count >= maxPipes {
+            rejections += 1
+            var line: String?
+            // At most one line every 10 s, saying how many were refused since the last one.
+            if lastRejectionLog == 0 || now &- lastRejectionLog >= 10_000_000_000 {
+                line = "refused \(rejections - rejectionsLogged) connection(s) (latest from \(address)): "
+                    + "\(addresses.count) open, at the cap of \(maxPipes); idle connections are reaped"
+                rejectionsLogged = rejections
+                lastRejectionLog = now
+            }
+            let log = self.log
+            lock.unlock()
+            nng_pipe_close(pipe)
+            if let line { log?(line) }
+            return
+        }
         addresses[id] = address
+        lastActivity[id] = now
+        lock.unlock()
     }
 
     fileprivate func removed(_ pipe: nng_pipe) {
@@ -72,6 +123,7 @@ final class PipeRegistry: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         removals += 1
         addresses.removeValue(forKey: id)
+        lastActivity.removeValue(forKey: id)
     }
 
     /// Registers the callbacks on `socket`. Must run before any dialer or listener starts

@@ -26,9 +26,25 @@ public struct RequestServerOptions: Sendable {
     /// (`NNGSocketClose`).
     public var closeTimeout: Duration
 
+    /// Connections held at once (0 = no cap). Beyond it a new connection is closed as soon as
+    /// nng has it (ADD_PRE), so the process never runs out of file descriptors: when accept
+    /// fails with EMFILE inside nng nobody can connect any more and nothing says why. Servers
+    /// derive it from their descriptor limit (`FileDescriptorLimit.connectionCap`).
+    public var maxConnections: Int
+    /// Once 90 % of `maxConnections` are open, connections that carried no request for this long
+    /// are closed (every second), so idle peers cannot hold all the slots. A reaped worker or
+    /// client reconnects by itself (nng redials, and REQ resends its pending request).
+    public var idleConnectionTimeout: Duration
+    /// Where the server reports refused and reaped connections (rate-limited).
+    public var log: (@Sendable (String) -> Void)?
+
     public init(contexts: Int = 8, maxMessageSize: Int = 64 << 20, pollInterval: Duration = .milliseconds(500),
                 sendTimeout: Duration = .seconds(30), shutdownGrace: Duration = .seconds(5),
-                closeTimeout: Duration = .seconds(5)) {
+                closeTimeout: Duration = .seconds(5), maxConnections: Int = 0,
+                idleConnectionTimeout: Duration = .seconds(120), log: (@Sendable (String) -> Void)? = nil) {
+        self.maxConnections = maxConnections
+        self.idleConnectionTimeout = idleConnectionTimeout
+        self.log = log
         self.contexts = contexts
         self.maxMessageSize = maxMessageSize
         self.pollInterval = pollInterval
@@ -88,6 +104,8 @@ public final class RequestServer: @unchecked Sendable {
             nng_close(socket)
             throw error
         }
+        registry.takeUnretainedValue().maxPipes = max(options.maxConnections, 0)
+        registry.takeUnretainedValue().log = options.log
         func fail(_ error: TransportError) -> TransportError {
             nng_close(socket)
             registry.release()
@@ -122,6 +140,9 @@ public final class RequestServer: @unchecked Sendable {
     /// Number of connected peers (pipes).
     public var connectedPeers: Int { pipes.liveCount }
 
+    /// Connections refused at `maxConnections` so far.
+    public var refusedConnections: Int { pipes.rejectedCount }
+
     /// Starts the contexts and their threads. Call once.
     /// - Throws: `TransportError.closed` after `close()`, `.nng` if a context cannot be opened.
     public func start(handler: @escaping RequestHandler) throws {
@@ -145,6 +166,31 @@ public final class RequestServer: @unchecked Sendable {
             thread.name = "atelier-rep-\(index)"
             thread.start()
         }
+        if options.maxConnections > 0 {
+            let reaper = Thread { [weak self] in
+                while let server = self, server.reapIdleConnections() { Thread.sleep(forTimeInterval: 1) }
+            }
+            reaper.name = "atelier-reaper"
+            reaper.start()
+        }
+    }
+
+    /// Near the cap, closes connections idle for longer than `idleConnectionTimeout`; false once
+    /// the server is closed.
+    private func reapIdleConnections() -> Bool {
+        lock.lock()
+        let isClosed = closed
+        lock.unlock()
+        if isClosed { return false }
+        let cap = options.maxConnections
+        guard pipes.liveCount * 10 >= cap * 9 else { return true }
+        let idle = pipes.idlePipes(idleNanoseconds: UInt64(max(options.idleConnectionTimeout.milliseconds, 0)) * 1_000_000)
+        for id in idle { nng_pipe_close(nng_pipe(id: id)) }
+        if !idle.isEmpty {
+            options.log?("closed \(idle.count) connection(s) idle for over \(options.idleConnectionTimeout) "
+                         + "(\(pipes.liveCount) of at most \(cap) open)")
+        }
+        return true
     }
 
     /// Stops serving and closes the socket; idempotent, and bounded in time
@@ -240,6 +286,7 @@ private final class ContextWorker: @unchecked Sendable {
 
     private func serveOne() {
         guard let message = recvAio.takeMessage() else { return }
+        registry.touch(message.pipeID)
         let peer = registry.peer(pipeID: message.pipeID)
         let body = message.intoData()
         let reply = handler(body, peer)

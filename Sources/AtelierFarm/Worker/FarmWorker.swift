@@ -14,13 +14,16 @@ public final class FarmWorker: @unchecked Sendable {
         public var threads: Int
         public var memoryBytes: UInt64
         public var version: String
+        /// The numerics it renders with (`WorkerCapabilities.numerics`, e.g. "fp32/openblas-haswell"):
+        /// jobs are pinned to one, so every image of a job rounds the same way.
+        public var numerics: String
         /// Timeout of one request; requests are retried after it.
         public var requestTimeout: Duration
         public init(name: String = ProcessInfo.processInfo.hostName, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                     memoryBytes: UInt64 = ProcessInfo.processInfo.physicalMemory, version: String = "dev",
-                    requestTimeout: Duration = .seconds(20)) {
+                    numerics: String = "", requestTimeout: Duration = .seconds(20)) {
             self.name = name; self.threads = threads; self.memoryBytes = memoryBytes
-            self.version = version; self.requestTimeout = requestTimeout
+            self.version = version; self.numerics = numerics; self.requestTimeout = requestTimeout
         }
     }
 
@@ -30,8 +33,19 @@ public final class FarmWorker: @unchecked Sendable {
     private let log: (String) -> Void
     private let stopLock = NSLock()
     private var stopped = false
-    private var workerID = ""
-    private var heartbeatInterval: TimeInterval = 10
+    /// The registration, read by the heartbeat thread while the main loop may re-register:
+    /// behind a lock.
+    private let sessionLock = NSLock()
+    private var sessionWorkerID = ""
+    private var sessionHeartbeatInterval: TimeInterval = 10
+    var workerID: String {
+        get { sessionLock.lock(); defer { sessionLock.unlock() }; return sessionWorkerID }
+        set { sessionLock.lock(); sessionWorkerID = newValue; sessionLock.unlock() }
+    }
+    var heartbeatInterval: TimeInterval {
+        get { sessionLock.lock(); defer { sessionLock.unlock() }; return sessionHeartbeatInterval }
+        set { sessionLock.lock(); sessionHeartbeatInterval = newValue; sessionLock.unlock() }
+    }
 
     public init(client: FarmClient, engine: RenderEngine, options: Options = .init(), log: @escaping (String) -> Void = { _ in }) {
         self.client = client; self.engine = engine; self.options = options; self.log = log
@@ -39,8 +53,9 @@ public final class FarmWorker: @unchecked Sendable {
 
     public var isStopped: Bool { stopLock.lock(); defer { stopLock.unlock() }; return stopped }
 
-    /// Asks the loop to end after the current request (a render in progress is abandoned at its
-    /// next step; its lease simply expires and the task is requeued).
+    /// Asks the loop to end after the current request. A render in progress stops at its next
+    /// step and its lease is handed back with release_task, so the task is queued again at once
+    /// and no attempt is charged (SIGTERM/SIGINT call this).
     public func stop() { stopLock.lock(); stopped = true; stopLock.unlock() }
 
     /// Runs until `stop()`.
@@ -72,6 +87,8 @@ public final class FarmWorker: @unchecked Sendable {
         req.capabilities.memoryBytes = options.memoryBytes
         req.capabilities.version = options.version
         req.capabilities.hostname = ProcessInfo.processInfo.hostName
+        req.capabilities.numerics = options.numerics
+        req.capabilities.slots = 1  // one render at a time: the coordinator never grants it more
         guard let response = callUntilAnswered(.registerWorker(req)) else { return }
         if response.hasError {
             log("registration refused: \(response.error.message)")
@@ -88,8 +105,12 @@ public final class FarmWorker: @unchecked Sendable {
         let state = LeaseState()
         log("task \(lease.taskID) (attempt \(lease.attempt))")
         let heartbeat = Thread { [self] in
+            // The first heartbeat goes out at once: it tells the coordinator this lease is being
+            // worked on (leases never heartbeated count towards a worker's quarantine).
+            var first = true
             while !state.finished {
-                Thread.sleep(forTimeInterval: heartbeatInterval)
+                if !first { Thread.sleep(forTimeInterval: heartbeatInterval) }
+                first = false
                 if state.finished { break }
                 let (step, total) = state.progress
                 var hb = Atelier_V1_HeartbeatRequest()
@@ -98,10 +119,14 @@ public final class FarmWorker: @unchecked Sendable {
                 hb.fencingToken = lease.fencingToken
                 hb.step = UInt32(step)
                 hb.totalSteps = UInt32(total)
-                guard let r = try? call(.heartbeat(hb)) else { continue }
-                if r.hasError || r.heartbeat.cancel {
+                guard let r = try? call(.heartbeat(hb)) else { continue }  // unreachable: try again next time
+                if r.heartbeat.cancel || (r.hasError && FarmWorker.leaseIsGone(r.error.code)) {
                     log("task \(lease.taskID): \(r.hasError ? r.error.message : "cancelled") — dropping it")
                     state.cancel()
+                } else if r.hasError {
+                    // INTERNAL (a full disk on the coordinator, say) and the like pass: the render
+                    // goes on, and the next heartbeat or the completion will tell.
+                    log("heartbeat for \(lease.taskID) refused (\(r.error.code): \(r.error.message)); carrying on")
                 }
             }
         }
@@ -113,8 +138,14 @@ public final class FarmWorker: @unchecked Sendable {
                 return !state.cancelled && !self.isStopped
             }
         }
-        state.finish()
-        if state.cancelled || isStopped { return }
+        // The heartbeat thread keeps the lease alive until the result is delivered.
+        defer { state.finish() }
+        if state.cancelled { return }
+        if isStopped, case .failure = outcome {
+            // Stopping mid-render: hand the lease back rather than letting it expire.
+            release(lease, reason: "worker \(options.name) is stopping")
+            return
+        }
         switch outcome {
         case .success(let png):
             var done = Atelier_V1_CompleteTaskRequest()
@@ -123,19 +154,98 @@ public final class FarmWorker: @unchecked Sendable {
             done.fencingToken = lease.fencingToken
             done.resultPng = png
             done.renderSeconds = Date().timeIntervalSince(started)
-            if let r = callUntilAnswered(.completeTask(done)), r.hasError {
-                log("result for \(lease.taskID) refused: \(r.error.message)")
-            }
+            deliver(done, lease: lease, state: state)
         case .failure(let error):
             if error is RenderCancelled { return }
             var fail = Atelier_V1_FailTaskRequest()
             fail.workerID = workerID
             fail.taskID = lease.taskID
             fail.fencingToken = lease.fencingToken
-            fail.message = "\(options.name): \(error)"
+            fail.message = "\(error)"  // the coordinator labels it with this worker
             log("task \(lease.taskID) failed: \(error)")
             _ = callUntilAnswered(.failTask(fail))
         }
+    }
+
+    /// Heartbeat errors that mean the lease is gone: drop the work. Anything else (INTERNAL,
+    /// UNKNOWN_WORKER after a coordinator reset…) does not cancel a render.
+    static func leaseIsGone(_ code: Atelier_V1_ErrorCode) -> Bool {
+        code == .staleLease || code == .notFound
+    }
+
+    /// Sends complete_task with ONE request id until the coordinator accepts it, refuses it for
+    /// good, or the lease is lost (Protocols/README.md §8: INTERNAL means retry later with the
+    /// same request id). A finished render is never thrown away for a passing failure such as a
+    /// full disk on the coordinator: a few quick retries with back-off, then one every 30 s for
+    /// as long as the heartbeats keep the lease.
+    func deliver(_ done: Atelier_V1_CompleteTaskRequest, lease: Atelier_V1_Lease, state: LeaseState) {
+        let id = UUID().uuidString
+        var delay = 0.5
+        var failures = 0
+        var warnedUnreachable = false
+        while !state.cancelled {
+            let response: Atelier_V1_Response
+            do {
+                response = try call(.completeTask(done), requestID: id)
+            } catch {
+                if isStopped { release(lease, reason: "worker \(options.name) is stopping"); return }
+                if !warnedUnreachable { log("coordinator unreachable (\(error)); retrying"); warnedUnreachable = true }
+                sleep(seconds: delay)
+                delay = min(delay * 2, 5)
+                continue
+            }
+            guard response.hasError else { return }
+            switch response.error.code {
+            case .internal, .unspecified:
+                failures += 1
+                if isStopped && failures > 3 {
+                    release(lease, reason: "worker \(options.name) is stopping")
+                    return
+                }
+                let wait = failures <= 5 ? delay : 30
+                log(String(format: "complete_task for %@ got %@ (%@); retrying with the same request id in %.1f s",
+                           lease.taskID, "\(response.error.code)", response.error.message, wait))
+                sleep(seconds: wait)
+                delay = min(delay * 2, 8)
+            default:
+                // STALE_LEASE / NOT_FOUND: the task is someone else's or gone; INVALID_ARGUMENT /
+                // TOO_LARGE: the coordinator rejected the result (a failed attempt it records).
+                log("result for \(lease.taskID) refused: \(response.error.message)")
+                return
+            }
+        }
+    }
+
+    /// release_task for a lease this worker will not finish: a few quick tries (the worker is
+    /// on its way out), then the lease is left to expire as before.
+    func release(_ lease: Atelier_V1_Lease, reason: String) {
+        var r = Atelier_V1_ReleaseTaskRequest()
+        r.workerID = workerID
+        r.taskID = lease.taskID
+        r.fencingToken = lease.fencingToken
+        r.reason = reason
+        let id = UUID().uuidString
+        for attempt in 0..<3 {
+            do {
+                let response = try client.call(Self.request(.releaseTask(r), id: id), timeout: .seconds(2))
+                if response.hasError {
+                    log("release of \(lease.taskID) refused: \(response.error.message)")
+                } else {
+                    log("released \(lease.taskID) (\(reason))")
+                }
+                return
+            } catch {
+                if attempt == 2 { log("could not release \(lease.taskID) (\(error)); its lease will expire") }
+            }
+        }
+    }
+
+    static func request(_ body: Atelier_V1_Request.OneOf_Body, id: String) -> Atelier_V1_Request {
+        var req = Atelier_V1_Request()
+        req.protocolVersion = FarmClient.protocolVersion
+        req.requestID = id
+        req.body = body
+        return req
     }
 
     func call(_ body: Atelier_V1_Request.OneOf_Body, requestID: String = UUID().uuidString) throws -> Atelier_V1_Response {

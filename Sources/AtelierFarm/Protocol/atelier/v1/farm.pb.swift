@@ -765,6 +765,11 @@ public nonisolated struct Atelier_V1_ModelInfo: Sendable {
   /// to one digest at submit.
   public var weightsSha256: String = String()
 
+  /// The side of the square image the model renders when a job gives no width/height (its
+  /// `sample_size` x the VAE factor; 0 = unknown). The coordinator pins it at submit and refuses a
+  /// result of any other size before decoding it.
+  public var defaultImageSide: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1191,6 +1196,13 @@ public nonisolated struct Atelier_V1_TaskStatus: Sendable {
 
   public var lastError: String = String()
 
+  /// Leases of this task that expired (the worker went quiet or was killed). They have their own,
+  /// generous budget and are not charged as attempts.
+  public var leaseExpiries: UInt32 = 0
+
+  /// After an expiry the task waits until then (back-off growing per expiry) before it is leased again.
+  public var notBeforeUnixMs: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1335,39 +1347,78 @@ public nonisolated struct Atelier_V1_FetchResultResponse: Sendable {
   public init() {}
 }
 
-public nonisolated struct Atelier_V1_WorkerStatus: Sendable {
+public nonisolated struct Atelier_V1_WorkerStatus: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var workerID: String = String()
+  public var workerID: String {
+    get {_storage._workerID}
+    set {_uniqueStorage()._workerID = newValue}
+  }
 
-  public var name: String = String()
+  public var name: String {
+    get {_storage._name}
+    set {_uniqueStorage()._name = newValue}
+  }
 
   public var capabilities: Atelier_V1_WorkerCapabilities {
-    get {_capabilities ?? Atelier_V1_WorkerCapabilities()}
-    set {_capabilities = newValue}
+    get {_storage._capabilities ?? Atelier_V1_WorkerCapabilities()}
+    set {_uniqueStorage()._capabilities = newValue}
   }
   /// Returns true if `capabilities` has been explicitly set.
-  public var hasCapabilities: Bool {self._capabilities != nil}
+  public var hasCapabilities: Bool {_storage._capabilities != nil}
   /// Clears the value of `capabilities`. Subsequent reads from it will return its default value.
-  public mutating func clearCapabilities() {self._capabilities = nil}
+  public mutating func clearCapabilities() {_uniqueStorage()._capabilities = nil}
 
-  public var lastSeenUnixMs: Int64 = 0
+  public var lastSeenUnixMs: Int64 {
+    get {_storage._lastSeenUnixMs}
+    set {_uniqueStorage()._lastSeenUnixMs = newValue}
+  }
 
-  public var alive: Bool = false
+  public var alive: Bool {
+    get {_storage._alive}
+    set {_uniqueStorage()._alive = newValue}
+  }
 
-  public var currentTaskID: String = String()
+  public var currentTaskID: String {
+    get {_storage._currentTaskID}
+    set {_uniqueStorage()._currentTaskID = newValue}
+  }
 
-  public var completed: UInt32 = 0
+  public var completed: UInt32 {
+    get {_storage._completed}
+    set {_uniqueStorage()._completed = newValue}
+  }
 
-  public var failed: UInt32 = 0
+  public var failed: UInt32 {
+    get {_storage._failed}
+    set {_uniqueStorage()._failed = newValue}
+  }
+
+  /// While in the future, the worker gets no leases: its leases kept expiring (quarantine).
+  public var quarantinedUntilUnixMs: Int64 {
+    get {_storage._quarantinedUntilUnixMs}
+    set {_uniqueStorage()._quarantinedUntilUnixMs = newValue}
+  }
+
+  /// Leases it holds now, and at most (its declared slots; 0 counts as 1).
+  public var leases: UInt32 {
+    get {_storage._leases}
+    set {_uniqueStorage()._leases = newValue}
+  }
+
+  /// of its leases, in total
+  public var leaseExpiries: UInt32 {
+    get {_storage._leaseExpiries}
+    set {_uniqueStorage()._leaseExpiries = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _capabilities: Atelier_V1_WorkerCapabilities? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// Pages of workers in worker_id order. Workers silent for longer than the coordinator's
@@ -2399,7 +2450,7 @@ nonisolated extension Atelier_V1_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Atelier_V1_ModelInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ModelInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}content_hash\0\u{3}unet_in_channels\0\u{3}weights_sha256\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}content_hash\0\u{3}unet_in_channels\0\u{3}weights_sha256\0\u{3}default_image_side\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2411,6 +2462,7 @@ nonisolated extension Atelier_V1_ModelInfo: SwiftProtobuf.Message, SwiftProtobuf
       case 2: try { try decoder.decodeSingularStringField(value: &self.contentHash) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.unetInChannels) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.weightsSha256) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.defaultImageSide) }()
       default: break
       }
     }
@@ -2429,6 +2481,9 @@ nonisolated extension Atelier_V1_ModelInfo: SwiftProtobuf.Message, SwiftProtobuf
     if !self.weightsSha256.isEmpty {
       try visitor.visitSingularStringField(value: self.weightsSha256, fieldNumber: 4)
     }
+    if self.defaultImageSide != 0 {
+      try visitor.visitSingularUInt32Field(value: self.defaultImageSide, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2437,6 +2492,7 @@ nonisolated extension Atelier_V1_ModelInfo: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.contentHash != rhs.contentHash {return false}
     if lhs.unetInChannels != rhs.unetInChannels {return false}
     if lhs.weightsSha256 != rhs.weightsSha256 {return false}
+    if lhs.defaultImageSide != rhs.defaultImageSide {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3284,7 +3340,7 @@ nonisolated extension Atelier_V1_SubmitJobResponse: SwiftProtobuf.Message, Swift
 
 nonisolated extension Atelier_V1_TaskStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TaskStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}task_id\0\u{1}index\0\u{1}state\0\u{1}attempts\0\u{3}worker_id\0\u{1}step\0\u{3}total_steps\0\u{3}last_error\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}task_id\0\u{1}index\0\u{1}state\0\u{1}attempts\0\u{3}worker_id\0\u{1}step\0\u{3}total_steps\0\u{3}last_error\0\u{3}lease_expiries\0\u{3}not_before_unix_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3300,6 +3356,8 @@ nonisolated extension Atelier_V1_TaskStatus: SwiftProtobuf.Message, SwiftProtobu
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.step) }()
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.totalSteps) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.lastError) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.leaseExpiries) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self.notBeforeUnixMs) }()
       default: break
       }
     }
@@ -3330,6 +3388,12 @@ nonisolated extension Atelier_V1_TaskStatus: SwiftProtobuf.Message, SwiftProtobu
     if !self.lastError.isEmpty {
       try visitor.visitSingularStringField(value: self.lastError, fieldNumber: 8)
     }
+    if self.leaseExpiries != 0 {
+      try visitor.visitSingularUInt32Field(value: self.leaseExpiries, fieldNumber: 9)
+    }
+    if self.notBeforeUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.notBeforeUnixMs, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3342,6 +3406,8 @@ nonisolated extension Atelier_V1_TaskStatus: SwiftProtobuf.Message, SwiftProtobu
     if lhs.step != rhs.step {return false}
     if lhs.totalSteps != rhs.totalSteps {return false}
     if lhs.lastError != rhs.lastError {return false}
+    if lhs.leaseExpiries != rhs.leaseExpiries {return false}
+    if lhs.notBeforeUnixMs != rhs.notBeforeUnixMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3642,68 +3708,139 @@ nonisolated extension Atelier_V1_FetchResultResponse: SwiftProtobuf.Message, Swi
 
 nonisolated extension Atelier_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WorkerStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{1}name\0\u{1}capabilities\0\u{3}last_seen_unix_ms\0\u{1}alive\0\u{3}current_task_id\0\u{1}completed\0\u{1}failed\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{1}name\0\u{1}capabilities\0\u{3}last_seen_unix_ms\0\u{1}alive\0\u{3}current_task_id\0\u{1}completed\0\u{1}failed\0\u{3}quarantined_until_unix_ms\0\u{1}leases\0\u{3}lease_expiries\0")
+
+  fileprivate class _StorageClass {
+    var _workerID: String = String()
+    var _name: String = String()
+    var _capabilities: Atelier_V1_WorkerCapabilities? = nil
+    var _lastSeenUnixMs: Int64 = 0
+    var _alive: Bool = false
+    var _currentTaskID: String = String()
+    var _completed: UInt32 = 0
+    var _failed: UInt32 = 0
+    var _quarantinedUntilUnixMs: Int64 = 0
+    var _leases: UInt32 = 0
+    var _leaseExpiries: UInt32 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _workerID = source._workerID
+      _name = source._name
+      _capabilities = source._capabilities
+      _lastSeenUnixMs = source._lastSeenUnixMs
+      _alive = source._alive
+      _currentTaskID = source._currentTaskID
+      _completed = source._completed
+      _failed = source._failed
+      _quarantinedUntilUnixMs = source._quarantinedUntilUnixMs
+      _leases = source._leases
+      _leaseExpiries = source._leaseExpiries
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.workerID) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
-      case 3: try { try decoder.decodeSingularMessageField(value: &self._capabilities) }()
-      case 4: try { try decoder.decodeSingularInt64Field(value: &self.lastSeenUnixMs) }()
-      case 5: try { try decoder.decodeSingularBoolField(value: &self.alive) }()
-      case 6: try { try decoder.decodeSingularStringField(value: &self.currentTaskID) }()
-      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.completed) }()
-      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.failed) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._workerID) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._name) }()
+        case 3: try { try decoder.decodeSingularMessageField(value: &_storage._capabilities) }()
+        case 4: try { try decoder.decodeSingularInt64Field(value: &_storage._lastSeenUnixMs) }()
+        case 5: try { try decoder.decodeSingularBoolField(value: &_storage._alive) }()
+        case 6: try { try decoder.decodeSingularStringField(value: &_storage._currentTaskID) }()
+        case 7: try { try decoder.decodeSingularUInt32Field(value: &_storage._completed) }()
+        case 8: try { try decoder.decodeSingularUInt32Field(value: &_storage._failed) }()
+        case 9: try { try decoder.decodeSingularInt64Field(value: &_storage._quarantinedUntilUnixMs) }()
+        case 10: try { try decoder.decodeSingularUInt32Field(value: &_storage._leases) }()
+        case 11: try { try decoder.decodeSingularUInt32Field(value: &_storage._leaseExpiries) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.workerID.isEmpty {
-      try visitor.visitSingularStringField(value: self.workerID, fieldNumber: 1)
-    }
-    if !self.name.isEmpty {
-      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
-    }
-    try { if let v = self._capabilities {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-    } }()
-    if self.lastSeenUnixMs != 0 {
-      try visitor.visitSingularInt64Field(value: self.lastSeenUnixMs, fieldNumber: 4)
-    }
-    if self.alive != false {
-      try visitor.visitSingularBoolField(value: self.alive, fieldNumber: 5)
-    }
-    if !self.currentTaskID.isEmpty {
-      try visitor.visitSingularStringField(value: self.currentTaskID, fieldNumber: 6)
-    }
-    if self.completed != 0 {
-      try visitor.visitSingularUInt32Field(value: self.completed, fieldNumber: 7)
-    }
-    if self.failed != 0 {
-      try visitor.visitSingularUInt32Field(value: self.failed, fieldNumber: 8)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._workerID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._workerID, fieldNumber: 1)
+      }
+      if !_storage._name.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._name, fieldNumber: 2)
+      }
+      try { if let v = _storage._capabilities {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+      } }()
+      if _storage._lastSeenUnixMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._lastSeenUnixMs, fieldNumber: 4)
+      }
+      if _storage._alive != false {
+        try visitor.visitSingularBoolField(value: _storage._alive, fieldNumber: 5)
+      }
+      if !_storage._currentTaskID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._currentTaskID, fieldNumber: 6)
+      }
+      if _storage._completed != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._completed, fieldNumber: 7)
+      }
+      if _storage._failed != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._failed, fieldNumber: 8)
+      }
+      if _storage._quarantinedUntilUnixMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._quarantinedUntilUnixMs, fieldNumber: 9)
+      }
+      if _storage._leases != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._leases, fieldNumber: 10)
+      }
+      if _storage._leaseExpiries != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._leaseExpiries, fieldNumber: 11)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Atelier_V1_WorkerStatus, rhs: Atelier_V1_WorkerStatus) -> Bool {
-    if lhs.workerID != rhs.workerID {return false}
-    if lhs.name != rhs.name {return false}
-    if lhs._capabilities != rhs._capabilities {return false}
-    if lhs.lastSeenUnixMs != rhs.lastSeenUnixMs {return false}
-    if lhs.alive != rhs.alive {return false}
-    if lhs.currentTaskID != rhs.currentTaskID {return false}
-    if lhs.completed != rhs.completed {return false}
-    if lhs.failed != rhs.failed {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._workerID != rhs_storage._workerID {return false}
+        if _storage._name != rhs_storage._name {return false}
+        if _storage._capabilities != rhs_storage._capabilities {return false}
+        if _storage._lastSeenUnixMs != rhs_storage._lastSeenUnixMs {return false}
+        if _storage._alive != rhs_storage._alive {return false}
+        if _storage._currentTaskID != rhs_storage._currentTaskID {return false}
+        if _storage._completed != rhs_storage._completed {return false}
+        if _storage._failed != rhs_storage._failed {return false}
+        if _storage._quarantinedUntilUnixMs != rhs_storage._quarantinedUntilUnixMs {return false}
+        if _storage._leases != rhs_storage._leases {return false}
+        if _storage._leaseExpiries != rhs_storage._leaseExpiries {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
