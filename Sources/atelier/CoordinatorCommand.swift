@@ -22,25 +22,25 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Folder for the database and the result PNGs (created if missing).")
     var data: String
 
-    @Option(help: "Seconds a lease lives without a heartbeat.")
+    @Option(parsing: .unconditional, help: "Seconds a lease lives without a heartbeat.")
     var leaseSeconds: Double = 30
 
-    @Option(help: "Attempts per task before its job fails.")
+    @Option(parsing: .unconditional, help: "Attempts per task before its job fails.")
     var maxAttempts: Int = 3
 
-    @Option(help: "Most unfinished tasks the queue holds; submissions beyond it are refused.")
+    @Option(parsing: .unconditional, help: "Most unfinished tasks the queue holds; submissions beyond it are refused.")
     var maxQueue: Int = 10_000
 
-    @Option(help: "Concurrent requests served.")
+    @Option(parsing: .unconditional, help: "Concurrent requests served.")
     var contexts: Int = 8
 
-    @Option(help: "Seconds after which a silent worker holding no lease is forgotten.")
+    @Option(parsing: .unconditional, help: "Seconds after which a silent worker holding no lease is forgotten.")
     var workerRetentionSeconds: Double = 3600
 
-    @Option(help: "Most connections held at once (default: the open-file limit minus a reserve).")
+    @Option(parsing: .unconditional, help: "Most connections held at once (default: the open-file limit minus a reserve).")
     var maxConnections: Int?
 
-    @Option(help: "Near the connection cap, connections idle this many seconds are closed.")
+    @Option(parsing: .unconditional, help: "Near the connection cap, connections idle this many seconds are closed.")
     var idleConnectionSeconds: Double = 120
 
     func run() throws {

@@ -15,6 +15,13 @@ extension CoordinatorCommand {
         }
         _ = try OptionRange.check(maxAttempts, in: CoordinatorOptions.maxAttemptsRange, "--max-attempts")
         _ = try OptionRange.check(maxQueue, in: CoordinatorOptions.maxUnfinishedTasksRange, "--max-queue", "unfinished tasks")
+        guard workerRetentionSeconds.isFinite, (1...30 * 86_400).contains(workerRetentionSeconds) else {
+            throw CLIError("--worker-retention-seconds must be in 1…2592000 (30 days), got \(workerRetentionSeconds)")
+        }
+        if let maxConnections { _ = try OptionRange.check(maxConnections, in: 1...1_000_000, "--max-connections") }
+        guard idleConnectionSeconds.isFinite, (1...86_400).contains(idleConnectionSeconds) else {
+            throw CLIError("--idle-connection-seconds must be in 1…86400 (a day), got \(idleConnectionSeconds)")
+        }
         try DataFolder.check(data, option: "--data")
     }
 }

@@ -30,6 +30,9 @@ final class PipelineRenderEngine: RenderEngine, @unchecked Sendable {
 
     func render(_ task: Atelier_V1_TaskSpec, progress: @escaping (Int, Int) -> Bool) throws -> Data {
         do {
+            // The same rules as every other door: a task that slipped past an older coordinator
+            // fails here with the rule's message (the same on every worker, so the job fails fast).
+            try FarmRequestValidation.validate(task)
             switch task.kind {
             case .image(let t)?:
                 let pipeline = try pipeline(t.params.model)
@@ -78,9 +81,9 @@ final class PipelineRenderEngine: RenderEngine, @unchecked Sendable {
         r.height = p.height == 0 ? nil : Int(p.height)
         r.strength = p.hasStrength ? p.strength : nil
         r.guidanceRescale = p.guidanceRescale
-        if !p.initImagePng.isEmpty { r.initImage = try PNGCodec.decode(Array(p.initImagePng), source: "init image").rgb() }
-        if !p.maskPng.isEmpty { r.mask = try PNGCodec.decode(Array(p.maskPng), source: "mask").gray() }
-        if !p.depthMapPng.isEmpty { r.depthMap = try CommandInputs.depth(PNGCodec.decode(Array(p.depthMapPng), source: "depth map")) }
+        if !p.initImagePng.isEmpty { r.initImage = try PNGCodec.decode(Array(p.initImagePng), source: "init image", limits: .inputImage).rgb() }
+        if !p.maskPng.isEmpty { r.mask = try PNGCodec.decode(Array(p.maskPng), source: "mask", limits: .inputImage).gray() }
+        if !p.depthMapPng.isEmpty { r.depthMap = try CommandInputs.depth(PNGCodec.decode(Array(p.depthMapPng), source: "depth map", limits: .inputImage)) }
         return r
     }
 }
