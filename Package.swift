@@ -44,6 +44,13 @@ let package = Package(
             "AtelierFarm", "AtelierDiffusion", "AtelierModels", "AtelierKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // The fault and load suites (scripts/chaos.sh, scripts/load.sh): real coordinator and worker
+        // processes under kill -9, SIGSTOP, a straggler, a full disk; or 10k tasks on no-op workers.
+        .executableTarget(name: "atelier-chaos", dependencies: [
+            "AtelierFarm", "AtelierDiffusion",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .testTarget(name: "AtelierKernelsTests", dependencies: ["AtelierKernels"]),
         .testTarget(name: "AtelierModelsTests", dependencies: ["AtelierModels", "AtelierKernels"]),
         .testTarget(name: "AtelierDiffusionTests", dependencies: ["AtelierDiffusion", "AtelierModels", "AtelierKernels"],
@@ -51,5 +58,7 @@ let package = Package(
         .testTarget(name: "AtelierFarmTests", dependencies: ["AtelierFarm", "AtelierDiffusion"]),
         // Runs the built `atelier` executable as a user would (exit codes, messages, files).
         .testTarget(name: "AtelierCLITests", dependencies: ["AtelierDiffusion"]),
+        // CI's fast lane of the chaos suite: `atelier-chaos chaos --quick` run as a process.
+        .testTarget(name: "AtelierChaosTests", dependencies: []),
     ]
 )
