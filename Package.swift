@@ -51,6 +51,13 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Fuzz targets (protobuf requests into the coordinator, safetensors, PNG, tokenizer), shared
+        // by libFuzzer (atelier-fuzz built by scripts/fuzz.sh with -sanitize=fuzzer) and the CI replay.
+        .target(name: "AtelierFuzzTargets", dependencies: [
+            "AtelierFarm", "AtelierDiffusion", "AtelierModels",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
+        .executableTarget(name: "atelier-fuzz", dependencies: ["AtelierFuzzTargets"]),
         .testTarget(name: "AtelierKernelsTests", dependencies: ["AtelierKernels"]),
         .testTarget(name: "AtelierModelsTests", dependencies: ["AtelierModels", "AtelierKernels"]),
         .testTarget(name: "AtelierDiffusionTests", dependencies: ["AtelierDiffusion", "AtelierModels", "AtelierKernels"],
@@ -58,7 +65,9 @@ let package = Package(
         .testTarget(name: "AtelierFarmTests", dependencies: ["AtelierFarm", "AtelierDiffusion"]),
         // Runs the built `atelier` executable as a user would (exit codes, messages, files).
         .testTarget(name: "AtelierCLITests", dependencies: ["AtelierDiffusion"]),
-        // CI's fast lane of the chaos suite: `atelier-chaos chaos --quick` run as a process.
+        // CI's fast lanes of the suites: the committed fuzz corpora plus seeded mutations in-process,
+        // and `atelier-chaos chaos --quick` run as a process.
+        .testTarget(name: "AtelierFuzzTests", dependencies: ["AtelierFuzzTargets"]),
         .testTarget(name: "AtelierChaosTests", dependencies: []),
     ]
 )
