@@ -221,6 +221,7 @@ final class ChaosRun {
         var stopped: (slot: String, taskID: String, at: Date, attempts: UInt32)?
         var diskFilledAt: Date?
         var nextSpec = 0
+        var ended = Set<String>()  // jobs seen in a terminal state (not polled again)
         func coordinatorKillsDue() -> Int {
             plan.coordinatorKills == 0 ? 0 : counts.workerKills * (plan.coordinatorKills + 1) / max(1, plan.workerKills)
         }
@@ -239,9 +240,10 @@ final class ChaosRun {
                 try startCoordinator()
             }
             // Enough queued work that every worker is busy when it is hit.
-            let unfinished = try jobs.reduce(0) { sum, job in
+            var unfinished = 0
+            for job in jobs where !ended.contains(job.id) {
                 let s = try probe.status(job.id)
-                return FarmProbe.isTerminal(s.state) ? sum : sum + Int(s.totalTasks - s.doneTasks)
+                if FarmProbe.isTerminal(s.state) { ended.insert(job.id) } else { unfinished += Int(s.totalTasks - s.doneTasks) }
             }
             if unfinished < 2 * (plan.workers + 1) {
                 let spec = nextSpec % specs.count
