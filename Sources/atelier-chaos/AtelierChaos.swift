@@ -9,7 +9,7 @@ struct AtelierChaos: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "atelier-chaos",
         abstract: "Fault injection and load benchmark for the Atelier farm.",
-        subcommands: [Chaos.self])
+        subcommands: [Chaos.self, Load.self])
 
     /// The `atelier` executable next to this one unless given.
     static func atelierExecutable(_ given: String?) throws -> URL {
@@ -45,6 +45,36 @@ struct AtelierChaos: ParsableCommand {
         func run() throws {
             let run = try ChaosRun(plan: quick ? .quick : .full, atelier: try AtelierChaos.atelierExecutable(atelier),
                                    repoRoot: AtelierChaos.repoRoot)
+            let code = run.run()
+            if code != 0 { throw ExitCode(code) }
+        }
+    }
+
+    struct Load: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Drain queued tasks with no-op workers; report throughput, lease latency, coordinator RSS.")
+
+        @Option(help: "Tasks queued before the workers start.")
+        var tasks = 10_000
+        @Option(help: "Jobs the tasks are split into.")
+        var jobs = 10
+        @Option(help: "Worker processes (atelier worker --engine noop).")
+        var workers = 32
+        @Option(help: "Protocol workers inside this process that time their lease requests.")
+        var probes = 2
+        @Option(help: "The atelier executable (default: the one next to atelier-chaos).")
+        var atelier: String?
+
+        func validate() throws {
+            guard tasks > 0, jobs > 0, jobs <= tasks, workers > 0, probes > 0 else {
+                throw ValidationError("--tasks, --jobs, --workers and --probes must be positive, with jobs ≤ tasks")
+            }
+            guard tasks / jobs <= 2000 else { throw ValidationError("at most 2000 tasks per job: raise --jobs") }
+        }
+
+        func run() throws {
+            let run = try LoadRun(atelier: try AtelierChaos.atelierExecutable(atelier), tasks: tasks, jobs: jobs,
+                                  workers: workers, probes: probes)
             let code = run.run()
             if code != 0 { throw ExitCode(code) }
         }
