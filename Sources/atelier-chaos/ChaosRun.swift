@@ -80,7 +80,7 @@ final class ChaosRun {
     private var notes: [String] = []
 
     struct FaultCounts {
-        var workerKills = 0, coordinatorKills = 0, sigstops = 0, diskFulls = 0
+        var workerKills = 0, midTaskKills = 0, coordinatorKills = 0, sigstops = 0, diskFulls = 0
         var sigstopDetail = "", stragglerDetail = "", diskDetail = ""
     }
 
@@ -115,7 +115,9 @@ final class ChaosRun {
             for i in 1...plan.workers { try startWorker("w\(i)") }
             try startWorker("straggler")
             try waitForWorkers(plan.workers + 1)
+            progress("\(plan.workers) workers and a straggler registered; injecting faults")
             try injectFaults()
+            progress("faults done; waiting for \(jobs.count) jobs to finish")
             outcome = try collect()
         } catch {
             print("chaos: the run itself failed: \(error)")
@@ -205,6 +207,26 @@ final class ChaosRun {
         }
     }
 
+    /// slot → the task its *current* process holds. A worker's id is read from its own log
+    /// ("registered as ID"), because list_workers also shows the rows of killed predecessors with
+    /// the same name, alive until three heartbeat intervals pass.
+    private func busySlots(_ probe: FarmProbe) throws -> [String: String] {
+        let byID = Dictionary(try probe.workers().map { ($0.workerID, $0) }, uniquingKeysWith: { a, _ in a })
+        var busy = [String: String]()
+        for (slot, child) in workers where child.isRunning {
+            let text = (try? String(contentsOf: child.stderrURL, encoding: .utf8)) ?? ""
+            guard let r = text.range(of: "registered as ", options: .backwards) else { continue }
+            let id = String(text[r.upperBound...].prefix { !$0.isWhitespace })
+            if let task = byID[id]?.currentTaskID, !task.isEmpty { busy[slot] = task }
+        }
+        return busy
+    }
+
+    /// A progress line on stderr (the table goes to stdout at the end).
+    private func progress(_ message: String) {
+        FileHandle.standardError.write(Data("chaos: \(message)\n".utf8))
+    }
+
     private func shutdownAll() {
         for (_, w) in workers { w.signal(SIGCONT); w.kill9() }
         coordinator?.terminate()
@@ -245,7 +267,7 @@ final class ChaosRun {
                 let s = try probe.status(job.id)
                 if FarmProbe.isTerminal(s.state) { ended.insert(job.id) } else { unfinished += Int(s.totalTasks - s.doneTasks) }
             }
-            if unfinished < 2 * (plan.workers + 1) {
+            if unfinished < 3 * (plan.workers + 1) {
                 let spec = nextSpec % specs.count
                 nextSpec += 1
                 jobs.append((try probe.submit(specs[spec].batch).jobID, spec))
@@ -253,12 +275,16 @@ final class ChaosRun {
 
             // A worker kill -9, preferring one that holds a lease (mid-render), then a restart.
             if counts.workerKills < plan.workerKills, Date() >= nextKill {
-                let busy = try probe.workers().filter { $0.alive && !$0.currentTaskID.isEmpty }.map(\.name)
+                let busy = try busySlots(probe)
                 let candidates = workers.keys.filter { $0 != "straggler" && $0 != stopped?.slot }.sorted()
-                let preferred = candidates.filter { busy.contains("chaos-\($0)") }
+                let preferred = candidates.filter { busy[$0] != nil }
                 if let slot = (preferred.isEmpty ? candidates : preferred).randomElement() {
                     workers[slot]?.kill9()
                     counts.workerKills += 1
+                    if busy[slot] != nil { counts.midTaskKills += 1 }
+                    if counts.workerKills % 10 == 0 || counts.workerKills == plan.workerKills {
+                        progress("\(counts.workerKills)/\(plan.workerKills) worker kills, \(counts.coordinatorKills) coordinator kills, \(jobs.count) jobs submitted")
+                    }
                     try startWorker(slot)
                 }
                 nextKill = Date().addingTimeInterval(plan.workerKillInterval)
@@ -288,12 +314,12 @@ final class ChaosRun {
             // SIGSTOP a busy worker until its task has been leased again elsewhere (past its lease),
             // then SIGCONT: its late heartbeat and completion must be refused as stale.
             if !sigstopDone, stopped == nil, counts.workerKills >= plan.workerKills / 3 {
-                let busy = try probe.workers().filter { $0.alive && !$0.currentTaskID.isEmpty && $0.name.hasPrefix("chaos-w") }
-                if let target = busy.randomElement(), let slot = Optional(String(target.name.dropFirst("chaos-".count))),
-                   let child = workers[slot], let jobID = target.currentTaskID.split(separator: "-").first {
-                    let task = try probe.status(String(jobID), tasks: true).tasks.first { $0.taskID == target.currentTaskID }
+                let busy = try busySlots(probe).filter { $0.key != "straggler" }
+                if let (slot, taskID) = busy.randomElement(), let child = workers[slot],
+                   let jobID = taskID.split(separator: "-").first {
+                    let task = try probe.status(String(jobID), tasks: true).tasks.first { $0.taskID == taskID }
                     child.signal(SIGSTOP)
-                    stopped = (slot, target.currentTaskID, Date(), task?.attempts ?? 0)
+                    stopped = (slot, taskID, Date(), task?.attempts ?? 0)
                 }
             } else if let s = stopped, let jobID = s.taskID.split(separator: "-").first {
                 let task = try probe.status(String(jobID), tasks: true).tasks.first { $0.taskID == s.taskID }
@@ -352,7 +378,7 @@ final class ChaosRun {
             switch status?.state {
             case .succeeded?: result.succeeded += 1
             case .failed?, .cancelled?: result.failed += 1
-                result.errors += (status?.errors ?? []).prefix(2).map { "job \(job.id): \($0)" }
+                result.errors += (status?.errors ?? []).suffix(2).map { "job \(job.id): \($0)" }
             default: result.errors.append("job \(job.id) did not finish within \(Int(plan.deadline)) s")
             }
             for index in 0..<spec.images {
@@ -385,7 +411,7 @@ final class ChaosRun {
         var lines = ["", "chaos run (\(plan.workers) workers + 1 straggler, coordinator with default options) on \(address)",
                      String(repeating: "-", count: 72)]
         lines.append(row("fault", "injected"))
-        lines.append(row("worker kill -9 (restarted)", "\(counts.workerKills)"))
+        lines.append(row("worker kill -9 (restarted)", "\(counts.workerKills)  (\(counts.midTaskKills) holding a lease)"))
         lines.append(row("coordinator kill -9 (restarted)", "\(counts.coordinatorKills)"))
         lines.append(row("worker SIGSTOP past lease, SIGCONT", plan.sigstop ? "\(counts.sigstops)  \(counts.sigstopDetail)"
                                                                              : "0  (not in --quick: needs the 30 s default TTL)"))
