@@ -5,16 +5,29 @@
 # FUZZ_RUNS_PROTOBUF / _SAFETENSORS (default 1,000,000), FUZZ_RUNS_PNG / _TOKENIZER (100,000).
 # A crash or hang is saved under Tests/Fuzz/crashes/TARGET/ and fuzzing resumes (at most
 # FUZZ_MAX_FINDINGS per target, default 10). Prints executions, crashes and hangs per target and
-# exits 1 if any was found. Reproduce one with:
-#   ATELIER_FUZZ_TARGET=TARGET .build/fuzz/release/atelier-fuzz Tests/Fuzz/crashes/TARGET/crash-…
+# exits 1 if any was found. FUZZ_BIN=PATH uses an atelier-fuzz built before. Reproduce one with:
+#   ATELIER_FUZZ_TARGET=TARGET .build/fuzz/x86_64-unknown-linux-gnu/release/atelier-fuzz Tests/Fuzz/crashes/TARGET/crash-…
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(protobuf safetensors png tokenizer)
-swift build -c release --scratch-path .build/fuzz --product atelier-fuzz \
-  -Xswiftc -sanitize=fuzzer -Xswiftc -parse-as-library -Xswiftc -DATELIER_LIBFUZZER
-BIN=.build/fuzz/release/atelier-fuzz
+[ ${#targets[@]} -eq 0 ] && targets=(png tokenizer protobuf safetensors)
+if [ -n "${FUZZ_BIN:-}" ]; then
+  BIN=$FUZZ_BIN        # a binary built before (skips the build)
+else
+  build=(swift build -c release --scratch-path .build/fuzz --product atelier-fuzz
+         -Xswiftc -sanitize=fuzzer -Xswiftc -parse-as-library -Xswiftc -DATELIER_LIBFUZZER)
+  BIN="$("${build[@]}" --show-bin-path)/atelier-fuzz"
+  # SwiftPM links executables with `--defsym main=atelier_fuzz_main`, which collides with libFuzzer's
+  # own main; when its link fails, rerun SwiftPM's link command without that flag.
+  buildlog=$(mktemp /tmp/atelier-fuzz-build.XXXXXX.log)
+  if ! "${build[@]}" -v >"$buildlog" 2>&1; then
+    link=$(grep -E 'swiftc .*-emit-executable .*atelier-fuzz' "$buildlog" | tail -1 || true)
+    if [ -z "$link" ]; then tail -30 "$buildlog"; echo "fuzz: the build failed (log: $buildlog)"; exit 2; fi
+    eval "${link/-Xlinker --defsym -Xlinker main=atelier_fuzz_main/}"
+  fi
+  rm -f "$buildlog"
+fi
 max_findings=${FUZZ_MAX_FINDINGS:-10}
 summary=()
 status=0
@@ -35,7 +48,9 @@ for t in "${targets[@]}"; do
   while [ "$done_runs" -lt "$runs" ] && [ "$findings" -lt "$max_findings" ]; do
     log=$(mktemp /tmp/atelier-fuzz-$t.XXXXXX.log)
     set +e
-    ATELIER_FUZZ_TARGET=$t "$BIN" "$work" -runs=$((runs - done_runs)) -max_len=$max_len -timeout=10 \
+    # The Swift runtime's own crash reporter would catch the trap first and libFuzzer would
+    # write no reproducer: leave signals to libFuzzer.
+    SWIFT_BACKTRACE=enable=no ATELIER_FUZZ_TARGET=$t "$BIN" "$work" -runs=$((runs - done_runs)) -max_len=$max_len -timeout=10 \
       -rss_limit_mb=3072 -artifact_prefix="$crashes/" -print_final_stats=1 >"$log" 2>&1
     rc=$?
     set -e
@@ -44,7 +59,8 @@ for t in "${targets[@]}"; do
     done_runs=$((done_runs + ${n:-0}))
     if [ $rc -ne 0 ]; then
       findings=$((findings + 1))
-      echo "fuzz: $t: finding after $done_runs executions:"; grep -m3 -E 'ERROR|Fatal error|Test unit written' "$log" || tail -5 "$log"
+      echo "fuzz: $t: finding after $done_runs executions:"; grep -m4 -E 'ERROR|Fatal error|Test unit written' "$log" || tail -5 "$log"
+      cp "$log" "$crashes/finding-$(date +%s).log"     # the libFuzzer report next to the reproducer
       [ "${n:-0}" -eq 0 ] && [ "$findings" -ge 3 ] && break    # it cannot start: stop retrying
     fi
     rm -f "$log"

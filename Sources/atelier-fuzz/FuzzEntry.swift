@@ -2,13 +2,16 @@ import AtelierFuzzTargets
 import Foundation
 
 // Built by scripts/fuzz.sh with `-sanitize=fuzzer -parse-as-library -D ATELIER_LIBFUZZER`:
-// libFuzzer supplies `main` and calls these. The target is chosen by $ATELIER_FUZZ_TARGET
-// (protobuf | safetensors | png | tokenizer), so one binary serves all four.
+// libFuzzer supplies `main` and calls these two. The target is chosen by $ATELIER_FUZZ_TARGET
+// (protobuf | safetensors | png | tokenizer), so one binary serves all four. (SwiftPM links
+// executables with `--defsym main=<module>_main`, which collides with libFuzzer's `main`; fuzz.sh
+// therefore reruns SwiftPM's own link command without that flag.) Without the flag this file is
+// the coverage-less fallback below.
 #if ATELIER_LIBFUZZER
 nonisolated(unsafe) private var fuzzTarget: FuzzTarget?
 
 @_cdecl("LLVMFuzzerInitialize")
-public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>) -> Int32 {
+public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>?, _ argv: UnsafeMutableRawPointer?) -> Int32 {
     let name = ProcessInfo.processInfo.environment["ATELIER_FUZZ_TARGET"] ?? ""
     guard let kind = FuzzTargetKind(rawValue: name) else {
         FileHandle.standardError.write(Data("set ATELIER_FUZZ_TARGET to one of \(FuzzTargetKind.allCases.map(\.rawValue).joined(separator: ", "))\n".utf8))
