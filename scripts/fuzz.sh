@@ -71,6 +71,12 @@ for t in "${targets[@]}"; do
   summary+=("$(printf '%-12s %12s %8s %6s %7s' "$t" "$done_runs" "$((new_crashes))" "$hangs" "${seconds}s")")
   [ "$findings" -gt 0 ] && status=1
   rm -rf "$work"
+  # libFuzzer exits without running deinitializers: remove the targets' scratch folders
+  # (/dev/shm/atelier-fuzz-NAME-PID) of fuzzer processes that are gone.
+  for d in /dev/shm/atelier-fuzz-* /tmp/atelier-fuzz-*-[0-9]*; do
+    [ -e "$d" ] || continue
+    pid=${d##*-}; kill -0 "$pid" 2>/dev/null || rm -rf "$d"
+  done
 done
 echo
 printf '%-12s %12s %8s %6s %7s\n' target executions crashes hangs time
