@@ -17,15 +17,19 @@ if [ -n "${FUZZ_BIN:-}" ]; then
 else
   build=(swift build -c release --scratch-path .build/fuzz --product atelier-fuzz
          -Xswiftc -sanitize=fuzzer -Xswiftc -parse-as-library -Xswiftc -DATELIER_LIBFUZZER)
-  BIN="$("${build[@]}" --show-bin-path)/atelier-fuzz"
   # SwiftPM links executables with `--defsym main=atelier_fuzz_main`, which collides with libFuzzer's
-  # own main; when its link fails, rerun SwiftPM's link command without that flag.
+  # own main; when its link fails, rerun SwiftPM's link command without that flag. (The binary's
+  # path is taken from that command: `--show-bin-path` with these flags makes the next build
+  # start from scratch.)
   buildlog=$(mktemp /tmp/atelier-fuzz-build.XXXXXX.log)
+  echo "fuzz: building atelier-fuzz with -sanitize=fuzzer in .build/fuzz (the first build takes a while)"
   if ! "${build[@]}" -v >"$buildlog" 2>&1; then
     link=$(grep -E 'swiftc .*-emit-executable .*atelier-fuzz' "$buildlog" | tail -1 || true)
     if [ -z "$link" ]; then tail -30 "$buildlog"; echo "fuzz: the build failed (log: $buildlog)"; exit 2; fi
     eval "${link/-Xlinker --defsym -Xlinker main=atelier_fuzz_main/}"
   fi
+  BIN=$(find .build/fuzz -path '*/release/atelier-fuzz' -type f -perm -u+x | head -1)
+  [ -n "$BIN" ] || { echo "fuzz: no atelier-fuzz was built (log: $buildlog)"; exit 2; }
   rm -f "$buildlog"
 fi
 max_findings=${FUZZ_MAX_FINDINGS:-10}

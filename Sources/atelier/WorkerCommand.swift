@@ -42,7 +42,7 @@ struct WorkerCommand: ParsableCommand {
             let path = (String(spec[spec.index(after: eq)...]) as NSString).expandingTildeInPath
             models.append((String(spec[..<eq]), URL(fileURLWithPath: path)))
         }
-        if models.isEmpty && engineKind == .noop {
+        if models.isEmpty && engineKind == .noop {  // loads nothing: only the default names matter
             models = [(DefaultModel.Kind.generator.farmName, URL(fileURLWithPath: "/dev/null")),
                       (DefaultModel.Kind.upscaler.farmName, URL(fileURLWithPath: "/dev/null"))]
         }
