@@ -10,6 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 CONFIG=${ATELIER_SUITE_CONFIG:-debug}
-swift build -c "$CONFIG" --product atelier
-swift build -c "$CONFIG" --product atelier-chaos
+if [ "$CONFIG" = debug ]; then
+  swift build --build-tests   # the build CI makes (a --product build can leave a plan that makes it build far more)
+else
+  swift build -c "$CONFIG" --product atelier
+  swift build -c "$CONFIG" --product atelier-chaos
+fi
 exec ".build/$CONFIG/atelier-chaos" chaos --atelier ".build/$CONFIG/atelier" "$@"

@@ -26,7 +26,8 @@ else
   if ! "${build[@]}" -v >"$buildlog" 2>&1; then
     link=$(grep -E 'swiftc .*-emit-executable .*atelier-fuzz' "$buildlog" | tail -1 || true)
     if [ -z "$link" ]; then tail -30 "$buildlog"; echo "fuzz: the build failed (log: $buildlog)"; exit 2; fi
-    eval "${link/-Xlinker --defsym -Xlinker main=atelier_fuzz_main/}"
+    eval "${link/-Xlinker --defsym -Xlinker main=atelier_fuzz_main/}" >>"$buildlog" 2>&1 \
+      || { tail -20 "$buildlog"; echo "fuzz: the link failed (log: $buildlog)"; exit 2; }
   fi
   BIN=$(find .build/fuzz -path '*/release/atelier-fuzz' -type f -perm -u+x | head -1)
   [ -n "$BIN" ] || { echo "fuzz: no atelier-fuzz was built (log: $buildlog)"; exit 2; }

@@ -7,7 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 CONFIG=${ATELIER_SUITE_CONFIG:-release}
-swift build -c "$CONFIG" --product atelier
-swift build -c "$CONFIG" --product atelier-chaos
+if [ "$CONFIG" = debug ]; then
+  swift build --build-tests   # the build CI makes (a --product build can leave a plan that makes it build far more)
+else
+  swift build -c "$CONFIG" --product atelier
+  swift build -c "$CONFIG" --product atelier-chaos
+fi
 ulimit -n 65536 2>/dev/null || true
 exec ".build/$CONFIG/atelier-chaos" load --atelier ".build/$CONFIG/atelier" "$@"
