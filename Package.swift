@@ -49,6 +49,20 @@ let package = Package(
             "AtelierFarm", "AtelierRequests", "AtelierDiffusion", "AtelierModels", "AtelierKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // The fault and load suites (scripts/chaos.sh, scripts/load.sh): real coordinator and worker
+        // processes under kill -9, SIGSTOP, a straggler, a full disk; or 10k tasks on no-op workers.
+        .executableTarget(name: "atelier-chaos", dependencies: [
+            "AtelierFarm", "AtelierDiffusion",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // Fuzz targets (protobuf requests into the coordinator, safetensors, PNG, tokenizer), shared
+        // by libFuzzer (atelier-fuzz built by scripts/fuzz.sh with -sanitize=fuzzer) and the CI replay.
+        .target(name: "AtelierFuzzTargets", dependencies: [
+            "AtelierFarm", "AtelierDiffusion", "AtelierModels",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
+        .executableTarget(name: "atelier-fuzz", dependencies: ["AtelierFuzzTargets"]),
         .testTarget(name: "AtelierKernelsTests", dependencies: ["AtelierKernels"]),
         .testTarget(name: "AtelierModelsTests", dependencies: ["AtelierModels", "AtelierKernels"]),
         .testTarget(name: "AtelierDiffusionTests", dependencies: ["AtelierRequests", "AtelierDiffusion", "AtelierModels", "AtelierKernels"],
@@ -57,5 +71,9 @@ let package = Package(
                                                         .product(name: "GRDB", package: "GRDB.swift")]),
         // Runs the built `atelier` executable as a user would (exit codes, messages, files).
         .testTarget(name: "AtelierCLITests", dependencies: ["AtelierDiffusion", "atelier"]),
+        // CI's fast lanes of the suites: the committed fuzz corpora plus seeded mutations in-process,
+        // and `atelier-chaos chaos --quick` run as a process.
+        .testTarget(name: "AtelierFuzzTests", dependencies: ["AtelierFuzzTargets"]),
+        .testTarget(name: "AtelierChaosTests", dependencies: []),
     ]
 )

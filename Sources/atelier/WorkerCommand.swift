@@ -27,6 +27,12 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Worker name shown by `atelier workers` (default: host name and process id).")
     var name: String?
 
+    @Option(name: .customLong("engine"), help: "Render engine: 'pipeline' (the models), or 'noop' for load tests only (solid images, announced as engine=noop).")
+    var engineKind: WorkerEngineKind = .pipeline
+
+    @Option(help: "Testing only: sleep this many milliseconds after every step (a slow straggler for chaos runs).")
+    var stragglerStepDelayMs: Int = 0
+
     func run() throws {
         var models: [(name: String, path: URL)] = []
         for spec in model {
@@ -36,18 +42,22 @@ struct WorkerCommand: ParsableCommand {
             let path = (String(spec[spec.index(after: eq)...]) as NSString).expandingTildeInPath
             models.append((String(spec[..<eq]), URL(fileURLWithPath: path)))
         }
+        if models.isEmpty && engineKind == .noop {  // loads nothing: only the default names matter
+            models = [(DefaultModel.Kind.generator.farmName, URL(fileURLWithPath: "/dev/null")),
+                      (DefaultModel.Kind.upscaler.farmName, URL(fileURLWithPath: "/dev/null"))]
+        }
         if models.isEmpty {
             // The bundled tiny models, under the names submit and submit-upscale default to.
             models = [(DefaultModel.Kind.generator.farmName, try DefaultModel.resolve(nil, kind: .generator)),
                       (DefaultModel.Kind.upscaler.farmName, try DefaultModel.resolve(nil, kind: .upscaler))]
         }
-        let engine = try PipelineRenderEngine(models: models)
+        let engine = try engineKind.make(models: models, stragglerStepDelayMs: stragglerStepDelayMs)
         let address = FarmAddress.resolve(flag: coordinator)
         let client = try FarmClient(address: address)
         let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
         let worker = FarmWorker(client: client, engine: engine,
-                                options: .init(name: workerName, version: "\(atelierVersion) blas=\(BLAS.coreName)",
-                                               numerics: WorkerCommand.numerics), log: log)
+                                options: .init(name: workerName, version: "\(atelierVersion) blas=\(BLAS.coreName)\(engineKind.versionSuffix)",
+                                               numerics: engineKind == .noop ? "noop" : WorkerCommand.numerics), log: log)
         log("worker \(workerName) (OpenBLAS \(BLAS.coreName) kernels) serving \(models.map(\.name).joined(separator: ", ")) for \(address)")
         // SIGTERM/SIGINT (DispatchSource, in SignalWaiter): stop at the next step and hand the
         // current lease back (release_task), so the task is requeued at once and not charged. A
