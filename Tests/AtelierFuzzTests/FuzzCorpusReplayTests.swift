@@ -38,4 +38,23 @@ final class FuzzCorpusReplayTests: XCTestCase {
     func testTokenizerEncodesEveryMutatedPromptToFullLengthIDs() throws {
         try replay(.tokenizer, mutations: 2000)
     }
+
+    /// Every input a fuzzer ever crashed on (`Tests/Fuzz/crashes/<target>/`, kept with its report)
+    /// runs again on every CI pass, so a fixed crash stays fixed. The first was a single-file
+    /// tensor named `model.diffusion_model.input_blocks.` (nothing after the dot), which trapped
+    /// the block-index parser.
+    func testEveryInputThatOnceCrashedAFuzzerNowReturns() throws {
+        var replayed = 0
+        for kind in FuzzTargetKind.allCases {
+            let folder = Self.repoRoot.appendingPathComponent("Tests/Fuzz/crashes/\(kind.rawValue)")
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder.path) else { continue }
+            let target = try kind.make()
+            for name in names.sorted() where !name.hasSuffix(".md") && !name.hasSuffix(".txt") && !name.hasPrefix(".") {
+                let bytes = try [UInt8](Data(contentsOf: folder.appendingPathComponent(name)))
+                bytes.withUnsafeBytes { target.run($0) }
+                replayed += 1
+            }
+        }
+        XCTAssertGreaterThanOrEqual(replayed, 1, "the saved crashers are committed")
+    }
 }
