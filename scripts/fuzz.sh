@@ -48,7 +48,7 @@ for t in "${targets[@]}"; do
   cp Tests/Fuzz/corpus/$t/* "$work/"
   crashes=Tests/Fuzz/crashes/$t
   mkdir -p "$crashes"
-  before=$(ls "$crashes" | wc -l)
+  ls "$crashes" | sort >"$work.before"     # findings of earlier runs (kept, replayed by CI)
   done_runs=0; findings=0; started=$(date +%s)
   while [ "$done_runs" -lt "$runs" ] && [ "$findings" -lt "$max_findings" ]; do
     log=$(mktemp /tmp/atelier-fuzz-$t.XXXXXX.log)
@@ -71,8 +71,10 @@ for t in "${targets[@]}"; do
     rm -f "$log"
   done
   seconds=$(( $(date +%s) - started ))
-  new_crashes=$(ls "$crashes" | grep -c -E '^(crash|oom|leak)-' || true)
-  hangs=$(ls "$crashes" | grep -c -E '^(timeout|slow-unit)-' || true)
+  added=$(ls "$crashes" | sort | comm -13 "$work.before" -)
+  new_crashes=$(grep -c -E '^(crash|oom|leak)-' <<<"$added" || true)
+  hangs=$(grep -c -E '^(timeout|slow-unit)-' <<<"$added" || true)
+  rm -f "$work.before"
   summary+=("$(printf '%-12s %12s %8s %6s %7s' "$t" "$done_runs" "$((new_crashes))" "$hangs" "${seconds}s")")
   [ "$findings" -gt 0 ] && status=1
   rm -rf "$work"
@@ -86,5 +88,5 @@ done
 echo
 printf '%-12s %12s %8s %6s %7s\n' target executions crashes hangs time
 printf '%s\n' "${summary[@]}"
-echo "(crashes and hangs count the files in Tests/Fuzz/crashes/TARGET/, including earlier runs')"
+echo "(crashes and hangs: reproducers this run added to Tests/Fuzz/crashes/TARGET/)"
 exit $status
