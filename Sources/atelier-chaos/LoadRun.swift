@@ -201,7 +201,9 @@ final class ProbeWorker: @unchecked Sendable {
         let r = try probe.ok(.registerWorker(.with {
             $0.workerName = name
             $0.capabilities.version = "load-probe engine=noop"
-            $0.capabilities.models = [.with { $0.name = "default"; $0.contentHash = "noop"; $0.weightsSha256 = "noop" }]
+            // The no-op workers' pinning group: no weights digest, numerics "noop".
+            $0.capabilities.numerics = "noop"
+            $0.capabilities.models = [.with { $0.name = "default"; $0.contentHash = "noop" }]
         }))
         workerID = r.registerWorker.workerID
     }

@@ -4,8 +4,9 @@ import Foundation
 
 /// `atelier worker --engine noop`: a worker that renders nothing. It exists for load tests of the
 /// farm's machinery (leasing, heartbeats, results, storage) at a rate no real engine reaches, and
-/// must never be mistaken for a real render: it serves every model under content hash and
-/// weights digest `noop`, its version ends in ` engine=noop` (see `WorkerEngineKind`), and its
+/// must never be mistaken for a real render: it serves every model under content hash `noop` and
+/// no weights digest, with numerics `noop` (so the coordinator pins its jobs to a group no real
+/// worker belongs to), its version ends in ` engine=noop` (see `WorkerEngineKind`), and its
 /// images carry an `atelier-engine` text chunk saying so (and no `parameters` chunk).
 ///
 /// Each result is a valid PNG of the size the task expects (the coordinator checks sizes): a
@@ -24,7 +25,6 @@ final class NoOpRenderEngine: RenderEngine, @unchecked Sendable {
             Atelier_V1_ModelInfo.with {
                 $0.name = name
                 $0.contentHash = "noop"
-                $0.weightsSha256 = "noop"
                 $0.unetInChannels = 0
             }
         }
