@@ -15,12 +15,7 @@ final class CoordinatorConnectionCapTests: XCTestCase {
     override func tearDown() {
         for fd in sockets { close(fd) }
         sockets = []
-        let failed = (testRun?.totalFailureCount ?? 0) > 0
-        if let cluster {
-            if failed { print(cluster.diagnostics()) }
-            cluster.shutdown(keep: failed)
-        }
-        cluster = nil
+        shutDown(&cluster)
         super.tearDown()
     }
 

@@ -340,3 +340,18 @@ final class FarmCluster: @unchecked Sendable {
         }
     }
 }
+
+extension XCTestCase {
+    /// Ends a test's cluster: prints its logs and keeps its folder when the test failed, so a
+    /// failure can be read afterwards. Returns whether the test failed.
+    @discardableResult
+    func shutDown(_ cluster: inout FarmCluster?) -> Bool {
+        let failed = (testRun?.totalFailureCount ?? 0) > 0
+        if let running = cluster {
+            if failed { print(running.diagnostics()) }
+            running.shutdown(keep: failed)
+        }
+        cluster = nil
+        return failed
+    }
+}

@@ -19,12 +19,7 @@ final class FarmProcessTests: XCTestCase {
     }
 
     override func tearDown() {
-        let failed = (testRun?.totalFailureCount ?? 0) > 0
-        if let cluster {
-            if failed { print(cluster.diagnostics()) }
-            cluster.shutdown(keep: failed)
-        }
-        cluster = nil
+        let failed = shutDown(&cluster)
         print("[FarmProcess] \(name) \(failed ? "FAILED" : "passed") in \(FarmProcessSupport.seconds(since: started))")
         super.tearDown()
     }

@@ -8,12 +8,7 @@ final class FarmWorkersListingTests: XCTestCase {
     private var cluster: FarmCluster?
 
     override func tearDown() {
-        let failed = (testRun?.totalFailureCount ?? 0) > 0
-        if let cluster {
-            if failed { print(cluster.diagnostics()) }
-            cluster.shutdown(keep: failed)
-        }
-        cluster = nil
+        shutDown(&cluster)
         super.tearDown()
     }
 
