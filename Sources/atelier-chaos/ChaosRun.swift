@@ -21,10 +21,10 @@ struct ChaosPlan {
     /// stopped past its lease, a straggler, a full disk.
     static let full = ChaosPlan(workers: 3, workerKills: 50, coordinatorKills: 5, sigstop: true, diskFull: true,
                                 workerKillInterval: 1.2, diskFullHold: 5, deadline: 900)
-    /// CI's fast lane (about a minute): a few of each fault that fits in that time. SIGSTOP past a
+    /// CI's fast lane (about a minute; the deadline leaves room for a slow CI machine): a few of each fault that fits in that time. SIGSTOP past a
     /// lease needs the default 30 s TTL to pass, so it is left to the full run.
     static let quick = ChaosPlan(workers: 2, workerKills: 4, coordinatorKills: 1, sigstop: false, diskFull: true,
-                                 workerKillInterval: 2, diskFullHold: 3, deadline: 150)
+                                 workerKillInterval: 2, diskFullHold: 3, deadline: 300)
 }
 
 /// A batch the run submits, possibly many times; every copy must give the reference images.

@@ -34,7 +34,7 @@ final class QuickChaosTests: XCTestCase {
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
-        let deadline = Date().addingTimeInterval(240)
+        let deadline = Date().addingTimeInterval(420)  // only reached on failure: the run takes about a minute
         while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.2) }
         if process.isRunning {
             process.terminate()
