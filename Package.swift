@@ -4,7 +4,9 @@ import PackageDescription
 // Layers, bottom to top: system libraries → AtelierKernels (tensors, BLAS) → AtelierModels
 // (safetensors, configs, networks) → AtelierDiffusion (tokenizer, RNG, schedulers, pipelines, PNG)
 // → AtelierFarm (protocol, nng transport, coordinator, worker; sees the engine only through
-// `RenderEngine`) → atelier (the CLI, which plugs the pipelines into the farm).
+// `RenderEngine`) → atelier (the CLI, which plugs the pipelines into the farm). AtelierRequests
+// (request limits and validation, no dependencies) sits beside them all: every door checks a
+// request with it.
 let package = Package(
     name: "Atelier",
     platforms: [.macOS(.v13)],
