@@ -110,7 +110,6 @@ final class ChaosRun {
         do {
             try renderReferences()
             data = TmpfsDataDirectory(url: root.appendingPathComponent("coordinator-data"), sizeMiB: 64)
-            defer { data.unmount() }
             try startCoordinator()
             for i in 1...plan.workers { try startWorker("w\(i)") }
             try startWorker("straggler")
@@ -118,8 +117,10 @@ final class ChaosRun {
             progress("\(plan.workers) workers and a straggler registered; injecting faults")
             try injectFaults()
             progress("faults done; waiting for \(jobs.count) jobs to finish")
-            outcome = try collect()
+            outcome = try collect()      // stops every process, so the tmpfs is no longer busy
+            data.unmount()
         } catch {
+            // shutdownAll stops the processes first and then unmounts (a busy tmpfs will not go).
             print("chaos: the run itself failed: \(error)")
             shutdownAll()
             print("chaos: logs kept in \(root.path)")
@@ -267,7 +268,9 @@ final class ChaosRun {
                 let s = try probe.status(job.id)
                 if FarmProbe.isTerminal(s.state) { ended.insert(job.id) } else { unfinished += Int(s.totalTasks - s.doneTasks) }
             }
-            if unfinished < 3 * (plan.workers + 1) {
+            // Not while the disk is full: the coordinator refuses every write then (INTERNAL), and
+            // this thread must stay free to give the space back on time.
+            if unfinished < 3 * (plan.workers + 1), diskFilledAt == nil {
                 let spec = nextSpec % specs.count
                 nextSpec += 1
                 jobs.append((try probe.submit(specs[spec].batch).jobID, spec))

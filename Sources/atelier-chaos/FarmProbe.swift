@@ -14,6 +14,8 @@ final class FarmProbe: @unchecked Sendable {
     func close() { client.close() }
 
     /// One logical request; retried with its request id until answered or `patience` runs out.
+    /// An INTERNAL answer (the coordinator's disk is full, say — the suite fills it on purpose)
+    /// changed nothing, so it is retried the same way, as Protocols/README §8 tells clients to.
     func call(_ body: Atelier_V1_Request.OneOf_Body, patience: TimeInterval = 60,
               timeout: Duration = .seconds(5)) throws -> Atelier_V1_Response {
         var request = Atelier_V1_Request()
@@ -22,7 +24,14 @@ final class FarmProbe: @unchecked Sendable {
         request.body = body
         let deadline = Date().addingTimeInterval(patience)
         while true {
-            do { return try client.call(request, timeout: timeout) } catch {
+            do {
+                let response = try client.call(request, timeout: timeout)
+                if response.hasError, response.error.code == .internal, Date() < deadline {
+                    Thread.sleep(forTimeInterval: 0.5)
+                    continue
+                }
+                return response
+            } catch {
                 if Date() >= deadline { throw SuiteError("no answer from the coordinator within \(Int(patience)) s: \(error)") }
                 Thread.sleep(forTimeInterval: 0.2)
             }
