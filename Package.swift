@@ -29,7 +29,12 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CNNG", providers: [.apt(["libnng-dev"])]),
-        .target(name: "AtelierKernels", dependencies: ["CBLAS"],
+        // Atelier's own deterministic GEMM micro-kernels (scalar, AVX2, AVX-512; runtime dispatch).
+        // -ffp-contract=off: the scalar reference and the epilogues must not be fused behind our
+        // back, or paths would round differently. -O2 even in debug builds: tests run them hot.
+        .target(name: "AtelierKernelsC",
+                cSettings: [.unsafeFlags(["-O2", "-ffp-contract=off"])]),
+        .target(name: "AtelierKernels", dependencies: ["CBLAS", "AtelierKernelsC"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "AtelierModels", dependencies: ["AtelierKernels"]),
         // The one validation of a generation request (limits, per-mode rules, scheduler names),

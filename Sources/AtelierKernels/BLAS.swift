@@ -1,16 +1,32 @@
 import CBLAS
+import AtelierKernelsC
+import Foundation
 
-/// Thin row-major wrappers over OpenBLAS. Every matrix product in the engine goes through here,
-/// so thread policy and call conventions live in one place.
+/// Every matrix product in the engine goes through here, so the backend choice, thread policy
+/// and call conventions live in one place.
 public enum BLAS {
-    /// C[m×n] = alpha · op(A) · op(B) + beta · C, row-major, with explicit leading dimensions so
-    /// that strided views (one attention head inside a [tokens, channels] matrix) need no copies.
+    /// Which GEMM implementation runs: Atelier's own deterministic kernels (the default: the same
+    /// bits on every x86 CPU with AVX2 or AVX-512, and on the scalar fallback) or OpenBLAS, kept
+    /// as the reference and fallback (`ATELIER_KERNELS=openblas`; its results then match only
+    /// machines running the same OpenBLAS kernel family).
+    public enum Backend: String, CaseIterable, Sendable {
+        case atelier, openblas
+    }
+
+    /// The backend in use: `$ATELIER_KERNELS`, else `.atelier`.
+    nonisolated(unsafe) public static var backend: Backend = {
+        if let s = ProcessInfo.processInfo.environment["ATELIER_KERNELS"], let b = Backend(rawValue: s.lowercased()) { return b }
+        return .atelier
+    }()
+
+    /// C[m×n] = alpha · op(A) · op(B) + beta · C (+ biasRow[i]) (+ biasColumn[j]), row-major, with
+    /// explicit leading dimensions so that strided views (one attention head inside a
+    /// [tokens, channels] matrix) need no copies. beta is 0 or 1.
     ///
-    /// Determinism: OpenBLAS's multithreaded GEMM splits work by the thread count, and an element
-    /// computed in a "tail" tile rounds differently from one in a full tile — so the same seed gave
-    /// different pixels on machines with different core counts. Here OpenBLAS always runs single-
-    /// threaded, and large products are cut into blocks of a **fixed** size (never derived from the
-    /// thread count) that run in parallel; each block is the same computation wherever it runs.
+    /// Determinism: with the own kernels every element is one fma chain over k in order, whatever
+    /// the thread count or instruction set. On the OpenBLAS path, OpenBLAS always runs single-
+    /// threaded and large products are cut into blocks of a **fixed** size that run in parallel
+    /// (its multithreaded GEMM rounds tail tiles differently depending on the thread count).
     @inline(__always)
     public static func gemm(
         transA: Bool = false, transB: Bool = false,
@@ -19,10 +35,29 @@ public enum BLAS {
         a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0,
-        c: UnsafeMutablePointer<Float>, ldc: Int
+        c: UnsafeMutablePointer<Float>, ldc: Int,
+        biasRow: UnsafePointer<Float>? = nil, biasColumn: UnsafePointer<Float>? = nil
+    ) {
+        precondition(beta == 0 || beta == 1, "gemm: beta must be 0 or 1")
+        flops &+= 2 * m * n * k
+        if backend == .atelier {
+            OwnGEMM.multiply(m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, transA: transA,
+                             b: .matrix(b, ld: ldb, transposed: transB), accumulate: beta == 1,
+                             c: c, ldc: ldc, biasRow: biasRow, biasColumn: biasColumn)
+            return
+        }
+        openblasGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                     b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        addBiases(m: m, n: n, c: c, ldc: ldc, biasRow: biasRow, biasColumn: biasColumn)
+    }
+
+    /// The OpenBLAS path of `gemm`, in fixed-size blocks (see there).
+    static func openblasGemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         _ = singleThreaded
-        flops &+= 2 * m * n * k
         let work = m * n * k
         if work < 1 << 21 || (m <= blockRows && n <= blockColumns) {
             sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
@@ -50,6 +85,19 @@ public enum BLAS {
         }
     }
 
+    /// The epilogue of the OpenBLAS path: the same separate adds as the own kernels' epilogue.
+    static func addBiases(m: Int, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
+                          biasRow: UnsafePointer<Float>?, biasColumn: UnsafePointer<Float>?) {
+        guard biasRow != nil || biasColumn != nil else { return }
+        Parallel.forEachChunk(m, grain: 16) { range in
+            for i in range {
+                let row = c + i * ldc
+                if let biasRow { let v = biasRow[i]; for j in 0..<n { row[j] += v } }
+                if let biasColumn { for j in 0..<n { row[j] += biasColumn[j] } }
+            }
+        }
+    }
+
     /// One single-threaded product, for callers that already run in parallel (attention heads).
     @inline(__always)
     public static func gemmSerial(
@@ -57,6 +105,12 @@ public enum BLAS {
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
+        precondition(beta == 0 || beta == 1, "gemm: beta must be 0 or 1")
+        if backend == .atelier {
+            ak_sgemm_serial(Int32(m), Int32(n), Int32(k), alpha, a, lda, transA ? 1 : 0, b, ldb, transB ? 1 : 0,
+                            c, ldc, beta == 1 ? 1 : 0, nil, nil)
+            return
+        }
         _ = singleThreaded
         sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     }

@@ -1,6 +1,10 @@
-/// 2-D convolution, NCHW, as im2col + one GEMM per image and row band.
+import AtelierKernelsC
+
+/// 2-D convolution, NCHW, as one GEMM per image: weight [cout, cin·kh·kw] × the im2col matrix.
 ///
-/// The column buffer is built for a band of output rows at a time, capped at `columnBudget`
+/// With the own kernels the im2col matrix is never built: B's packing reads the input image
+/// directly (implicit GEMM), and the bias is added in the GEMM's epilogue. On the OpenBLAS path
+/// the column buffer is built for a band of output rows at a time, capped at `columnBudget`
 /// floats, so a 960-channel 3×3 conv at 96×96 never needs the full 318 MB column matrix.
 public enum Convolution {
     /// Cap on the im2col buffer (floats); 8 Mi floats = 32 MB.
@@ -20,6 +24,22 @@ public enum Convolution {
         let planeOut = hout * wout
 
         let direct = kh == 1 && kw == 1 && stride == 1 && padding == .none
+        if BLAS.backend == .atelier {
+            BLAS.flops &+= 2 * n * cout * planeOut * k
+            for b in 0..<n {
+                let src = input.pointer + b * cin * h * w
+                let dst = out.pointer + b * cout * planeOut
+                let source: OwnGEMM.BSource = direct
+                    ? .matrix(src, ld: h * w, transposed: false)
+                    : .convolution(ak_conv_geometry(input: src, channels: Int32(cin), height: Int32(h), width: Int32(w),
+                                                    kh: Int32(kh), kw: Int32(kw), stride: Int32(stride),
+                                                    pad_top: Int32(padding.top), pad_left: Int32(padding.left),
+                                                    out_h: Int32(hout), out_w: Int32(wout)))
+                OwnGEMM.multiply(m: cout, n: planeOut, k: k, a: weight.pointer, lda: k, b: source,
+                                 c: dst, ldc: planeOut, biasRow: bias?.pointer)
+            }
+            return out
+        }
         let bandRows = max(1, min(hout, columnBudget / max(1, k * wout)))
         let column = direct ? nil : UnsafeMutablePointer<Float>.allocate(capacity: k * bandRows * wout)
         defer { column?.deallocate() }

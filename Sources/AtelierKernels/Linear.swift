@@ -8,16 +8,7 @@ public enum LinearOp {
         shape[shape.count - 1] = outF
         let y = Tensor(uninitialized: shape)
         BLAS.gemm(transB: true, m: rows, n: outF, k: inF, a: x.pointer, lda: inF,
-                  b: weight.pointer, ldb: inF, c: y.pointer, ldc: outF)
-        if let bias {
-            let bp = bias.pointer
-            Parallel.forEachChunk(rows, grain: 64) { range in
-                for r in range {
-                    let p = y.pointer + r * outF
-                    for j in 0..<outF { p[j] += bp[j] }
-                }
-            }
-        }
+                  b: weight.pointer, ldb: inF, c: y.pointer, ldc: outF, biasColumn: bias?.pointer)
         return y
     }
 }

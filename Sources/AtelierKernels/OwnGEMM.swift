@@ -1,0 +1,114 @@
+import AtelierKernelsC
+
+/// The parallel driver of Atelier's own GEMM kernels (C micro-kernels in AtelierKernelsC).
+///
+/// Blocking is BLIS's: for each block of N columns and each K-block of `AK_KC`, B is packed once
+/// (split across the threads by panels), then the C tile (row blocks of `AK_MC` × column ranges)
+/// is computed in parallel, each task packing its own rows of A. Every C element is one fma chain
+/// over k in order, the K-blocks continuing it through C, so the result does not depend on the
+/// thread count, the tile sizes or the instruction set (see AtelierKernelsC.h).
+public enum OwnGEMM {
+    /// Where B comes from: a stored matrix, or the implicit im2col matrix of a convolution.
+    public enum BSource {
+        case matrix(UnsafePointer<Float>, ld: Int, transposed: Bool)
+        case convolution(ak_conv_geometry)
+    }
+
+    /// Columns of C per outer block (B is packed `AK_KC` × this: 4 MiB).
+    static let columnBlock = 4096
+    /// Below this many multiply-adds the threads cost more than they save.
+    static let serialWork = 1 << 20
+
+    /// C[m×n] = alpha·op(A)·B (+ C when `accumulate`) (+ biasRow[i]) (+ biasColumn[j]).
+    /// The epilogue is applied after the whole chain, as a separate multiply and add.
+    public static func multiply(m: Int, n: Int, k: Int, alpha: Float = 1,
+                                a: UnsafePointer<Float>, lda: Int, transA: Bool = false,
+                                b: BSource, accumulate: Bool = false,
+                                c: UnsafeMutablePointer<Float>, ldc: Int,
+                                biasRow: UnsafePointer<Float>? = nil, biasColumn: UnsafePointer<Float>? = nil) {
+        guard m > 0, n > 0 else { return }
+        precondition(k >= 0 && lda >= 1 && ldc >= n, "gemm: bad dimensions m \(m) n \(n) k \(k) lda \(lda) ldc \(ldc)")
+        precondition(!accumulate || alpha == 1, "gemm: alpha is applied to the finished chain; accumulate with alpha 1 only")
+        if case .matrix(let bp, let ldb, let tb) = b, m * n * max(k, 1) < serialWork || Parallel.threads == 1 {
+            ak_sgemm_serial(Int32(m), Int32(n), Int32(k), alpha, a, lda, transA ? 1 : 0, bp, ldb, tb ? 1 : 0,
+                            c, ldc, accumulate ? 1 : 0, biasRow, biasColumn)
+            return
+        }
+        let nr = Int(ak_nr()), mr = Int(ak_mr())
+        let kcMax = Int(AK_KC), mcMax = Int(AK_MC)
+        let mcPad = (mcMax + mr - 1) / mr * mr
+        let threads = Parallel.threads
+        var geometry: ak_conv_geometry? = nil
+        if case .convolution(let g) = b { geometry = g }
+
+        var jc = 0
+        while jc < n {
+            let nc = min(columnBlock, n - jc)
+            let panels = (nc + nr - 1) / nr
+            guard let bpack = ak_thread_scratch(1, panels * nr * kcMax) else { fatalError("gemm: out of memory packing B") }
+            var pc = 0
+            repeat {
+                let kc = min(kcMax, k - pc)
+                let last = pc + kc >= k
+                // Pack this K-block of B, split across the threads by panels.
+                Parallel.forEachChunk(panels, grain: 4) { range in
+                    switch b {
+                    case .matrix(let bp, let ldb, let tb):
+                        ak_pack_b(bp, ldb, tb ? 1 : 0, Int32(pc), Int32(kc), Int32(jc), Int32(nc),
+                                  Int32(range.lowerBound), Int32(range.upperBound), bpack)
+                    case .convolution:
+                        withUnsafePointer(to: geometry!) { g in
+                            ak_pack_b_conv(g, Int32(pc), Int32(kc), Int32(jc), Int32(nc),
+                                           Int32(range.lowerBound), Int32(range.upperBound), bpack)
+                        }
+                    }
+                }
+                // Row blocks × column ranges: enough tasks for every thread, A packed once per task run.
+                let rowBlocks = (m + mcMax - 1) / mcMax
+                let splits = min(panels, max(1, (2 * threads + rowBlocks - 1) / rowBlocks))
+                let panelsPerSplit = (panels + splits - 1) / splits
+                Parallel.forEachChunk(rowBlocks * splits) { range in
+                    guard let apack = ak_thread_scratch(0, mcPad * kcMax) else { fatalError("gemm: out of memory packing A") }
+                    var packedRowBlock = -1
+                    for task in range {
+                        let rb = task / splits, s = task % splits
+                        let ic = rb * mcMax, mc = min(mcMax, m - ic)
+                        let j0 = s * panelsPerSplit * nr
+                        guard j0 < nc else { continue }
+                        let cols = min(nc - j0, panelsPerSplit * nr)
+                        if packedRowBlock != rb {
+                            ak_pack_a(a, lda, transA ? 1 : 0, Int32(ic), Int32(mc), Int32(pc), Int32(kc), apack)
+                            packedRowBlock = rb
+                        }
+                        ak_macro_kernel(Int32(mc), Int32(cols), Int32(kc), apack, bpack + j0 * kc,
+                                        c + ic * ldc + jc + j0, ldc, (accumulate || pc > 0) ? 1 : 0, last ? 1 : 0, alpha,
+                                        biasRow.map { $0 + ic }, biasColumn.map { $0 + jc + j0 })
+                    }
+                }
+                pc += kc
+            } while pc < k
+            jc += nc
+        }
+    }
+
+    /// The micro-kernel family in use ("avx512", "avx2", "scalar"). Results are the same for all.
+    public static var isaName: String { String(cString: ak_isa_name(ak_isa_current())) }
+
+    /// Forces a family (tests, `ATELIER_KERNEL_ISA`); false when this CPU cannot run it.
+    @discardableResult
+    public static func select(isa name: String) -> Bool {
+        let isa: Int32
+        switch name.lowercased() {
+        case "scalar": isa = Int32(AK_ISA_SCALAR.rawValue)
+        case "avx2": isa = Int32(AK_ISA_AVX2.rawValue)
+        case "avx512": isa = Int32(AK_ISA_AVX512.rawValue)
+        default: return false
+        }
+        return ak_set_isa(isa) == 0
+    }
+
+    /// Families this CPU can run, best last.
+    public static var supportedISAs: [String] {
+        (0...ak_isa_detected()).map { String(cString: ak_isa_name($0)) }
+    }
+}

@@ -1,0 +1,79 @@
+// Which micro-kernel family runs: detected once from CPUID (and the OS's saved register state,
+// XCR0, without which AVX registers are not preserved across context switches), changeable for
+// tests and for the ATELIER_KERNEL_ISA override. All families give the same bits; this only
+// decides speed.
+
+#include "AtelierKernelsC.h"
+#include "MicroKernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+
+static uint64_t xgetbv0(void) {
+    uint32_t eax, edx;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return ((uint64_t)edx << 32) | eax;
+}
+
+static int detect(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return AK_ISA_SCALAR;
+    int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+    if (!osxsave || !avx || !fma) return AK_ISA_SCALAR;
+    uint64_t xcr0 = xgetbv0();
+    if ((xcr0 & 0x6) != 0x6) return AK_ISA_SCALAR;  // XMM and YMM state
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return AK_ISA_SCALAR;
+    int avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1;
+    if (!avx2) return AK_ISA_SCALAR;
+    if (avx512f && (xcr0 & 0xe6) == 0xe6) return AK_ISA_AVX512;  // opmask, ZMM_Hi256, Hi16_ZMM
+    return AK_ISA_AVX2;
+}
+#else
+static int detect(void) { return AK_ISA_SCALAR; }
+#endif
+
+static int detected = -1;
+static int current = -1;
+
+int ak_isa_detected(void) {
+    if (detected < 0) detected = detect();
+    return detected;
+}
+
+int ak_isa_current(void) {
+    if (current < 0) current = ak_isa_detected();
+    return current;
+}
+
+int ak_set_isa(int isa) {
+    if (isa < AK_ISA_SCALAR || isa > ak_isa_detected()) return -1;
+    current = isa;
+    return 0;
+}
+
+const char *ak_isa_name(int isa) {
+    switch (isa) {
+    case AK_ISA_AVX2: return "avx2";
+    case AK_ISA_AVX512: return "avx512";
+    default: return "scalar";
+    }
+}
+
+int ak_mr(void) { return AK_MR; }
+
+int ak_nr(void) {
+    switch (ak_isa_current()) {
+    case AK_ISA_AVX512: return 32;
+    default: return 16;
+    }
+}
+
+ak_micro_kernel ak_current_micro_kernel(void) {
+    switch (ak_isa_current()) {
+#if defined(__x86_64__)
+    case AK_ISA_AVX512: return ak_ukr_avx512_6x32;
+    case AK_ISA_AVX2: return ak_ukr_avx2_6x16;
+#endif
+    default: return ak_ukr_scalar_6x16;
+    }
+}

@@ -1,0 +1,23 @@
+// Internal: the micro-kernels. Each computes one full MR×NR tile of C from an MR-row panel of A
+// and an NR-column panel of B (both packed, kc deep): C[i][j] = fma chain over k in order,
+// starting from 0, or from C[i][j] when `accumulate`. No epilogue here (see MacroKernel.c).
+
+#ifndef ATELIER_MICRO_KERNELS_H
+#define ATELIER_MICRO_KERNELS_H
+
+#include <stddef.h>
+
+enum { AK_MR = 6, AK_NR_MAX = 32 };
+
+typedef void (*ak_micro_kernel)(int kc, const float *a, const float *b, float *c, long ldc,
+                                int accumulate);
+
+void ak_ukr_scalar_6x16(int kc, const float *a, const float *b, float *c, long ldc, int accumulate);
+#if defined(__x86_64__)
+void ak_ukr_avx2_6x16(int kc, const float *a, const float *b, float *c, long ldc, int accumulate);
+void ak_ukr_avx512_6x32(int kc, const float *a, const float *b, float *c, long ldc, int accumulate);
+#endif
+
+ak_micro_kernel ak_current_micro_kernel(void);
+
+#endif

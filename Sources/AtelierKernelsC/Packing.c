@@ -1,0 +1,110 @@
+// Packing: copies blocks of A and B into the panel order the micro-kernels stream through
+// (A: MR rows side by side per k; B: NR columns side by side per k), zero-padding partial
+// panels so that every micro-kernel call is a full tile. Padding never changes a real element's
+// chain: padded rows and columns only produce values that are never stored.
+
+#include <string.h>
+#include "AtelierKernelsC.h"
+#include "MicroKernels.h"
+
+void ak_pack_a(const float *a, long lda, int trans, int i0, int mc, int k0, int kc, float *dst) {
+    const int mr = AK_MR;
+    for (int p = 0; p * mr < mc; p++) {
+        int rows = mc - p * mr < mr ? mc - p * mr : mr;
+        float *d = dst + (size_t)p * mr * kc;
+        if (!trans) {
+            for (int r = 0; r < mr; r++) {
+                if (r < rows) {
+                    const float *src = a + (size_t)(i0 + p * mr + r) * lda + k0;
+                    for (int kk = 0; kk < kc; kk++) d[kk * mr + r] = src[kk];
+                } else {
+                    for (int kk = 0; kk < kc; kk++) d[kk * mr + r] = 0.0f;
+                }
+            }
+        } else {
+            for (int kk = 0; kk < kc; kk++) {
+                const float *src = a + (size_t)(k0 + kk) * lda + i0 + p * mr;
+                int r = 0;
+                for (; r < rows; r++) d[kk * mr + r] = src[r];
+                for (; r < mr; r++) d[kk * mr + r] = 0.0f;
+            }
+        }
+    }
+}
+
+void ak_pack_b(const float *b, long ldb, int trans, int k0, int kc, int j0, int nc,
+               int p0, int p1, float *dst) {
+    const int nr = ak_nr();
+    for (int p = p0; p < p1; p++) {
+        int cols = nc - p * nr < nr ? nc - p * nr : nr;
+        float *d = dst + (size_t)p * nr * kc;
+        int jb = j0 + p * nr;
+        if (!trans) {
+            for (int kk = 0; kk < kc; kk++) {
+                const float *src = b + (size_t)(k0 + kk) * ldb + jb;
+                memcpy(d + kk * nr, src, sizeof(float) * cols);
+                for (int j = cols; j < nr; j++) d[kk * nr + j] = 0.0f;
+            }
+        } else {
+            // B[k][j] = stored[j][k]: read each stored row contiguously, write one column.
+            for (int j = 0; j < nr; j++) {
+                if (j < cols) {
+                    const float *src = b + (size_t)(jb + j) * ldb + k0;
+                    for (int kk = 0; kk < kc; kk++) d[kk * nr + j] = src[kk];
+                } else {
+                    for (int kk = 0; kk < kc; kk++) d[kk * nr + j] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+void ak_pack_b_conv(const ak_conv_geometry *g, int k0, int kc, int j0, int nc,
+                    int p0, int p1, float *dst) {
+    const int nr = ak_nr();
+    const int h = g->height, w = g->width, kh = g->kh, kw = g->kw, s = g->stride;
+    const size_t plane = (size_t)h * w;
+    int rowoff[AK_NR_MAX], coloff[AK_NR_MAX];
+    for (int p = p0; p < p1; p++) {
+        int cols = nc - p * nr < nr ? nc - p * nr : nr;
+        float *d = dst + (size_t)p * nr * kc;
+        int jb = j0 + p * nr;
+        for (int j = 0; j < cols; j++) {
+            int n = jb + j, oy = n / g->out_w, ox = n % g->out_w;
+            rowoff[j] = oy * s - g->pad_top;
+            coloff[j] = ox * s - g->pad_left;
+        }
+        // One output row and stride 1: the panel's inputs are consecutive in memory for every k.
+        int contiguous = s == 1 && cols == nr && rowoff[0] == rowoff[nr - 1] && coloff[nr - 1] == coloff[0] + nr - 1;
+        int c = k0 / (kh * kw), ki = (k0 / kw) % kh, kj = k0 % kw;
+        for (int kk = 0; kk < kc; kk++) {
+            const float *src = g->input + (size_t)c * plane;
+            float *out = d + kk * nr;
+            if (contiguous) {
+                int iy = rowoff[0] + ki, ix = coloff[0] + kj;
+                if (iy < 0 || iy >= h) {
+                    memset(out, 0, sizeof(float) * nr);
+                } else if (ix >= 0 && ix + nr <= w) {
+                    memcpy(out, src + (size_t)iy * w + ix, sizeof(float) * nr);
+                } else {
+                    const float *line = src + (size_t)iy * w;
+                    for (int j = 0; j < nr; j++) {
+                        int x = ix + j;
+                        out[j] = (x >= 0 && x < w) ? line[x] : 0.0f;
+                    }
+                }
+            } else {
+                int j = 0;
+                for (; j < cols; j++) {
+                    int iy = rowoff[j] + ki, ix = coloff[j] + kj;
+                    out[j] = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? src[(size_t)iy * w + ix] : 0.0f;
+                }
+                for (; j < nr; j++) out[j] = 0.0f;
+            }
+            if (++kj == kw) {
+                kj = 0;
+                if (++ki == kh) { ki = 0; c++; }
+            }
+        }
+    }
+}

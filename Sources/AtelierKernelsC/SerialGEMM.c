@@ -1,0 +1,38 @@
+// A whole GEMM on the calling thread, for work that is already split across threads (one
+// attention head per task). Same blocking and the same chains as the parallel Swift driver.
+
+#include <stdlib.h>
+#include "AtelierKernelsC.h"
+#include "MicroKernels.h"
+
+enum { AK_SERIAL_NC = 2048 };
+
+void ak_sgemm_serial(int m, int n, int k, float alpha,
+                     const float *a, long lda, int trans_a,
+                     const float *b, long ldb, int trans_b,
+                     float *c, long ldc, int accumulate,
+                     const float *bias_row, const float *bias_col) {
+    if (m <= 0 || n <= 0) return;
+    const int mr = AK_MR, nr = ak_nr();
+    size_t ncPad = (size_t)((AK_SERIAL_NC + nr - 1) / nr) * nr;
+    float *bpack = ak_thread_scratch(2, ncPad * AK_KC);
+    float *apack = ak_thread_scratch(3, (size_t)((AK_MC + mr - 1) / mr) * mr * AK_KC);
+    for (int jc = 0; jc < n; jc += AK_SERIAL_NC) {
+        int nc = n - jc < AK_SERIAL_NC ? n - jc : AK_SERIAL_NC;
+        int panels = (nc + nr - 1) / nr;
+        int pc = 0;
+        do {
+            int kc = k - pc < AK_KC ? k - pc : AK_KC;
+            int last = pc + kc >= k;
+            ak_pack_b(b, ldb, trans_b, pc, kc, jc, nc, 0, panels, bpack);
+            for (int ic = 0; ic < m; ic += AK_MC) {
+                int mc = m - ic < AK_MC ? m - ic : AK_MC;
+                ak_pack_a(a, lda, trans_a, ic, mc, pc, kc, apack);
+                ak_macro_kernel(mc, nc, kc, apack, bpack, c + (size_t)ic * ldc + jc, ldc,
+                                accumulate || pc > 0, last, alpha,
+                                bias_row ? bias_row + ic : NULL, bias_col ? bias_col + jc : NULL);
+            }
+            pc += kc;
+        } while (pc < k);
+    }
+}

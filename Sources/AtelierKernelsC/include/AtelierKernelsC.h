@@ -1,0 +1,101 @@
+// Atelier's own deterministic GEMM kernels, in C where intrinsics demand it.
+//
+// Why our own: OpenBLAS picks its kernel family per CPU, and families round differently, so the
+// same seed gave different pixels on AVX2 and AVX-512 workers unless every machine ran the slow
+// common denominator. Here every output element C[i][j] is ONE fused-multiply-add chain over k in
+// increasing order, starting from 0 (or from C when accumulating), with later K-blocks continuing
+// the chain from the stored partial value. The vector width only decides how many (i, j) run side
+// by side, so the scalar, AVX2 and AVX-512 paths give bit-identical results, whatever the tile
+// sizes and however many threads split the work (the k axis is never split).
+//
+// The epilogue (alpha, then a per-row or per-column bias) is applied once, after the whole chain,
+// as a separate multiply and add (never fused), identically on every path. This file set must be
+// compiled with -ffp-contract=off so that the scalar code is not fused behind our back.
+//
+// Layout: everything is row-major. The driver (blocking over K, N, M and the threads) lives in
+// Swift (AtelierKernels/GEMM.swift); here are the packing routines, the macro-kernel that runs the
+// micro-kernels over one packed A block and one packed B block, and a serial whole-GEMM for
+// callers that already run in parallel.
+
+#ifndef ATELIER_KERNELS_C_H
+#define ATELIER_KERNELS_C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Instruction-set families of the micro-kernels. All give bit-identical results.
+typedef enum {
+    AK_ISA_SCALAR = 0,  ///< portable C with fmaf: the reference, and the fallback
+    AK_ISA_AVX2 = 1,    ///< AVX2 + FMA, 6×16 micro-tile
+    AK_ISA_AVX512 = 2,  ///< AVX-512F, 6×32 micro-tile
+} ak_isa;
+
+/// The best family this CPU supports (CPUID + OS register-state checks).
+int ak_isa_detected(void);
+/// The family in use (the detected one unless changed by ak_set_isa).
+int ak_isa_current(void);
+/// Selects a family; returns 0, or -1 (and changes nothing) when the CPU cannot run it.
+/// Not thread-safe against running kernels: call before work starts (tests, start-up).
+int ak_set_isa(int isa);
+/// Human-readable name of a family ("scalar", "avx2", "avx512").
+const char *ak_isa_name(int isa);
+/// Micro-tile rows (MR) and columns (NR) of the family in use: packed panels are this shape.
+int ak_mr(void);
+int ak_nr(void);
+
+/// An implicit im2col matrix: B[k][n] with k = (c·kh + ki)·kw + kj and n = oy·out_w + ox is
+/// input[c][oy·stride − pad_top + ki][ox·stride − pad_left + kj], or 0 outside the image.
+/// Packing reads the input image directly, so a convolution needs no column buffer.
+typedef struct {
+    const float *input;  ///< one image, [channels, height, width]
+    int channels, height, width;
+    int kh, kw, stride, pad_top, pad_left;
+    int out_h, out_w;
+} ak_conv_geometry;
+
+/// Packs rows [i0, i0+mc) × k [k0, k0+kc) of A (logical M×K; stored A[i·lda+k], or A[k·lda+i]
+/// when trans) into MR-row panels, zero-padding the last panel. dst holds ceil(mc/MR)·MR·kc floats.
+void ak_pack_a(const float *a, long lda, int trans, int i0, int mc, int k0, int kc, float *dst);
+
+/// Packs k [k0, k0+kc) × columns [j0, j0+nc) of B (logical K×N; stored B[k·ldb+j], or B[j·ldb+k]
+/// when trans) into NR-column panels, zero-padded. dst holds ceil(nc/NR)·NR·kc floats.
+/// Panels [p0, p1) only (for splitting one packing across threads); pass 0, ceil(nc/NR) for all.
+void ak_pack_b(const float *b, long ldb, int trans, int k0, int kc, int j0, int nc,
+               int p0, int p1, float *dst);
+
+/// The same for the implicit im2col matrix of a convolution.
+void ak_pack_b_conv(const ak_conv_geometry *g, int k0, int kc, int j0, int nc,
+                    int p0, int p1, float *dst);
+
+/// C[0..mc)×[0..nc) (ldc) = chain over the packed kc, continuing from C when `accumulate`.
+/// When `final`, the epilogue runs after the chain: v = v·alpha (if alpha ≠ 1), then
+/// v = v + bias_row[i] (if non-null), then v = v + bias_col[j] (if non-null).
+/// bias pointers are already offset to this block's first row / column.
+void ak_macro_kernel(int mc, int nc, int kc, const float *apack, const float *bpack,
+                     float *c, long ldc, int accumulate, int final, float alpha,
+                     const float *bias_row, const float *bias_col);
+
+/// A whole single-threaded GEMM (packing into thread-local buffers), for callers that already
+/// run in parallel (attention heads): C[m×n] = alpha·op(A)·op(B) (+ C when accumulate) + biases.
+void ak_sgemm_serial(int m, int n, int k, float alpha,
+                     const float *a, long lda, int trans_a,
+                     const float *b, long ldb, int trans_b,
+                     float *c, long ldc, int accumulate,
+                     const float *bias_row, const float *bias_col);
+
+/// A 64-byte-aligned scratch buffer of at least `floats` floats, owned by the calling thread
+/// (slot 0…3), grown as needed and kept for reuse. Never free it.
+float *ak_thread_scratch(int slot, size_t floats);
+
+/// Blocking constants of the driver (K and M blocks), shared with the Swift driver.
+enum { AK_KC = 256, AK_MC = 96 };
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
