@@ -156,6 +156,18 @@ public enum BLAS {
         return nil
     }
 
+    /// The numerics class of the products: images are bit-identical between machines of the same
+    /// class. The own kernels are one class on every CPU (the ISA only changes speed); OpenBLAS is
+    /// one class per kernel family.
+    public static var numericsClass: String {
+        backend == .atelier ? "atelier-gemm1" : "openblas-\(coreName.lowercased())"
+    }
+
+    /// For logs and benchmark lines: "atelier avx2", "openblas Haswell".
+    public static var kernelDescription: String {
+        backend == .atelier ? "atelier \(OwnGEMM.isaName)" : "openblas \(coreName)"
+    }
+
     /// Threads working on one product: our own (OpenBLAS itself stays single-threaded).
     public static var threads: Int { Parallel.threads }
 }

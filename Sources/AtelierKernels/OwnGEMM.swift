@@ -35,9 +35,10 @@ public enum OwnGEMM {
             return
         }
         let nr = Int(ak_nr()), mr = Int(ak_mr())
-        let kcMax = Int(AK_KC), mcMax = Int(AK_MC)
-        let mcPad = (mcMax + mr - 1) / mr * mr
-        let threads = Parallel.threads
+        let kcMax = Int(AK_KC)
+        // Row blocks of equal size (a multiple of MR, at most AK_MC rows), so that tasks are even.
+        let rowBlocks = (m + Int(AK_MC) - 1) / Int(AK_MC)
+        let mcStep = ((m + rowBlocks - 1) / rowBlocks + mr - 1) / mr * mr
         var geometry: ak_conv_geometry? = nil
         if case .convolution(let g) = b { geometry = g }
 
@@ -46,50 +47,46 @@ public enum OwnGEMM {
             let nc = min(columnBlock, n - jc)
             let panels = (nc + nr - 1) / nr
             guard let bpack = ak_thread_scratch(1, panels * nr * kcMax) else { fatalError("gemm: out of memory packing B") }
+            // Column chunks of about `chunkColumns`, whole panels: tasks = row blocks × chunks.
+            let chunkPanels = max(1, min(panels, chunkColumns / nr))
+            let chunks = (panels + chunkPanels - 1) / chunkPanels
             var pc = 0
             repeat {
                 let kc = min(kcMax, k - pc)
                 let last = pc + kc >= k
-                // Pack this K-block of B, split across the threads by panels.
-                Parallel.forEachChunk(panels, grain: 4) { range in
+                // Pack this K-block of B, 8 panels per task.
+                let packTasks = (panels + 7) / 8
+                Parallel.forEachTask(packTasks) { t in
+                    let p0 = Int32(t * 8), p1 = Int32(min(panels, t * 8 + 8))
                     switch b {
                     case .matrix(let bp, let ldb, let tb):
-                        ak_pack_b(bp, ldb, tb ? 1 : 0, Int32(pc), Int32(kc), Int32(jc), Int32(nc),
-                                  Int32(range.lowerBound), Int32(range.upperBound), bpack)
+                        ak_pack_b(bp, ldb, tb ? 1 : 0, Int32(pc), Int32(kc), Int32(jc), Int32(nc), p0, p1, bpack)
                     case .convolution:
                         withUnsafePointer(to: geometry!) { g in
-                            ak_pack_b_conv(g, Int32(pc), Int32(kc), Int32(jc), Int32(nc),
-                                           Int32(range.lowerBound), Int32(range.upperBound), bpack)
+                            ak_pack_b_conv(g, Int32(pc), Int32(kc), Int32(jc), Int32(nc), p0, p1, bpack)
                         }
                     }
                 }
-                // Row blocks × column ranges: enough tasks for every thread, A packed once per task run.
-                let rowBlocks = (m + mcMax - 1) / mcMax
-                let splits = min(panels, max(1, (2 * threads + rowBlocks - 1) / rowBlocks))
-                let panelsPerSplit = (panels + splits - 1) / splits
-                Parallel.forEachChunk(rowBlocks * splits) { range in
-                    guard let apack = ak_thread_scratch(0, mcPad * kcMax) else { fatalError("gemm: out of memory packing A") }
-                    var packedRowBlock = -1
-                    for task in range {
-                        let rb = task / splits, s = task % splits
-                        let ic = rb * mcMax, mc = min(mcMax, m - ic)
-                        let j0 = s * panelsPerSplit * nr
-                        guard j0 < nc else { continue }
-                        let cols = min(nc - j0, panelsPerSplit * nr)
-                        if packedRowBlock != rb {
-                            ak_pack_a(a, lda, transA ? 1 : 0, Int32(ic), Int32(mc), Int32(pc), Int32(kc), apack)
-                            packedRowBlock = rb
-                        }
-                        ak_macro_kernel(Int32(mc), Int32(cols), Int32(kc), apack, bpack + j0 * kc,
-                                        c + ic * ldc + jc + j0, ldc, (accumulate || pc > 0) ? 1 : 0, last ? 1 : 0, alpha,
-                                        biasRow.map { $0 + ic }, biasColumn.map { $0 + jc + j0 })
-                    }
+                Parallel.forEachTask(rowBlocks * chunks) { task in
+                    guard let apack = ak_thread_scratch(0, mcStep * kcMax) else { fatalError("gemm: out of memory packing A") }
+                    let rb = task / chunks, s = task % chunks
+                    let ic = rb * mcStep, mc = min(mcStep, m - ic)
+                    let j0 = s * chunkPanels * nr
+                    guard mc > 0, j0 < nc else { return }
+                    let cols = min(nc - j0, chunkPanels * nr)
+                    ak_pack_a(a, lda, transA ? 1 : 0, Int32(ic), Int32(mc), Int32(pc), Int32(kc), apack)
+                    ak_macro_kernel(Int32(mc), Int32(cols), Int32(kc), apack, bpack + j0 * kc,
+                                    c + ic * ldc + jc + j0, ldc, (accumulate || pc > 0) ? 1 : 0, last ? 1 : 0, alpha,
+                                    biasRow.map { $0 + ic }, biasColumn.map { $0 + jc + j0 })
                 }
                 pc += kc
             } while pc < k
             jc += nc
         }
     }
+
+    /// Columns of C per task (about): A is packed once per task, so this amortises it.
+    static let chunkColumns = 512
 
     /// The micro-kernel family in use ("avx512", "avx2", "scalar"). Results are the same for all.
     public static var isaName: String { String(cString: ak_isa_name(ak_isa_current())) }

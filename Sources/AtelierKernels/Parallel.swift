@@ -1,4 +1,5 @@
 import Foundation
+import AtelierKernelsC
 
 /// Splits element-wise and per-channel loops (the work BLAS does not do) across the cores.
 public enum Parallel {
@@ -24,6 +25,29 @@ public enum Parallel {
                 let start = w * chunk
                 let end = min(count, start + chunk)
                 if start < end { body(start..<end) }
+            }
+        }
+    }
+
+    /// Runs `body(i)` for every i in `0..<count` on up to `threads` threads, each taking the next
+    /// index from a shared counter (uneven tasks balance themselves). Only for work whose result
+    /// does not depend on which thread runs which task.
+    public static func forEachTask(_ count: Int, _ body: (Int) -> Void) {
+        let workers = min(threads, count)
+        if workers <= 1 {
+            for i in 0..<count { body(i) }
+            return
+        }
+        let counter = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+        counter.initialize(to: 0)
+        defer { counter.deallocate() }
+        withoutActuallyEscaping(body) { body in
+            DispatchQueue.concurrentPerform(iterations: workers) { _ in
+                while true {
+                    let i = ak_next_task(counter)
+                    if i >= count { break }
+                    body(i)
+                }
             }
         }
     }

@@ -20,4 +20,9 @@ void ak_ukr_avx512_6x32(int kc, const float *a, const float *b, float *c, long l
 
 ak_micro_kernel ak_current_micro_kernel(void);
 
+#if defined(__x86_64__)
+/// Packs one full B panel from a stored [nr × kc] block (row stride ld) by 8×8 transposes.
+void ak_pack_b_transposed_avx2(const float *src, long ld, int kc, int nr, float *dst);
+#endif
+
 #endif

@@ -35,27 +35,45 @@ void ak_pack_a(const float *a, long lda, int trans, int i0, int mc, int k0, int 
 void ak_pack_b(const float *b, long ldb, int trans, int k0, int kc, int j0, int nc,
                int p0, int p1, float *dst) {
     const int nr = ak_nr();
-    for (int p = p0; p < p1; p++) {
-        int cols = nc - p * nr < nr ? nc - p * nr : nr;
-        float *d = dst + (size_t)p * nr * kc;
-        int jb = j0 + p * nr;
-        if (!trans) {
-            for (int kk = 0; kk < kc; kk++) {
-                const float *src = b + (size_t)(k0 + kk) * ldb + jb;
-                memcpy(d + kk * nr, src, sizeof(float) * cols);
-                for (int j = cols; j < nr; j++) d[kk * nr + j] = 0.0f;
-            }
-        } else {
-            // B[k][j] = stored[j][k]: read each stored row contiguously, write one column.
-            for (int j = 0; j < nr; j++) {
-                if (j < cols) {
-                    const float *src = b + (size_t)(jb + j) * ldb + k0;
-                    for (int kk = 0; kk < kc; kk++) d[kk * nr + j] = src[kk];
-                } else {
-                    for (int kk = 0; kk < kc; kk++) d[kk * nr + j] = 0.0f;
+    if (p1 <= p0) return;
+    int fullEnd = p1;  // panels [p0, fullEnd) are full NR wide
+    if ((p1 - 1) * nr + nr > nc) fullEnd = p1 - 1;
+    if (!trans) {
+        // Row by row: each source row is read once, contiguously, across all panels.
+        for (int kk = 0; kk < kc; kk++) {
+            const float *src = b + (size_t)(k0 + kk) * ldb + j0;
+            if (nr == 16) {
+                for (int p = p0; p < fullEnd; p++) {
+                    float *d = dst + (size_t)p * 16 * kc + (size_t)kk * 16;
+                    const float *sp = src + p * 16;
+                    for (int j = 0; j < 16; j++) d[j] = sp[j];
                 }
+            } else {
+                for (int p = p0; p < fullEnd; p++)
+                    memcpy(dst + (size_t)p * nr * kc + (size_t)kk * nr, src + p * nr, sizeof(float) * nr);
             }
         }
+    } else if (ak_isa_current() != AK_ISA_SCALAR) {
+#if defined(__x86_64__)
+        for (int p = p0; p < fullEnd; p++)
+            ak_pack_b_transposed_avx2(b + (size_t)(j0 + p * nr) * ldb + k0, ldb, kc, nr, dst + (size_t)p * nr * kc);
+#endif
+    } else {
+        for (int p = p0; p < fullEnd; p++) {
+            float *d = dst + (size_t)p * nr * kc;
+            for (int j = 0; j < nr; j++) {
+                const float *src = b + (size_t)(j0 + p * nr + j) * ldb + k0;
+                for (int kk = 0; kk < kc; kk++) d[kk * nr + j] = src[kk];
+            }
+        }
+    }
+    if (fullEnd < p1) {  // the last, partial panel: zero-padded columns
+        int p = fullEnd, cols = nc - p * nr;
+        float *d = dst + (size_t)p * nr * kc;
+        for (int kk = 0; kk < kc; kk++)
+            for (int j = 0; j < nr; j++)
+                d[kk * nr + j] = j >= cols ? 0.0f
+                    : trans ? b[(size_t)(j0 + p * nr + j) * ldb + k0 + kk] : b[(size_t)(k0 + kk) * ldb + j0 + p * nr + j];
     }
 }
 

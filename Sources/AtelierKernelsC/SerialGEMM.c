@@ -16,7 +16,11 @@ void ak_sgemm_serial(int m, int n, int k, float alpha,
     const int mr = AK_MR, nr = ak_nr();
     size_t ncPad = (size_t)((AK_SERIAL_NC + nr - 1) / nr) * nr;
     float *bpack = ak_thread_scratch(2, ncPad * AK_KC);
-    float *apack = ak_thread_scratch(3, (size_t)((AK_MC + mr - 1) / mr) * mr * AK_KC);
+    // Row blocks of equal size (a multiple of MR), at most AK_MC rows.
+    int rowBlocks = (m + AK_MC - 1) / AK_MC;
+    int mcStep = ((m + rowBlocks - 1) / rowBlocks + mr - 1) / mr * mr;
+    float *apack = ak_thread_scratch(3, (size_t)mcStep * AK_KC);
+    if (!bpack || !apack) abort();
     for (int jc = 0; jc < n; jc += AK_SERIAL_NC) {
         int nc = n - jc < AK_SERIAL_NC ? n - jc : AK_SERIAL_NC;
         int panels = (nc + nr - 1) / nr;
@@ -25,8 +29,8 @@ void ak_sgemm_serial(int m, int n, int k, float alpha,
             int kc = k - pc < AK_KC ? k - pc : AK_KC;
             int last = pc + kc >= k;
             ak_pack_b(b, ldb, trans_b, pc, kc, jc, nc, 0, panels, bpack);
-            for (int ic = 0; ic < m; ic += AK_MC) {
-                int mc = m - ic < AK_MC ? m - ic : AK_MC;
+            for (int ic = 0; ic < m; ic += mcStep) {
+                int mc = m - ic < mcStep ? m - ic : mcStep;
                 ak_pack_a(a, lda, trans_a, ic, mc, pc, kc, apack);
                 ak_macro_kernel(mc, nc, kc, apack, bpack, c + (size_t)ic * ldc + jc, ldc,
                                 accumulate || pc > 0, last, alpha,

@@ -25,3 +25,5 @@ float *ak_thread_scratch(int slot, size_t floats) {
     }
     return buffers[slot];
 }
+
+long ak_next_task(long *counter) { return __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); }

@@ -56,9 +56,9 @@ struct WorkerCommand: ParsableCommand {
         let client = try FarmClient(address: address)
         let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
         let worker = FarmWorker(client: client, engine: engine,
-                                options: .init(name: workerName, version: "\(atelierVersion) blas=\(BLAS.coreName)\(engineKind.versionSuffix)",
+                                options: .init(name: workerName, version: "\(atelierVersion) kernels=\(BLAS.kernelDescription)\(engineKind.versionSuffix)",
                                                numerics: engineKind == .noop ? "noop" : WorkerCommand.numerics), log: log)
-        log("worker \(workerName) (OpenBLAS \(BLAS.coreName) kernels) serving \(models.map(\.name).joined(separator: ", ")) for \(address)")
+        log("worker \(workerName) (\(BLAS.kernelDescription) kernels) serving \(models.map(\.name).joined(separator: ", ")) for \(address)")
         // SIGTERM/SIGINT (DispatchSource, in SignalWaiter): stop at the next step and hand the
         // current lease back (release_task), so the task is requeued at once and not charged. A
         // second signal, or a stop that takes longer than 20 s, exits at once.
@@ -77,11 +77,12 @@ struct WorkerCommand: ParsableCommand {
 }
 
 extension WorkerCommand {
-    /// What the worker's pixels depend on besides the weights: fp32 tensors and the OpenBLAS
-    /// kernel family chosen at start-up (`BLASCoreSelection`: the portable Haswell kernels by
-    /// default, the machine's own with ATELIER_BLAS_CORE=native). Workers with the same weights
-    /// and numerics give bit-identical images, so the coordinator pins each job to one.
-    static var numerics: String { "fp32/openblas-\(BLAS.coreName.lowercased())" }
+    /// What the worker's pixels depend on besides the weights: the precision and the kernel
+    /// numerics class (`BLAS.numericsClass`: one class for every CPU running the own kernels,
+    /// whatever its instruction set; per kernel family with ATELIER_KERNELS=openblas). Workers with
+    /// the same weights and numerics give bit-identical images, so the coordinator pins each job
+    /// to one.
+    static var numerics: String { "fp32/\(BLAS.numericsClass)" }
 }
 
 let atelierVersion = "0.1.0"

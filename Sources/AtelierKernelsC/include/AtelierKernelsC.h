@@ -91,8 +91,17 @@ void ak_sgemm_serial(int m, int n, int k, float alpha,
 /// (slot 0…3), grown as needed and kept for reuse. Never free it.
 float *ak_thread_scratch(int slot, size_t floats);
 
+/// Atomically adds 1 to *counter and returns the previous value (the parallel driver's task queue).
+long ak_next_task(long *counter);
+
 /// Blocking constants of the driver (K and M blocks), shared with the Swift driver.
-enum { AK_KC = 256, AK_MC = 96 };
+#ifndef AK_KC_VALUE
+#define AK_KC_VALUE 384
+#endif
+#ifndef AK_MC_VALUE
+#define AK_MC_VALUE 240
+#endif
+enum { AK_KC = AK_KC_VALUE, AK_MC = AK_MC_VALUE };
 
 #ifdef __cplusplus
 }
