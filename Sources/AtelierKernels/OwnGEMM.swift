@@ -50,13 +50,28 @@ public enum OwnGEMM {
             // Column chunks of about `chunkColumns`, whole panels: tasks = row blocks × chunks.
             let chunkPanels = max(1, min(panels, chunkColumns / nr))
             let chunks = (panels + chunkPanels - 1) / chunkPanels
+            // When several column chunks share a row block, A is packed once for all of them (a
+            // convolution's weights would otherwise be packed once per chunk); when each row block
+            // has one chunk (tall activations × a layer's weights), each task packs its own.
+            let sharedA = chunks > 1
+            let aPanels = sharedA ? (m + mr - 1) / mr : 0
+            var apackShared = UnsafeMutablePointer<Float>(bitPattern: 64)!
+            if sharedA {
+                guard let p = ak_thread_scratch(4, aPanels * mr * kcMax) else { fatalError("gemm: out of memory packing A") }
+                apackShared = p
+            }
             var pc = 0
             repeat {
                 let kc = min(kcMax, k - pc)
                 let last = pc + kc >= k
-                // Pack this K-block of B, 8 panels per task.
-                let packTasks = (panels + 7) / 8
-                Parallel.forEachTask(packTasks) { t in
+                // Pack this K-block of B (8 panels per task) and, if shared, of A (8 panels per task).
+                let bTasks = (panels + 7) / 8, aTasks = (aPanels + 7) / 8
+                Parallel.forEachTask(bTasks + aTasks) { t in
+                    if t >= bTasks {
+                        let r0 = (t - bTasks) * 8 * mr, r1 = min(m, r0 + 8 * mr)
+                        ak_pack_a(a, lda, transA ? 1 : 0, Int32(r0), Int32(r1 - r0), Int32(pc), Int32(kc), apackShared + r0 * kc)
+                        return
+                    }
                     let p0 = Int32(t * 8), p1 = Int32(min(panels, t * 8 + 8))
                     switch b {
                     case .matrix(let bp, let ldb, let tb):
@@ -68,13 +83,19 @@ public enum OwnGEMM {
                     }
                 }
                 Parallel.forEachTask(rowBlocks * chunks) { task in
-                    guard let apack = ak_thread_scratch(0, mcStep * kcMax) else { fatalError("gemm: out of memory packing A") }
                     let rb = task / chunks, s = task % chunks
                     let ic = rb * mcStep, mc = min(mcStep, m - ic)
                     let j0 = s * chunkPanels * nr
                     guard mc > 0, j0 < nc else { return }
                     let cols = min(nc - j0, chunkPanels * nr)
-                    ak_pack_a(a, lda, transA ? 1 : 0, Int32(ic), Int32(mc), Int32(pc), Int32(kc), apack)
+                    let apack: UnsafeMutablePointer<Float>
+                    if sharedA {
+                        apack = apackShared + ic * kc
+                    } else {
+                        guard let own = ak_thread_scratch(0, mcStep * kcMax) else { fatalError("gemm: out of memory packing A") }
+                        ak_pack_a(a, lda, transA ? 1 : 0, Int32(ic), Int32(mc), Int32(pc), Int32(kc), own)
+                        apack = own
+                    }
                     ak_macro_kernel(Int32(mc), Int32(cols), Int32(kc), apack, bpack + j0 * kc,
                                     c + ic * ldc + jc + j0, ldc, (accumulate || pc > 0) ? 1 : 0, last ? 1 : 0, alpha,
                                     biasRow.map { $0 + ic }, biasColumn.map { $0 + jc + j0 })

@@ -85,7 +85,8 @@ final class OwnGEMMTests: XCTestCase {
     /// Big enough for the parallel driver (several K-blocks, row blocks, column splits).
     func testResultsAreIdenticalForOneTwoAndThreeThreadsAndEveryInstructionSet() {
         var rng = KernelTestRandom(seed: 11)
-        let (m, n, k) = (200, 300, 700)
+        // Tall (each task packs its rows of A) and wide (A packed once, shared by column chunks).
+        for (m, n, k) in [(200, 300, 700), (50, 1300, 500)] {
         let a = (0..<(m * k)).map { _ in Float(rng.nextUniform() * 2 - 1) }
         let b = (0..<(n * k)).map { _ in Float(rng.nextUniform() * 2 - 1) }
         let bias = (0..<n).map { _ in Float(rng.nextUniform()) }
@@ -96,8 +97,9 @@ final class OwnGEMMTests: XCTestCase {
             for threads in [1, 2, 3] {
                 Parallel.threads = threads
                 XCTAssertEqual(bits(Self.run(c, a: a, b: b, c0: [Float](repeating: 0, count: m * n), rowBias: [], colBias: bias)),
-                               expected, "\(isa), \(threads) threads")
+                               expected, "\(isa), \(threads) threads, \(m)×\(n)×\(k)")
             }
+        }
         }
     }
 
@@ -106,7 +108,8 @@ final class OwnGEMMTests: XCTestCase {
     func testImplicitConvolutionEqualsTheGEMMOnExplicitColumns() {
         var rng = KernelTestRandom(seed: 3)
         for (cin, h, w, cout, kk, stride, pad) in [(3, 9, 13, 5, 3, 1, Padding2D.symmetric(1)), (4, 20, 20, 7, 3, 2, Padding2D(top: 0, left: 0, bottom: 1, right: 1)),
-                                                     (2, 5, 37, 3, 1, 1, Padding2D.none), (5, 16, 16, 8, 3, 1, .symmetric(1))] {
+                                                     (2, 5, 37, 3, 1, 1, Padding2D.none), (5, 16, 16, 8, 3, 1, .symmetric(1)),
+                                                     (4, 40, 41, 20, 3, 1, .symmetric(1))] {
             let x = rng.normal([2, cin, h, w]), wt = rng.normal([cout, cin, kk, kk]), bias = rng.normal([cout])
             for isa in OwnGEMM.supportedISAs {
                 OwnGEMM.select(isa: isa)

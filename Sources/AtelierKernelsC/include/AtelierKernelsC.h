@@ -88,7 +88,7 @@ void ak_sgemm_serial(int m, int n, int k, float alpha,
                      const float *bias_row, const float *bias_col);
 
 /// A 64-byte-aligned scratch buffer of at least `floats` floats, owned by the calling thread
-/// (slot 0…3), grown as needed and kept for reuse. Never free it.
+/// (slot 0…5: 0 per-task A, 1 B, 4 shared A of the parallel driver; 2, 3 the serial GEMM), grown as needed and kept for reuse. Never free it.
 float *ak_thread_scratch(int slot, size_t floats);
 
 /// Atomically adds 1 to *counter and returns the previous value (the parallel driver's task queue).
