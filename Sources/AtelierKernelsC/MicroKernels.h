@@ -23,6 +23,8 @@ ak_micro_kernel ak_current_micro_kernel(void);
 #if defined(__x86_64__)
 /// Packs one full B panel from a stored [nr × kc] block (row stride ld) by 8×8 transposes.
 void ak_pack_b_transposed_avx2(const float *src, long ld, int kc, int nr, float *dst);
+/// Packs one full A panel from 6 stored rows (row stride ld), kc deep.
+void ak_pack_a_rows6_avx2(const float *src, long ld, int kc, float *dst);
 #endif
 
 #endif

@@ -12,7 +12,17 @@ void ak_pack_a(const float *a, long lda, int trans, int i0, int mc, int k0, int 
     for (int p = 0; p * mr < mc; p++) {
         int rows = mc - p * mr < mr ? mc - p * mr : mr;
         float *d = dst + (size_t)p * mr * kc;
-        if (!trans) {
+        if (!trans && rows == mr) {
+#if defined(__x86_64__)
+            if (ak_isa_current() != AK_ISA_SCALAR) {
+                ak_pack_a_rows6_avx2(a + (size_t)(i0 + p * mr) * lda + k0, lda, kc, d);
+                continue;
+            }
+#endif
+            const float *r0 = a + (size_t)(i0 + p * mr) * lda + k0;
+            for (int kk = 0; kk < kc; kk++)
+                for (int r = 0; r < mr; r++) d[kk * mr + r] = r0[(size_t)r * lda + kk];
+        } else if (!trans) {
             for (int r = 0; r < mr; r++) {
                 if (r < rows) {
                     const float *src = a + (size_t)(i0 + p * mr + r) * lda + k0;
