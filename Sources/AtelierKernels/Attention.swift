@@ -1,4 +1,5 @@
 import Foundation
+import AtelierKernelsC
 
 /// Multi-head scaled-dot-product attention, softmax(Q·Kᵀ·scale)·V, computed one block of query
 /// rows at a time. At 768 px the VAE's single-head attention over 9216 tokens would need a
@@ -37,39 +38,11 @@ public enum AttentionOp {
                 BLAS.gemmSerial(transB: true, m: rows, n: m, k: d, alpha: s,
                                 a: qb + r0 * cq + h * d, lda: cq, b: kb + h * d, ldb: cq,
                                 c: scores, ldc: m)
-                for r in 0..<rows { softmaxRow(scores + r * m, cols: m, valid: causal ? min(m, r0 + r + 1) : m) }
+                for r in 0..<rows { ak_softmax_row(scores + r * m, Int32(m), Int32(causal ? min(m, r0 + r + 1) : m)) }
                 BLAS.gemmSerial(m: rows, n: dv, k: m, a: scores, lda: m, b: vb + h * dv, ldb: cv,
                                 c: ob + r0 * cv + h * dv, ldc: cv)
             }
         }
         return out
-    }
-
-    /// Numerically stable softmax of one row; with `valid < cols` (causal), later columns are 0.
-    /// Eight lanes at a time with `FastExp` (softmax was 12% of a UNet step with scalar `expf`).
-    @inline(__always)
-    static func softmaxRow(_ row: UnsafeMutablePointer<Float>, cols: Int, valid: Int) {
-        var mx = -Float.infinity
-        for j in 0..<valid { mx = max(mx, row[j]) }
-        let m8 = SIMD8<Float>(repeating: mx)
-        var acc = SIMD8<Float>(repeating: 0)
-        var j = 0
-        while j + 8 <= valid {
-            let p = UnsafeMutableRawPointer(row + j)
-            let e = FastExp.exp(p.loadUnaligned(as: SIMD8<Float>.self) - m8)
-            p.storeBytes(of: e, as: SIMD8<Float>.self)
-            acc += e
-            j += 8
-        }
-        if j < valid {
-            var tail = SIMD8<Float>(repeating: -Float.infinity)
-            for t in 0..<(valid - j) { tail[t] = row[j + t] }
-            let e = FastExp.exp(tail - m8)
-            for t in 0..<(valid - j) { row[j + t] = e[t] }
-            acc += e
-        }
-        let inv = 1 / acc.sum()
-        for j in 0..<valid { row[j] *= inv }
-        if valid < cols { (row + valid).update(repeating: 0, count: cols - valid) }
     }
 }

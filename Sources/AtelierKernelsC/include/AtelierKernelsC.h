@@ -87,6 +87,10 @@ void ak_sgemm_serial(int m, int n, int k, float alpha,
                      float *c, long ldc, int accumulate,
                      const float *bias_row, const float *bias_col);
 
+/// Softmax of one row in place over its first `valid` entries (later ones set to 0): the same
+/// bits on every path (one exp polynomial, eight partial sums in a fixed tree).
+void ak_softmax_row(float *row, int cols, int valid);
+
 /// A 64-byte-aligned scratch buffer of at least `floats` floats, owned by the calling thread
 /// (slot 0…5: 0 per-task A, 1 B, 4 shared A of the parallel driver; 2, 3 the serial GEMM), grown as needed and kept for reuse. Never free it.
 float *ak_thread_scratch(int slot, size_t floats);

@@ -1,0 +1,31 @@
+import XCTest
+import AtelierKernelsC
+@testable import AtelierKernels
+
+/// The attention softmax gives the same bits on the scalar and the AVX2 path (one exp polynomial,
+/// eight partial sums in a fixed tree), and is a softmax.
+final class SoftmaxTests: XCTestCase {
+    override func tearDown() { OwnGEMM.select(isa: OwnGEMM.supportedISAs.last ?? "scalar") }
+
+    func testSoftmaxRowIsBitIdenticalOnEveryPathAndSumsToOne() {
+        var rng = KernelTestRandom(seed: 21)
+        for (cols, valid) in [(1, 1), (7, 7), (8, 8), (13, 9), (77, 77), (77, 30), (4096, 4096), (100, 0)] {
+            let row = (0..<cols).map { _ in Float(rng.nextUniform() * 40 - 20) }
+            var results: [[UInt32]] = []
+            for isa in OwnGEMM.supportedISAs {
+                OwnGEMM.select(isa: isa)
+                var r = row
+                r.withUnsafeMutableBufferPointer { ak_softmax_row($0.baseAddress!, Int32(cols), Int32(valid)) }
+                results.append(r.map(\.bitPattern))
+                if valid > 0 {
+                    let mx = row[..<valid].max()!
+                    let ref = row[..<valid].map { Foundation.exp(Double($0 - mx)) }
+                    let total = ref.reduce(0, +)
+                    for j in 0..<valid { XCTAssertEqual(Double(r[j]), ref[j] / total, accuracy: 2e-6, "\(isa) \(cols)/\(valid) [\(j)]") }
+                }
+                for j in valid..<cols { XCTAssertEqual(r[j], 0) }
+            }
+            for other in results.dropFirst() { XCTAssertEqual(other, results[0], "cols \(cols) valid \(valid)") }
+        }
+    }
+}
