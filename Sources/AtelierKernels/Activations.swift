@@ -1,13 +1,22 @@
 import Foundation
+import AtelierKernelsC
 
 /// Exact activations (SD2 uses no tanh approximations anywhere: SD2-SPEC §7.2).
 public enum Activation {
     @inline(__always) static func siluScalar(_ v: Float) -> Float { v / (1 + expf(-v)) }
-    @inline(__always) static func geluScalar(_ v: Float) -> Float { 0.5 * v * (1 + erff(v * 0.70710678118654752)) }
     @inline(__always) static func quickGeluScalar(_ v: Float) -> Float { v / (1 + expf(-1.702 * v)) }
 
     public static func silu(_ x: Tensor) -> Tensor { map(x, siluScalar) }
-    public static func gelu(_ x: Tensor) -> Tensor { map(x, geluScalar) }
+    /// GELU with the kernels' own erf (AtelierKernelsC/GELU.c): vectorised, and independent of libm.
+    public static func gelu(_ x: Tensor) -> Tensor {
+        let y = Tensor(uninitialized: x.shape)
+        let n = x.count
+        Parallel.forEachChunk((n + 4095) / 4096) { range in
+            let lo = range.lowerBound * 4096, hi = min(n, range.upperBound * 4096)
+            ak_gelu(x.pointer + lo, y.pointer + lo, hi - lo)
+        }
+        return y
+    }
     public static func quickGelu(_ x: Tensor) -> Tensor { map(x, quickGeluScalar) }
     public static func relu(_ x: Tensor) -> Tensor { map(x) { max($0, 0) } }
     /// The tanh approximation ("gelu_new"); SD2 never uses it, but some CLIP configs name it.
@@ -24,10 +33,7 @@ public enum Activation {
         shape[shape.count - 1] = d
         let y = Tensor(uninitialized: shape)
         Parallel.forEachChunk(rows, grain: 16) { range in
-            for r in range {
-                let src = x.pointer + r * d2, dst = y.pointer + r * d
-                for i in 0..<d { dst[i] = src[i] * geluScalar(src[d + i]) }
-            }
+            ak_geglu_rows(x.pointer + range.lowerBound * d2, y.pointer + range.lowerBound * d, range.count, d)
         }
         return y
     }

@@ -91,6 +91,11 @@ void ak_sgemm_serial(int m, int n, int k, float alpha,
 /// bits on every path (one exp polynomial, eight partial sums in a fixed tree).
 void ak_softmax_row(float *row, int cols, int valid);
 
+/// y[i] = GELU(x[i]) (erf form), the same bits on every path.
+void ak_gelu(const float *x, float *y, long n);
+/// GEGLU over rows of 2·d: y[r][i] = x[r][i] · GELU(x[r][d + i]).
+void ak_geglu_rows(const float *x, float *y, long rows, long d);
+
 /// A 64-byte-aligned scratch buffer of at least `floats` floats, owned by the calling thread
 /// (slot 0…5: 0 per-task A, 1 B, 4 shared A of the parallel driver; 2, 3 the serial GEMM), grown as needed and kept for reuse. Never free it.
 float *ak_thread_scratch(int slot, size_t floats);
