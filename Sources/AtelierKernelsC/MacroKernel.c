@@ -20,6 +20,19 @@ void ak_macro_kernel(int mc, int nc, int kc, const float *apack, const float *bp
             int rows = mc - ir < mr ? mc - ir : mr;
             const float *ap = apack + (size_t)(ir / mr) * mr * kc;
             float *ct = c + (size_t)ir * ldc + jr;
+            // Start fetching the next tile's rows of C now: it is read (accumulate) or written
+            // after a whole micro-kernel of compute, instead of stalling on up to 12 misses.
+            {
+                int nir = ir + mr, njr = jr;
+                if (nir >= mc) { nir = 0; njr = jr + nr; }
+                if (njr < nc) {
+                    float *nt = c + (size_t)nir * ldc + njr;
+                    for (int i = 0; i < mr && nir + i < mc; i++) {
+                        __builtin_prefetch(nt + (size_t)i * ldc, 1, 3);
+                        __builtin_prefetch(nt + (size_t)i * ldc + nr - 1, 1, 3);
+                    }
+                }
+            }
             if (kc == 0) {
                 if (!accumulate)
                     for (int i = 0; i < rows; i++) memset(ct + (size_t)i * ldc, 0, sizeof(float) * cols);
