@@ -77,7 +77,7 @@ def settings(quick: bool, args) -> dict:
     """The work of each row. --quick keeps every row and both sides but shrinks the work."""
     if quick:
         s = {"unet512_latent": 16, "unet768_latent": 24, "vae_latent": 16, "e2e_size": 128, "e2e_steps": 2,
-             "up_input": 64, "up_tile": 48, "up_overlap": 8, "up_steps": 1, "warmup": 1, "reps": 2}
+             "up_input": 48, "up_tile": 32, "up_overlap": 8, "up_steps": 1, "warmup": 1, "reps": 2}
     else:
         s = {"unet512_latent": 64, "unet768_latent": 96, "vae_latent": 64, "e2e_size": 512, "e2e_steps": 20,
              "up_input": 512, "up_tile": 128, "up_overlap": 32, "up_steps": 2, "warmup": 1, "reps": 3}
@@ -651,6 +651,13 @@ def cpu_info() -> dict:
     return {"model": model, "cores": os.cpu_count(), "flags": flags, "key_flags": key}
 
 
+def load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
 def gib(n: int | None) -> str:
     return f"{n / 2**30:.2f}" if n else "-"
 
@@ -674,6 +681,9 @@ def print_table(results: list[dict], info: dict, s: dict, versions: dict) -> Non
           f"(BLAS core {versions.get('blas_core', '?')}); {s['threads']} threads on both sides")
     print(f"unet/vae rows: median of {s['reps']} passes after {s['warmup']} warm-up, load excluded; "
           f"e2e/upscale rows: one whole-process run; peak RSS = the child process's own (wait4 ru_maxrss)")
+    loads = [r["load_average"] for r in results if r.get("load_average") is not None]
+    if loads:
+        print(f"load average (1 min) after each row: {min(loads):.1f}…{max(loads):.1f} on {info['cores']} CPUs")
     head = f"{'row':<8} {'prec':<5} {'Atelier s':>10} {'PyTorch s':>10} {'A/PT':>6} {'A RSS GiB':>10} {'PT RSS GiB':>10}  work"
     print(head)
     print("-" * len(head))
@@ -700,7 +710,8 @@ def main() -> None:
     ap.add_argument("--models", type=Path, default=REPO / ".models/bench", help="where the random models live")
     ap.add_argument("--quick", action="store_true", help="smoke run: small latents and steps, 2 reps (minutes)")
     ap.add_argument("--only", default=",".join(ROWS), help=f"comma-separated rows: {','.join(ROWS)}")
-    ap.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32,bf16")
+    ap.add_argument("--precisions", default=None,
+                    help="comma-separated: fp32,bf16 (default both; --quick on a CPU without native bf16: fp32)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=None, help="timed passes per unet/vae row (default 3; quick 2)")
     ap.add_argument("--upscale-steps", type=int, default=None, help="denoising steps per tile (default 2; quick 1)")
@@ -715,7 +726,17 @@ def main() -> None:
     bad = [r for r in rows if r not in ROWS]
     if bad:
         ap.error(f"unknown row(s) {','.join(bad)}; choose from {','.join(ROWS)}")
-    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    info = cpu_info()
+    native_bf16 = any(f in info["key_flags"] for f in ("avx512_bf16", "amx_bf16"))
+    chosen = args.precisions
+    if chosen is None:
+        chosen = "fp32" if args.quick and not native_bf16 else "fp32,bf16"
+        if args.quick and not native_bf16:
+            print("note: this CPU has no AVX512_BF16/AMX-BF16, PyTorch would emulate bf16 (over 10x slower); "
+                  "the quick run keeps to fp32 (ask for --precisions fp32,bf16 to force it)")
+    elif "bf16" in chosen and not native_bf16:
+        print("warning: this CPU has no AVX512_BF16/AMX-BF16; PyTorch bf16 runs emulated and very slowly")
+    precisions = [p.strip() for p in chosen.split(",") if p.strip()]
     if any(p not in ("fp32", "bf16") for p in precisions):
         ap.error("--precisions takes fp32 and/or bf16")
     if args.threads < 1:
@@ -734,10 +755,13 @@ def main() -> None:
     s = settings(args.quick, args)
     paths = model_paths(root)
     specs = row_specs(s, paths)
-    info = cpu_info()
     scratch = Path(tempfile.mkdtemp(prefix="bench-record-"))
     print(f"benchmark of record{' (QUICK smoke run)' if args.quick else ''}: rows {','.join(rows)}; "
           f"precisions {','.join(precisions)}; log {log}", flush=True)
+    load = load_average()
+    if load is not None and load > 0.5 * (os.cpu_count() or 1):
+        print(f"warning: the machine is busy (load average {load:.1f} on {os.cpu_count()} CPUs): "
+              "other processes share the cores, so times and ratios will be noisy")
     results: list[dict] = []
     versions: dict = {}
     warmed: set[Path] = set()
@@ -755,7 +779,7 @@ def main() -> None:
             print(f" {cell(p)[0]}", flush=True)
             ratio = a["seconds"] / p["seconds"] if "seconds" in a and "seconds" in p and p["seconds"] > 0 else None
             results.append({"row": row, "precision": precision, "work": spec["work"], "ratio": ratio,
-                            "atelier": a, "pytorch": p})
+                            "load_average": load_average(), "atelier": a, "pytorch": p})
             if "report" in p:
                 versions.update({k: p["report"][k] for k in ("torch", "diffusers", "cpu_capability")})
             if "report" in a:
