@@ -514,6 +514,14 @@ def torch_child(task: dict) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
+def atelier_version(atelier: str) -> str:
+    try:
+        out = subprocess.run([atelier, "--version"], capture_output=True, text=True, timeout=60)
+        return out.stdout.strip() or "?"
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
 def atelier_supports_precision(atelier: str, command: str) -> bool:
     try:
         out = subprocess.run([atelier, command, "--help"], capture_output=True, text=True, timeout=60)
@@ -678,7 +686,7 @@ def print_table(results: list[dict], info: dict, s: dict, versions: dict) -> Non
     print(f"flags  {info['flags']}")
     print(f"torch {versions.get('torch', '?')} (capability {versions.get('cpu_capability', '?')}), "
           f"diffusers {versions.get('diffusers', '?')}, atelier {versions.get('atelier', '?')} "
-          f"(BLAS core {versions.get('blas_core', '?')}); {s['threads']} threads on both sides")
+          f"(BLAS core {versions.get('blas_core', 'not reported: no bench row')}); {s['threads']} threads on both sides")
     print(f"unet/vae rows: median of {s['reps']} passes after {s['warmup']} warm-up, load excluded; "
           f"e2e/upscale rows: one whole-process run; peak RSS = the child process's own (wait4 ru_maxrss)")
     loads = [r["load_average"] for r in results if r.get("load_average") is not None]
@@ -763,7 +771,7 @@ def main() -> None:
         print(f"warning: the machine is busy (load average {load:.1f} on {os.cpu_count()} CPUs): "
               "other processes share the cores, so times and ratios will be noisy")
     results: list[dict] = []
-    versions: dict = {}
+    versions: dict = {"atelier": atelier_version(args.atelier)}
     warmed: set[Path] = set()
     t_all = time.perf_counter()
     for row in rows:
