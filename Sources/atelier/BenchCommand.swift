@@ -3,67 +3,89 @@ import Foundation
 import AtelierKernels
 import AtelierModels
 
-/// `atelier bench unet`: speed and memory as ratios against references measured in the same run
-/// (a bare GEMM for speed, the weight file for memory), so numbers compare across machines.
+/// `atelier bench`: one network's speed and memory as ratios against references measured in the
+/// same run (a bare GEMM for speed, the weight file for memory), so numbers compare across
+/// machines. `--json` gives the same figures to programs (the benchmark of record reads them).
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Benchmark one UNet forward pass: time, GFLOP/s vs. a bare GEMM, peak RSS vs. weight-file size.",
+        abstract: "Benchmark one UNet pass or VAE decode: time, GFLOP/s vs. a bare GEMM, peak RSS vs. weight-file size.",
         discussion: """
             Generate a full-size random SD2 UNet first (needs the reference virtualenv):
               python Tests/Reference/make_full_unet.py --out .models/sd2-unet-random
             then:
               atelier bench --model .models/sd2-unet-random --latent 64 --batch 2
+              atelier bench --model .models/bench/sd2-base --component vae-decode --latent 64
+              atelier bench --model .models/sd2-unet-random --warmup 1 --reps 3 --json
+            The whole comparison against diffusers/PyTorch is scripts/bench-record.sh.
             """)
 
-    @Option(help: "A diffusers folder (with unet/), a unet/ folder, or a single-file .safetensors.")
+    @Option(help: "A diffusers folder (with unet/ or vae/), a component folder, or a single-file .safetensors.")
     var model: String
+
+    @Option(help: "What to time: unet (one forward pass) | vae-decode (one decode of a latent).")
+    var component: BenchComponent = .unet
 
     @Option(parsing: .unconditional, help: "Latent side (64 = a 512 px image; 1…512).")
     var latent: Int = 64
 
-    @Option(parsing: .unconditional, help: "Batch size (2 = one image with classifier-free guidance; 1…16).")
-    var batch: Int = 2
+    @Option(parsing: .unconditional, help: "Batch size (default 2 for unet = one image with classifier-free guidance, 1 for vae-decode; 1…16).")
+    var batch: Int?
+
+    @Option(parsing: .unconditional, help: "Untimed passes before the timed ones (0…10).")
+    var warmup: Int = 0
+
+    @Option(parsing: .unconditional, help: "Timed passes (1…100); the summary gives the best and the median.")
+    var reps: Int = 1
+
+    @Flag(help: "Print one JSON object (keys in snake_case, times in seconds, sizes in bytes) instead of text.")
+    var json = false
 
     func run() throws {
         _ = try OptionRange.check(latent, in: 1...512, "--latent", "latent pixels a side")
-        _ = try OptionRange.check(batch, in: 1...16, "--batch")
-        let gemm = Self.gemmGFLOPS()
-        print(String(format: "reference  sgemm 1024³: %.1f GFLOP/s (OpenBLAS %@ kernels, %d threads)", gemm, BLAS.coreName, BLAS.threads))
-
+        let batch = try OptionRange.check(self.batch ?? component.defaultBatch, in: 1...16, "--batch")
+        _ = try OptionRange.check(warmup, in: 0...10, "--warmup")
+        _ = try OptionRange.check(reps, in: 1...100, "--reps")
         let url = URL(fileURLWithPath: (model as NSString).expandingTildeInPath)
-        var unet: UNet2DConditionModel!
-        var fileBytes = 0
-        let loadTime = try elapsed {
-            if url.pathExtension == "safetensors" {
-                let ckpt = try SingleFileCheckpoint(url: url)
-                unet = try UNet2DConditionModel(config: ckpt.unetConfig, weights: ckpt.unetWeights)
-                fileBytes = ckpt.file.fileSize
-            } else {
-                let folder = FileManager.default.fileExists(atPath: url.appendingPathComponent("unet/config.json").path)
-                    ? url.appendingPathComponent("unet") : url
-                unet = try StableDiffusionModel.loadUNet(folder)
-                fileBytes = try DiffusersComponent.weightFiles(in: folder).reduce(0) {
-                    $0 + ((try? FileManager.default.attributesOfItem(atPath: $1.path)[.size] as? Int) ?? 0)
-                }
-            }
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw CLIError("--model \(CLIError.echo(model)) does not exist; give a diffusers folder, a component folder or a .safetensors file")
         }
-        print(String(format: "load       %.2f s, %@ parameters, weights %@ on disk, RSS after load %@",
-                     loadTime, unet.parameterCount.formatted(), formatBytes(fileBytes), formatBytes(ProcessStats.currentRSS)))
+        let gemm = Self.gemmGFLOPS()
 
-        let cross = try unet.config.resolved().crossDim[0]
-        var gen = SplitMix64(seed: 1)
-        let sample = gen.normal([batch, unet.config.inChannels, latent, latent])
-        let context = gen.normal([batch, 77, cross])
-        let labels = unet.config.numClassEmbeds != nil ? Array(repeating: 20, count: batch) : nil
-        let flops0 = BLAS.flops
-        var out: Tensor!
-        let t = try elapsed { out = try unet(sample, timesteps: [500], context: context, classLabels: labels) }
-        let gflop = Double(BLAS.flops - flops0) / 1e9
-        let peak = ProcessStats.peakRSS
-        print(String(format: "forward    [%d, %d, %d, %d] → %@ in %.2f s; %.0f GFLOP at %.1f GFLOP/s = %.2f × sgemm",
-                     batch, unet.config.inChannels, latent, latent, "\(out.shape)", t, gflop, gflop / t, gflop / t / gemm))
-        print(String(format: "memory     peak RSS %@ = %.3f × weight file (limit 1.10)", formatBytes(peak), Double(peak) / Double(max(fileBytes, 1))))
+        var workload: BenchWorkload?
+        let loadTime = try elapsed { workload = try component.workload(model: url, latent: latent, batch: batch) }
+        guard let workload else { throw CLIError("could not load \(CLIError.echo(model))") }
+        let rssAfterLoad = ProcessStats.currentRSS
+        if !json {
+            print(String(format: "reference  sgemm 1024³: %.1f GFLOP/s (OpenBLAS %@ kernels, %d threads)", gemm, BLAS.coreName, BLAS.threads))
+        }
+
+        for _ in 0..<warmup { _ = try workload.run() }
+        var times: [Double] = []
+        var outputShape: [Int] = []
+        var flops = 0
+        for _ in 0..<reps {
+            let flops0 = BLAS.flops
+            var out: Tensor?
+            times.append(try elapsed { out = try workload.run() })
+            flops = BLAS.flops - flops0
+            outputShape = out?.shape ?? []
+        }
+        let gflop = Double(flops) / 1e9
+        let median = BenchReport.median(times)
+        let report = BenchReport(
+            atelierVersion: atelierVersion, component: component, model: url.path, precision: "fp32",
+            cpu: CPUName.current, threads: BLAS.threads, blasCore: BLAS.coreName, sgemmGflops: gemm,
+            parameters: workload.parameters, weightBytes: workload.weightBytes, loadSeconds: loadTime,
+            inputShape: workload.inputShape, outputShape: outputShape, warmup: warmup, reps: reps,
+            seconds: times, bestSeconds: times.min() ?? 0, medianSeconds: median,
+            gflopPerPass: gflop, gflops: median > 0 ? gflop / median : 0,
+            rssAfterLoadBytes: rssAfterLoad, peakRssBytes: ProcessStats.peakRSS)
+        if json {
+            print(try report.json())
+        } else {
+            for line in report.textLines.dropFirst() { print(line) }
+        }
     }
 
     static func gemmGFLOPS() -> Double {
