@@ -85,6 +85,14 @@ public enum BLAS {
         }
     }
 
+    /// OpenBLAS's sgemm (C = A·B, square-ish, row-major) in fixed blocks over our threads, whatever
+    /// the backend: the outside reference that benchmarks report ratios against.
+    public static func openblasReferenceGemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>,
+                                             b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
+        openblasGemm(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: k,
+                     b: b, ldb: n, beta: 0, c: c, ldc: n)
+    }
+
     /// The epilogue of the OpenBLAS path: the same separate adds as the own kernels' epilogue.
     static func addBiases(m: Int, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
                           biasRow: UnsafePointer<Float>?, biasColumn: UnsafePointer<Float>?) {

@@ -17,7 +17,12 @@ struct BenchReport: Codable, Equatable {
     var cpu: String
     var threads: Int
     var blasCore: String
-    /// Reference speed measured in the same process: best of 6 OpenBLAS sgemm 1024³.
+    /// The GEMM kernels the passes ran on ("atelier avx2", "openblas Haswell") and their numerics
+    /// class (images are bit-identical between machines of the same class).
+    var kernels: String
+    var numerics: String
+    /// Reference speed measured in the same process: best of 6 OpenBLAS sgemm 1024³ (OpenBLAS
+    /// whatever the kernels in use, so the ratio compares them with a fixed outside reference).
     var sgemmGflops: Double
     var parameters: Int
     var weightBytes: Int
@@ -57,7 +62,8 @@ struct BenchReport: Codable, Equatable {
         let shapeIn = inputShape.map(String.init).joined(separator: ", ")
         let ratio = Double(peakRssBytes) / Double(max(weightBytes, 1))
         var lines = [
-            String(format: "reference  sgemm 1024³: %.1f GFLOP/s (OpenBLAS %@ kernels, %d threads)", sgemmGflops, blasCore, threads),
+            String(format: "reference  OpenBLAS sgemm 1024³: %.1f GFLOP/s (%@ kernels, %d threads); passes run on %@ kernels (numerics %@)",
+                   sgemmGflops, blasCore, threads, kernels, numerics),
             String(format: "load       %.2f s, %@ parameters, weights %@ on disk, RSS after load %@",
                    loadSeconds, parameters.formatted(), formatBytes(weightBytes), formatBytes(rssAfterLoadBytes)),
         ]

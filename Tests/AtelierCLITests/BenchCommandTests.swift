@@ -4,7 +4,7 @@ import XCTest
 /// `atelier bench --json`, run as the benchmark of record runs it, on the tiny committed models.
 /// No timing assertions: only that the report is one parseable object with every key and sane figures.
 final class BenchCommandTests: XCTestCase {
-    static let keys = ["schema", "atelier_version", "component", "model", "precision", "cpu", "threads", "blas_core",
+    static let keys = ["schema", "atelier_version", "component", "model", "precision", "cpu", "threads", "blas_core", "kernels", "numerics",
                        "sgemm_gflops", "parameters", "weight_bytes", "load_seconds", "input_shape", "output_shape",
                        "warmup", "reps", "seconds", "best_seconds", "median_seconds", "gflop_per_pass", "gflops",
                        "rss_after_load_bytes", "peak_rss_bytes"]
@@ -71,7 +71,8 @@ final class BenchCommandTests: XCTestCase {
     func testTextReportStaysTheDefault() throws {
         let r = try CLI.run(["bench", "--model", model("tiny-base"), "--latent", "8"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stdout.hasPrefix("reference  sgemm 1024³:"), r.stdout)
+        XCTAssertTrue(r.stdout.hasPrefix("reference  OpenBLAS sgemm 1024³:"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("passes run on atelier "), r.stdout)
         XCTAssertTrue(r.stdout.contains("\nforward    [2, 4, 8, 8] → [2, 4, 8, 8] in "), r.stdout)
         XCTAssertTrue(r.stdout.contains("\nmemory     peak RSS "), r.stdout)
         XCTAssertNil(try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)))

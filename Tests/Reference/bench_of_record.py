@@ -686,7 +686,7 @@ def print_table(results: list[dict], info: dict, s: dict, versions: dict) -> Non
     print(f"flags  {info['flags']}")
     print(f"torch {versions.get('torch', '?')} (capability {versions.get('cpu_capability', '?')}), "
           f"diffusers {versions.get('diffusers', '?')}, atelier {versions.get('atelier', '?')} "
-          f"(BLAS core {versions.get('blas_core', 'not reported: no bench row')}); {s['threads']} threads on both sides")
+          f"(kernels {versions.get('kernels', 'not reported: no bench row')}, OpenBLAS reference core {versions.get('blas_core', '-')}); {s['threads']} threads on both sides")
     print(f"unet/vae rows: median of {s['reps']} passes after {s['warmup']} warm-up, load excluded; "
           f"e2e/upscale rows: one whole-process run; peak RSS = the child process's own (wait4 ru_maxrss)")
     loads = [r["load_average"] for r in results if r.get("load_average") is not None]
@@ -791,7 +791,7 @@ def main() -> None:
             if "report" in p:
                 versions.update({k: p["report"][k] for k in ("torch", "diffusers", "cpu_capability")})
             if "report" in a:
-                versions.update(atelier=a["report"].get("atelier_version"), blas_core=a["report"].get("blas_core"))
+                versions.update(atelier=a["report"].get("atelier_version"), blas_core=a["report"].get("blas_core"), kernels=a["report"].get("kernels"))
     shutil.rmtree(scratch, ignore_errors=True)
     print_table(results, info, s, versions)
     print(f"total {time.perf_counter() - t_all:.0f} s")
