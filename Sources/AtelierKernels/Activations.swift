@@ -3,10 +3,18 @@ import AtelierKernelsC
 
 /// Exact activations (SD2 uses no tanh approximations anywhere: SD2-SPEC §7.2).
 public enum Activation {
-    @inline(__always) static func siluScalar(_ v: Float) -> Float { v / (1 + expf(-v)) }
     @inline(__always) static func quickGeluScalar(_ v: Float) -> Float { v / (1 + expf(-1.702 * v)) }
 
-    public static func silu(_ x: Tensor) -> Tensor { map(x, siluScalar) }
+    /// SiLU with the kernels' own exp (AtelierKernelsC/SiLU.c): vectorised, independent of libm.
+    public static func silu(_ x: Tensor) -> Tensor {
+        let y = Tensor(uninitialized: x.shape)
+        let n = x.count
+        Parallel.forEachChunk((n + 4095) / 4096) { range in
+            let lo = range.lowerBound * 4096, hi = min(n, range.upperBound * 4096)
+            ak_silu(x.pointer + lo, y.pointer + lo, hi - lo)
+        }
+        return y
+    }
     /// GELU with the kernels' own erf (AtelierKernelsC/GELU.c): vectorised, and independent of libm.
     public static func gelu(_ x: Tensor) -> Tensor {
         let y = Tensor(uninitialized: x.shape)

@@ -3,6 +3,8 @@
 // tests and for the ATELIER_KERNEL_ISA override. All families give the same bits; this only
 // decides speed.
 
+#include <stdlib.h>
+#include <string.h>
 #include "AtelierKernelsC.h"
 #include "MicroKernels.h"
 
@@ -41,7 +43,16 @@ int ak_isa_detected(void) {
 }
 
 int ak_isa_current(void) {
-    if (current < 0) current = ak_isa_detected();
+    if (current < 0) {
+        current = ak_isa_detected();
+        // ATELIER_KERNEL_ISA=scalar|avx2|avx512 forces a family the CPU supports (checks only:
+        // every family gives the same bits); an unknown or unsupported name is ignored.
+        const char *forced = getenv("ATELIER_KERNEL_ISA");
+        if (forced) {
+            for (int isa = AK_ISA_SCALAR; isa <= ak_isa_detected(); isa++)
+                if (strcmp(forced, ak_isa_name(isa)) == 0) current = isa;
+        }
+    }
     return current;
 }
 

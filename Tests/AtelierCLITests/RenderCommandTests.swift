@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import AtelierKernels
 import AtelierDiffusion
 
 /// `atelier render` / `atelier upscale` as a user meets them: bad input is a one-line error with a
@@ -116,6 +117,22 @@ final class RenderCommandTests: XCTestCase {
         }
         XCTAssertEqual(images[0], images[1], "1 vs 2 threads")
         XCTAssertEqual(images[0], images[2], "1 vs 3 threads")
+    }
+
+    /// The kernels' promise at image level: the scalar, AVX2 and (where the CPU has it) AVX-512
+    /// kernels render the same image, e.g. an AVX2 path forced on an AVX-512 machine.
+    func testSameSeedGivesSamePixelsOnEveryKernelInstructionSet() throws {
+        var images: [(String, RGBImage)] = []
+        for isa in OwnGEMM.supportedISAs {
+            let path = dir.appendingPathComponent("isa-\(isa).png").path
+            let r = try CLI.run(["render", "--model", base, "--prompt", "a harbour", "--seed", "503", "--steps", "2",
+                                 "--width", "64", "--height", "64", "--output", path, "--quiet"],
+                                environment: ["ATELIER_KERNEL_ISA": isa], timeout: 300)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            images.append((isa, try PNGCodec.read(path: path).rgb()))
+        }
+        XCTAssertGreaterThanOrEqual(images.count, 2, "at least scalar and one SIMD family")
+        for (isa, image) in images.dropFirst() { XCTAssertEqual(image, images[0].1, "\(isa) vs \(images[0].0)") }
     }
 
     func testHelpTeachesWithExamples() throws {

@@ -91,6 +91,9 @@ void ak_sgemm_serial(int m, int n, int k, float alpha,
 /// bits on every path (one exp polynomial, eight partial sums in a fixed tree).
 void ak_softmax_row(float *row, int cols, int valid);
 
+/// y[i] = x[i] / (1 + exp(−x[i])) (SiLU), the same bits on every path. y may equal x.
+void ak_silu(const float *x, float *y, long n);
+
 /// y[i] = GELU(x[i]) (erf form), the same bits on every path.
 void ak_gelu(const float *x, float *y, long n);
 /// GEGLU over rows of 2·d: y[r][i] = x[r][i] · GELU(x[r][d + i]).
