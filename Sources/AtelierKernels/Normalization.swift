@@ -1,5 +1,8 @@
-/// GroupNorm and LayerNorm. Statistics accumulate in Double: torch's fp32 kernels are close to
-/// exact, and a float running sum over 200k elements would drift well past parity tolerance.
+import AtelierKernelsC
+
+/// GroupNorm and LayerNorm. Statistics accumulate in Double (`ak_moments`: eight partial sums in a
+/// fixed tree, vectorised): torch's fp32 kernels are close to exact, and a float running sum over
+/// 200k elements would drift well past parity tolerance.
 public enum Normalization {
     /// GroupNorm over NCHW (or [N, C] / [N, C, L]): biased variance over (C/G)·spatial, then the
     /// per-channel affine transform.
@@ -14,11 +17,8 @@ public enum Normalization {
             for ng in range {
                 let src = x.pointer + ng * groupSize
                 let dst = y.pointer + ng * groupSize
-                var sum = 0.0
-                for i in 0..<groupSize { sum += Double(src[i]) }
-                let mean = sum / Double(groupSize)
-                var sq = 0.0
-                for i in 0..<groupSize { let d = Double(src[i]) - mean; sq += d * d }
+                var mean = 0.0, sq = 0.0
+                ak_moments(src, groupSize, &mean, &sq)
                 let inv = 1.0 / (sq / Double(groupSize) + Double(eps)).squareRoot()
                 let g = ng % groups
                 for ci in 0..<perGroup {
@@ -41,11 +41,8 @@ public enum Normalization {
         Parallel.forEachChunk(rows, grain: 16) { range in
             for r in range {
                 let src = x.pointer + r * d, dst = y.pointer + r * d
-                var sum = 0.0
-                for i in 0..<d { sum += Double(src[i]) }
-                let mean = sum / Double(d)
-                var sq = 0.0
-                for i in 0..<d { let t = Double(src[i]) - mean; sq += t * t }
+                var mean = 0.0, sq = 0.0
+                ak_moments(src, d, &mean, &sq)
                 let inv = Float(1.0 / (sq / Double(d) + Double(eps)).squareRoot())
                 let m = Float(mean)
                 for i in 0..<d {

@@ -91,6 +91,10 @@ void ak_sgemm_serial(int m, int n, int k, float alpha,
 /// bits on every path (one exp polynomial, eight partial sums in a fixed tree).
 void ak_softmax_row(float *row, int cols, int valid);
 
+/// Mean of x[0..n) and the sum of squared deviations from it, in double (two passes, eight
+/// partial sums in a fixed tree): GroupNorm/LayerNorm statistics, the same bits on every path.
+void ak_moments(const float *x, long n, double *mean, double *sum_sq_dev);
+
 /// y[i] = x[i] / (1 + exp(−x[i])) (SiLU), the same bits on every path. y may equal x.
 void ak_silu(const float *x, float *y, long n);
 
