@@ -6,22 +6,19 @@ public enum Activation {
     @inline(__always) static func quickGeluScalar(_ v: Float) -> Float { v / (1 + expf(-1.702 * v)) }
 
     /// SiLU with the kernels' own exp (AtelierKernelsC/SiLU.c): vectorised, independent of libm.
-    public static func silu(_ x: Tensor) -> Tensor {
-        let y = Tensor(uninitialized: x.shape)
-        let n = x.count
-        Parallel.forEachChunk((n + 4095) / 4096) { range in
-            let lo = range.lowerBound * 4096, hi = min(n, range.upperBound * 4096)
-            ak_silu(x.pointer + lo, y.pointer + lo, hi - lo)
-        }
-        return y
-    }
+    public static func silu(_ x: Tensor) -> Tensor { elementwise(x, ak_silu) }
     /// GELU with the kernels' own erf (AtelierKernelsC/GELU.c): vectorised, and independent of libm.
-    public static func gelu(_ x: Tensor) -> Tensor {
+    public static func gelu(_ x: Tensor) -> Tensor { elementwise(x, ak_gelu) }
+
+    /// Runs a C element-wise kernel over `x` in blocks of 4096 floats, split across the threads.
+    static func elementwise(_ x: Tensor, _ kernel: (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void) -> Tensor {
         let y = Tensor(uninitialized: x.shape)
         let n = x.count
-        Parallel.forEachChunk((n + 4095) / 4096) { range in
-            let lo = range.lowerBound * 4096, hi = min(n, range.upperBound * 4096)
-            ak_gelu(x.pointer + lo, y.pointer + lo, hi - lo)
+        withoutActuallyEscaping(kernel) { kernel in
+            Parallel.forEachChunk((n + 4095) / 4096) { range in
+                let lo = range.lowerBound * 4096, hi = min(n, range.upperBound * 4096)
+                kernel(x.pointer + lo, y.pointer + lo, hi - lo)
+            }
         }
         return y
     }

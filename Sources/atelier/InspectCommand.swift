@@ -74,26 +74,4 @@ struct InspectCommand: ParsableCommand {
     }
 }
 
-/// A small seeded generator for test inputs (not the torch-compatible one: inspect only needs
-/// something repeatable).
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E3779B97F4A7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
-        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
-    mutating func normal(_ shape: [Int]) -> Tensor {
-        let t = Tensor(uninitialized: shape)
-        for i in 0..<t.count {
-            let u1 = max(uniform(), 1e-300), u2 = uniform()
-            t[flat: i] = Float((-2 * log(u1)).squareRoot() * cos(2 * .pi * u2))
-        }
-        return t
-    }
-}
 

@@ -57,7 +57,7 @@ final class OwnGEMMTests: XCTestCase {
     func bits(_ x: [Float]) -> [UInt32] { x.map(\.bitPattern) }
 
     func testEveryInstructionSetGivesTheBitsOfOneFMAChainPerElement() {
-        var rng = KernelTestRandom(seed: 7)
+        var rng = SplitMix64(seed: 7)
         var cases: [Case] = []
         for (m, n, k) in [(1, 1, 1), (6, 16, 8), (7, 17, 3), (13, 40, 257), (5, 33, 0), (12, 64, 600), (31, 9, 300), (2, 70, 513)] {
             for variant in 0..<4 {
@@ -69,10 +69,10 @@ final class OwnGEMMTests: XCTestCase {
         for isa in OwnGEMM.supportedISAs {
             XCTAssertTrue(OwnGEMM.select(isa: isa))
             for c in cases {
-                let a = (0..<(c.m * max(c.k, 1))).map { _ in Float(rng.nextUniform() * 2 - 1) }
-                let b = (0..<(max(c.k, 1) * c.n)).map { _ in Float(rng.nextUniform() * 2 - 1) }
-                let c0 = (0..<(c.m * c.n)).map { _ in Float(rng.nextUniform()) }
-                let rb = (0..<c.m).map { _ in Float(rng.nextUniform()) }, cb = (0..<c.n).map { _ in Float(rng.nextUniform()) }
+                let a = (0..<(c.m * max(c.k, 1))).map { _ in Float(rng.uniform() * 2 - 1) }
+                let b = (0..<(max(c.k, 1) * c.n)).map { _ in Float(rng.uniform() * 2 - 1) }
+                let c0 = (0..<(c.m * c.n)).map { _ in Float(rng.uniform()) }
+                let rb = (0..<c.m).map { _ in Float(rng.uniform()) }, cb = (0..<c.n).map { _ in Float(rng.uniform()) }
                 XCTAssertEqual(bits(Self.run(c, a: a, b: b, c0: c0, rowBias: rb, colBias: cb)),
                                bits(Self.chain(c, a: a, b: b, c0: c0, rowBias: rb, colBias: cb)), "\(isa) \(c)")
             }
@@ -84,12 +84,12 @@ final class OwnGEMMTests: XCTestCase {
 
     /// Big enough for the parallel driver (several K-blocks, row blocks, column splits).
     func testResultsAreIdenticalForOneTwoAndThreeThreadsAndEveryInstructionSet() {
-        var rng = KernelTestRandom(seed: 11)
+        var rng = SplitMix64(seed: 11)
         // Tall (each task packs its rows of A) and wide (A packed once, shared by column chunks).
         for (m, n, k) in [(200, 300, 700), (50, 1300, 500)] {
-        let a = (0..<(m * k)).map { _ in Float(rng.nextUniform() * 2 - 1) }
-        let b = (0..<(n * k)).map { _ in Float(rng.nextUniform() * 2 - 1) }
-        let bias = (0..<n).map { _ in Float(rng.nextUniform()) }
+        let a = (0..<(m * k)).map { _ in Float(rng.uniform() * 2 - 1) }
+        let b = (0..<(n * k)).map { _ in Float(rng.uniform() * 2 - 1) }
+        let bias = (0..<n).map { _ in Float(rng.uniform()) }
         let c = Case(m: m, n: n, k: k, transA: false, transB: true, accumulate: false, alpha: 1, rowBias: false, colBias: true)
         let expected = bits(Self.chain(c, a: a, b: b, c0: [], rowBias: [], colBias: bias))
         for isa in OwnGEMM.supportedISAs {
@@ -106,7 +106,7 @@ final class OwnGEMMTests: XCTestCase {
     /// The implicit im2col (packing straight from the image) is the same matrix as an explicit
     /// one, so the convolution equals the GEMM on the unrolled columns, bit for bit.
     func testImplicitConvolutionEqualsTheGEMMOnExplicitColumns() {
-        var rng = KernelTestRandom(seed: 3)
+        var rng = SplitMix64(seed: 3)
         for (cin, h, w, cout, kk, stride, pad) in [(3, 9, 13, 5, 3, 1, Padding2D.symmetric(1)), (4, 20, 20, 7, 3, 2, Padding2D(top: 0, left: 0, bottom: 1, right: 1)),
                                                      (2, 5, 37, 3, 1, 1, Padding2D.none), (5, 16, 16, 8, 3, 1, .symmetric(1)),
                                                      (4, 40, 41, 20, 3, 1, .symmetric(1))] {
@@ -134,9 +134,9 @@ final class OwnGEMMTests: XCTestCase {
 
     /// Both backends compute the same products (OpenBLAS rounds differently, so within a bound).
     func testBothBackendsAgreeWithADoublePrecisionProduct() {
-        var rng = KernelTestRandom(seed: 5)
+        var rng = SplitMix64(seed: 5)
         let (m, n, k) = (70, 90, 300)
-        let a = (0..<(m * k)).map { _ in Float(rng.nextUniform() * 2 - 1) }, b = (0..<(k * n)).map { _ in Float(rng.nextUniform() * 2 - 1) }
+        let a = (0..<(m * k)).map { _ in Float(rng.uniform() * 2 - 1) }, b = (0..<(k * n)).map { _ in Float(rng.uniform() * 2 - 1) }
         var ref = [Double](repeating: 0, count: m * n)
         for i in 0..<m { for j in 0..<n { var s = 0.0; for p in 0..<k { s += Double(a[i * k + p]) * Double(b[p * n + j]) }; ref[i * n + j] = s } }
         let saved = BLAS.backend
@@ -153,24 +153,3 @@ final class OwnGEMMTests: XCTestCase {
     }
 }
 
-/// Seeded inputs for kernel tests (SplitMix64).
-struct KernelTestRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E3779B97F4A7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
-        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
-        return z ^ (z >> 31)
-    }
-    mutating func nextUniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
-    mutating func normal(_ shape: [Int]) -> Tensor {
-        let t = Tensor(uninitialized: shape)
-        for i in 0..<t.count {
-            let u1 = max(nextUniform(), 1e-300), u2 = nextUniform()
-            t.pointer[i] = Float((-2 * log(u1)).squareRoot() * cos(2 * .pi * u2))
-        }
-        return t
-    }
-}
