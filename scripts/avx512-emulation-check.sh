@@ -5,9 +5,7 @@
 # and compares random GEMMs with a scalar fmaf chain. Needs gcc and libsimde-dev (installed here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -f /usr/include/simde/x86/avx512.h ]; then
-    (command -v sudo >/dev/null && sudo apt-get install -y libsimde-dev) || apt-get install -y libsimde-dev
-fi
+[ -f /usr/include/simde/x86/avx512.h ] || bash scripts/setup.sh --test
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 src=Sources/AtelierKernelsC

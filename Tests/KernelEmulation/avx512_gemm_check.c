@@ -23,5 +23,28 @@ int main(){
     free(a);free(b);free(c);free(r);free(br);free(bc);
   }
   printf("gemm mismatches %ld of %ld\n",bad,total);
-  return bad!=0;
+  // Convolutions through the implicit-im2col packing (32-column panels), against the chain
+  // computed straight from the image.
+  long cbad=0, ctotal=0;
+  for(int trial=0;trial<30;trial++){
+    int cin=1+rand()%5, h=1+rand()%40, w=1+rand()%70, cout=1+rand()%20, kk=(rand()%2)?3:1, s=1+rand()%2;
+    int pt=rand()%2, pl=rand()%2, pb=rand()%2, pr=rand()%2;
+    int ho=(h+pt+pb-kk)/s+1, wo=(w+pl+pr-kk)/s+1; if(ho<=0||wo<=0) continue;
+    int K=cin*kk*kk, N=ho*wo;
+    float *x=malloc(4L*cin*h*w),*wt=malloc(4L*cout*K),*c=malloc(4L*cout*N);
+    for(long i=0;i<(long)cin*h*w;i++)x[i]=rand()/(float)RAND_MAX-0.5f; for(long i=0;i<(long)cout*K;i++)wt[i]=rand()/(float)RAND_MAX-0.5f;
+    ak_conv_geometry g={x,cin,h,w,kk,kk,s,pt,pl,ho,wo};
+    int nr=ak_nr(), panels=(N+nr-1)/nr;
+    float *bp=aligned_alloc(64,4L*panels*nr*AK_KC+64), *ap=aligned_alloc(64,4L*(cout+6)*AK_KC+64);
+    for(int pc=0;pc<K;pc+=AK_KC){int kc=K-pc<AK_KC?K-pc:AK_KC;
+      ak_pack_b_conv(&g,pc,kc,0,N,0,panels,bp); ak_pack_a(wt,K,0,0,cout,pc,kc,ap);
+      ak_macro_kernel(cout,N,kc,ap,bp,c,N,pc>0,pc+kc>=K,1.0f,NULL,NULL);}
+    for(int o=0;o<cout;o++)for(int n=0;n<N;n++){int oy=n/wo,ox=n%wo; float acc=0;
+      for(int k=0;k<K;k++){int ci=k/(kk*kk),ki=(k/kk)%kk,kj=k%kk; int iy=oy*s-pt+ki, ix=ox*s-pl+kj;
+        float bv=(iy>=0&&iy<h&&ix>=0&&ix<w)?x[(long)ci*h*w+iy*w+ix]:0.0f; acc=fmaf(wt[(long)o*K+k],bv,acc);}
+      ctotal++; if(memcmp(&acc,&c[(long)o*N+n],4))cbad++;}
+    free(x);free(wt);free(c);free(bp);free(ap);
+  }
+  printf("conv mismatches %ld of %ld\n",cbad,ctotal);
+  return bad!=0 || cbad!=0;
 }
