@@ -107,6 +107,44 @@ final class TilingStitcherTests: XCTestCase {
         XCTAssertEqual(try shuffled.image(), reference)
     }
 
+    /// Blending rows as tiles arrive top to bottom gives the same bytes as stitching at the end,
+    /// while holding no more than two grid rows of tiles at any time.
+    func testEagerRowBlendingIsExactAndHoldsAboutOneGridRowOfTiles() throws {
+        let grid = try TileGrid(width: 97, height: 131, tile: 32, overlap: 12)
+        XCTAssertGreaterThanOrEqual(grid.rows.count, 4)
+        let pixels = grid.tiles.map { rect in
+            noiseImage(width: rect.width * 4 * rect.height * 4, height: 1, seed: UInt64(rect.index + 7))
+        }
+        var lazy = try TileStitcher(grid: grid, channels: 3, scale: 4)
+        var eager = try TileStitcher(grid: grid, channels: 3, scale: 4)
+        var mostHeld = 0
+        for i in grid.tiles.indices {
+            try lazy.add(tileIndex: i, pixels: pixels[i])
+            try eager.add(tileIndex: i, pixels: pixels[i])
+            eager.blendFinishedRows()
+            mostHeld = max(mostHeld, eager.heldTileCount)
+        }
+        XCTAssertEqual(lazy.heldTileCount, grid.tiles.count)
+        XCTAssertLessThanOrEqual(mostHeld, 2 * grid.columns.count, "eager blending kept tiles it had finished with")
+        XCTAssertEqual(try eager.image(), try lazy.image())
+        XCTAssertEqual(try eager.seamRatio(), try lazy.seamRatio())
+
+        // Out of order, blending whenever possible: still the same bytes.
+        var shuffled = try TileStitcher(grid: grid, channels: 3, scale: 4)
+        var generator = SystemRandomNumberGenerator()
+        for i in grid.tiles.indices.shuffled(using: &generator) {
+            try shuffled.add(tileIndex: i, pixels: pixels[i])
+            shuffled.blendFinishedRows()
+        }
+        XCTAssertEqual(try shuffled.image(), try lazy.image())
+
+        // A partial eager stitch still reports what is missing.
+        var partial = try TileStitcher(grid: grid, channels: 3, scale: 4)
+        for i in 0..<grid.columns.count { try partial.add(tileIndex: i, pixels: pixels[i]); partial.blendFinishedRows() }
+        XCTAssertThrowsError(try partial.image())
+        XCTAssertEqual(partial.missingTileIndices, Array(grid.columns.count..<grid.tiles.count))
+    }
+
     func testSeamRatioIsAboutOneForASmoothImageAndLargeWhenTilesDisagree() throws {
         // 244 = 0, 60, 120, 180 (+64): every band is exactly the 4-pixel overlap.
         let grid = try TileGrid(width: 244, height: 184, tile: 64, overlap: 4)

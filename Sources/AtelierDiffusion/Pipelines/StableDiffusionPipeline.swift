@@ -21,6 +21,7 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
     /// The depth model's DPT estimator, loaded on the first depth2img request without a depth map.
     private var loadedDepthEstimator: DPTDepthEstimator?
     private let depthEstimatorLock = NSLock()
+    private let promptCache = PromptEmbeddingCache()
 
     public init(model: StableDiffusionModel, tokenizer: BPETokenizer, schedulerConfig: SchedulerConfig,
                 lowResSchedulerConfig: SchedulerConfig?, name: String, hash: String) {
@@ -338,11 +339,20 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
     // MARK: Pieces
 
     /// [uncond, cond] text embeddings when guidance is on (uncond first, as diffusers), else cond.
+    ///
+    /// The last prompt's embeddings are kept (`PromptEmbeddingCache`): the tiles of one upscale,
+    /// or the images of one batch, share a prompt, and the text encoder then runs once, not per
+    /// tile. After it runs, its mapped weights leave the resident set until the next new prompt
+    /// (`StableDiffusionModel.releaseTextEncoderPages`), so they never add to the UNet's peak.
     func encodePrompt(_ prompt: String, negative: String, guidance: Bool) throws -> Tensor {
+        let key = PromptEmbeddingCache.Key(prompt: prompt, negative: negative, guidance: guidance)
+        if let hit = promptCache.lookup(key) { return hit }
+        defer { model.releaseTextEncoderPages() }
         let cond = try model.textEncoder([tokenizer.encode(prompt)])
-        guard guidance else { return cond }
-        let uncond = try model.textEncoder([tokenizer.encode(negative)])
-        return Elementwise.concatBatch([uncond, cond])
+        let context = guidance
+            ? Elementwise.concatBatch([try model.textEncoder([tokenizer.encode(negative)]), cond]) : cond
+        promptCache.store(key, context)
+        return context
     }
 
     /// `scaling · posterior.sample(generator)`: mean + exp(½·clamp(logvar, −30, 20))·randn.

@@ -46,6 +46,9 @@ extension StableDiffusionPipeline {
                 progress?(rect.index, grid.tiles.count, step, steps) ?? true
             }
             try stitcher.add(tileIndex: rect.index, pixels: out.image.pixels)
+            // Tiles come top to bottom and are never replaced: blend the rows they finish and
+            // drop the tiles above them, so memory does not grow with the number of tiles.
+            stitcher.blendFinishedRows()
             last = out
         }
         let image = try RGBImage(width: stitcher.outputWidth, height: stitcher.outputHeight, pixels: try stitcher.image())

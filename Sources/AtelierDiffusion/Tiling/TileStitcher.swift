@@ -7,10 +7,15 @@
 ///
 /// Exact order independence: tiles may be added in any order (on the farm they complete in
 /// whatever order workers finish), but floating-point sums depend on the order of their terms.
-/// So `add` only keeps the tile, and `image()` accumulates in Double in tile-index order, one
-/// output row at a time. The result is bit-identical however the tiles arrived, and memory
-/// stays at the tiles themselves plus one row of accumulators (a full-image Double buffer of a
-/// 4096² output would be 400 MB).
+/// So `add` only keeps the tile, and each output row is accumulated in Double in tile-index
+/// order, one row at a time, once every tile covering it is in. The result is bit-identical
+/// however the tiles arrived, and memory stays at the tiles plus one row of accumulators (a
+/// full-image Double buffer of a 4096² output would be 400 MB).
+///
+/// A producer that adds tiles top to bottom and never replaces one (the local tiled upscale)
+/// calls `blendFinishedRows()` after each `add`: the covered rows go into the output and the
+/// tiles wholly above them are dropped, so it holds the output bytes plus about one grid row of
+/// tiles instead of every tile (95 MB of tiles for a 4096² output).
 public struct TileStitcher: Sendable {
     public let grid: TileGrid
     public let channels: Int
@@ -20,6 +25,11 @@ public struct TileStitcher: Sendable {
     public let outputHeight: Int
 
     private var tilePixels: [[UInt8]?]
+    /// Which tiles were added (`blendFinishedRows` may since have dropped their pixels).
+    private var received: [Bool]
+    /// The output, allocated by the first `blendFinishedRows`; rows `0..<finishedRows` are final.
+    private var output: [UInt8] = []
+    private var finishedRows = 0
 
     public init(grid: TileGrid, channels: Int, scale: Int) throws {
         guard (1...4).contains(channels) else {
@@ -34,6 +44,7 @@ public struct TileStitcher: Sendable {
         self.outputWidth = grid.width * scale
         self.outputHeight = grid.height * scale
         self.tilePixels = Array(repeating: nil, count: grid.tiles.count)
+        self.received = Array(repeating: false, count: grid.tiles.count)
     }
 
     /// `width`/`height` are the OUTPUT size and must equal the grid's size times `scale`; they are
@@ -47,7 +58,8 @@ public struct TileStitcher: Sendable {
         }
     }
 
-    /// Keeps tile `tileIndex`'s upscaled pixels. Adding an index again replaces the earlier pixels.
+    /// Keeps tile `tileIndex`'s upscaled pixels. Adding an index again replaces the earlier pixels
+    /// (in rows `blendFinishedRows` has not finished yet).
     public mutating func add(tileIndex: Int, pixels: [UInt8]) throws {
         guard grid.tiles.indices.contains(tileIndex) else {
             throw TilingError.unknownTile(index: tileIndex, tileCount: grid.tiles.count)
@@ -60,26 +72,76 @@ public struct TileStitcher: Sendable {
                 detail: "\(rect.width * scale)x\(rect.height * scale)x\(channels) for the \(rect.width)x\(rect.height) tile at x\(scale)")
         }
         tilePixels[tileIndex] = pixels
+        received[tileIndex] = true
     }
 
-    public var isComplete: Bool { tilePixels.allSatisfy { $0 != nil } }
+    public var isComplete: Bool { received.allSatisfy { $0 } }
+
+    /// Tiles whose pixels are held (added and not yet dropped by `blendFinishedRows`).
+    public var heldTileCount: Int { tilePixels.reduce(0) { $0 + ($1 == nil ? 0 : 1) } }
 
     /// Indices of the tiles not added yet, ascending.
-    public var missingTileIndices: [Int] { tilePixels.indices.filter { tilePixels[$0] == nil } }
+    public var missingTileIndices: [Int] { received.indices.filter { !received[$0] } }
+
+    /// Blends every output row, from the first unfinished one down, whose covering tiles are all
+    /// in, then drops the pixels of the tiles lying wholly above the finished rows. The rows it
+    /// blends are final: a tile added again afterwards no longer changes them.
+    public mutating func blendFinishedRows() {
+        var y = finishedRows
+        while y < outputHeight && rowIsCovered(y) { y += 1 }
+        guard y > finishedRows else { return }
+        if output.isEmpty { output = [UInt8](repeating: 0, count: outputWidth * outputHeight * channels) }
+        var blender = RowBlender(self)
+        let (start, tiles) = (finishedRows, tilePixels)
+        output.withUnsafeMutableBufferPointer { out in
+            for row in start..<y { blender.blend(row: row, tiles: tiles, into: out) }
+        }
+        finishedRows = y
+        for (r, gridRow) in grid.rows.enumerated() where (gridRow.origin + gridRow.length) * scale <= finishedRows {
+            for col in grid.columns.indices { tilePixels[r * grid.columns.count + col] = nil }
+        }
+    }
+
+    /// Whether every tile covering output row `y` has been added.
+    private func rowIsCovered(_ y: Int) -> Bool {
+        for (r, row) in grid.rows.enumerated() {
+            let v = y - row.origin * scale
+            guard v >= 0, v < row.length * scale else { continue }
+            for col in grid.columns.indices where !received[r * grid.columns.count + col] { return false }
+        }
+        return true
+    }
 
     /// The stitched image, `outputWidth × outputHeight × channels` bytes. Throws if tiles are missing.
     public func image() throws -> [UInt8] {
         let missing = missingTileIndices
         guard missing.isEmpty else { throw TilingError.missingTiles(missing) }
+        if finishedRows == outputHeight { return output }
+        var out = output.isEmpty ? [UInt8](repeating: 0, count: outputWidth * outputHeight * channels) : output
+        var blender = RowBlender(self)
+        out.withUnsafeMutableBufferPointer { buffer in
+            for y in finishedRows..<outputHeight { blender.blend(row: y, tiles: tilePixels, into: buffer) }
+        }
+        return out
+    }
 
-        let columnWeights = grid.columns.map { TileFeather.weights(for: $0, scale: scale) }
-        let rowWeights = grid.rows.map { TileFeather.weights(for: $0, scale: scale) }
-        let width = outputWidth, c = channels
-        var out = [UInt8](repeating: 0, count: outputWidth * outputHeight * c)
-        var sum = [Double](repeating: 0, count: width * c)
-        var weight = [Double](repeating: 0, count: width)
+    /// One output row from the tiles covering it, accumulated in Double in tile-index order (the
+    /// order that makes the result independent of arrival order), rounded half-to-even.
+    private struct RowBlender {
+        let grid: TileGrid, scale: Int, channels: Int, width: Int
+        let columnWeights: [[Double]], rowWeights: [[Double]]
+        var sum: [Double], weight: [Double]
 
-        for y in 0..<outputHeight {
+        init(_ s: TileStitcher) {
+            grid = s.grid; scale = s.scale; channels = s.channels; width = s.outputWidth
+            columnWeights = s.grid.columns.map { TileFeather.weights(for: $0, scale: s.scale) }
+            rowWeights = s.grid.rows.map { TileFeather.weights(for: $0, scale: s.scale) }
+            sum = [Double](repeating: 0, count: s.outputWidth * s.channels)
+            weight = [Double](repeating: 0, count: s.outputWidth)
+        }
+
+        mutating func blend(row y: Int, tiles: [[UInt8]?], into out: UnsafeMutableBufferPointer<UInt8>) {
+            let c = channels
             for i in sum.indices { sum[i] = 0 }
             for i in weight.indices { weight[i] = 0 }
             for (r, row) in grid.rows.enumerated() {
@@ -87,7 +149,7 @@ public struct TileStitcher: Sendable {
                 guard v >= 0, v < row.length * scale else { continue }
                 let wy = rowWeights[r][v]
                 for (col, column) in grid.columns.enumerated() {
-                    guard let tile = tilePixels[r * grid.columns.count + col] else { continue }
+                    guard let tile = tiles[r * grid.columns.count + col] else { continue }
                     let tileWidth = column.length * scale
                     let x0 = column.origin * scale
                     let wx = columnWeights[col]
@@ -113,13 +175,8 @@ public struct TileStitcher: Sendable {
                 }
             }
         }
-        return out
     }
 
-    /// Where the seams are: the centre line of every overlap band, in output pixels. For a band
-    /// starting at output column s with width B the line is s + B/2 − 1, the pixel whose forward
-    /// difference (to s + B/2) straddles the band's centre, where the two tiles weigh the same.
-    /// (With no overlap, B = 0, that is the last pixel before the tile boundary.)
     public var seamLines: (columns: [Int], rows: [Int]) {
         func centres(_ spans: [TileSpan]) -> [Int] {
             spans.dropLast().map { span in

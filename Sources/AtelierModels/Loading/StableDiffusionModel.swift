@@ -8,13 +8,28 @@ public struct StableDiffusionModel {
     public let textEncoder: CLIPTextModel
     public let unet: UNet2DConditionModel
     public let vae: AutoencoderKL
+    /// The mapped files the text encoder's weights live in (a diffusers folder's
+    /// `text_encoder/`; empty for single files, whose one mapping also holds the UNet), so that
+    /// `releaseTextEncoderPages()` can drop them from RSS between prompts.
+    public let textEncoderFiles: [SafeTensorsFile]
 
     /// The diffusers folder (for tokenizer/ and scheduler/), nil for single files.
     public var folder: URL? { format == .diffusersFolder ? location : nil }
 
-    public init(location: URL, format: CheckpointFormat, textEncoder: CLIPTextModel, unet: UNet2DConditionModel, vae: AutoencoderKL) {
+    public init(location: URL, format: CheckpointFormat, textEncoder: CLIPTextModel, unet: UNet2DConditionModel, vae: AutoencoderKL,
+                textEncoderFiles: [SafeTensorsFile] = []) {
         self.location = location; self.format = format
         self.textEncoder = textEncoder; self.unet = unet; self.vae = vae
+        self.textEncoderFiles = textEncoderFiles
+    }
+
+    /// Drops the text encoder's mapped weights from the resident set (they fault back in, from
+    /// the page cache, on the next prompt). The text encoder runs once per prompt, then the UNet
+    /// runs for every step: without this its 1.4 GB (SD2, fp32) would be resident on top of the
+    /// UNet's for the whole loop. Weights converted at load (fp16 files) are owned copies and
+    /// stay; so do single-file checkpoints, whose one mapping is shared with the UNet.
+    public func releaseTextEncoderPages() {
+        for f in textEncoderFiles { f.releaseResidentPages() }
     }
 
     public static func load(_ url: URL) throws -> StableDiffusionModel {
@@ -22,11 +37,12 @@ public struct StableDiffusionModel {
         case .safetensors:
             return try load(singleFile: SingleFileCheckpoint(url: url))
         case .diffusersFolder:
-            let textEncoder = try loadTextEncoder(url.appendingPathComponent("text_encoder"))
+            let (textEncoder, textFiles) = try openTextEncoder(url.appendingPathComponent("text_encoder"))
             let unet = try loadUNet(url.appendingPathComponent("unet"))
             let model = StableDiffusionModel(
                 location: url, format: .diffusersFolder, textEncoder: textEncoder, unet: unet,
-                vae: try loadVAE(url.appendingPathComponent("vae"), forUpscaler: unet.config.inChannels == 7))
+                vae: try loadVAE(url.appendingPathComponent("vae"), forUpscaler: unet.config.inChannels == 7),
+                textEncoderFiles: textFiles)
             try model.checkComponentsFit(source: url.path)
             return model
         }
@@ -72,7 +88,17 @@ public struct StableDiffusionModel {
     }
 
     public static func loadTextEncoder(_ folder: URL) throws -> CLIPTextModel {
+        try openTextEncoder(folder).model
+    }
+
+    /// The text encoder and the mapped files its weights borrow from.
+    static func openTextEncoder(_ folder: URL) throws -> (model: CLIPTextModel, files: [SafeTensorsFile]) {
         let (config, weights) = try DiffusersComponent.open(folder, config: CLIPTextConfig.self)
-        return try CLIPTextModel(config: config, weights: weights)
+        // Only F32 tensors are used in place; a file of F16/BF16 weights was converted into owned
+        // copies and is released (unmapped) as soon as nothing holds it, so it is not kept here.
+        let mapped = ((weights as? SafeTensorsWeights)?.files ?? []).filter { file in
+            file.names.contains { file.info($0)?.dtype == .f32 }
+        }
+        return (try CLIPTextModel(config: config, weights: weights), mapped)
     }
 }

@@ -25,15 +25,27 @@ public struct AutoencoderKL {
         postQuantConv = config.usePostQuantConv ? try Conv2d(w["post_quant_conv"], inChannels: z, outChannels: z, kernel: 1) : nil
     }
 
-    /// image [B, 3, H, W] in [-1, 1] → moments [B, 2·latent, H/f, W/f].
-    public func encode(_ image: Tensor) -> Tensor {
-        let h = encoder(image)
+    /// image [B, 3, H, W] in [-1, 1] → moments [B, 2·latent, H/f, W/f]. `tiling` picks the
+    /// whole-map or the row-band pass (`VAETiling`); both give the same moments, the band pass
+    /// with band-sized temporaries. `bandFloats` bounds one band (tests shrink it to force many
+    /// bands on small maps).
+    public func encode(_ image: Tensor, tiling: VAETiling = .automatic,
+                       bandFloats: Int = VAERowBandExecutor.defaultBandFloats) -> Tensor {
+        let pixels = image.shape[0] * image.shape[2] * image.shape[3]
+        let h = tiling.usesBands(pixels: pixels)
+            ? VAERowBandExecutor(bandFloats: bandFloats).encode(encoder, image) : encoder(image)
         return quantConv.map { $0(h) } ?? h
     }
 
     /// z [B, latent, h, w] (already divided by the scaling factor) → image [B, 3, h·f, w·f].
-    public func decode(_ z: Tensor) -> Tensor {
-        decoder(postQuantConv.map { $0(z) } ?? z)
+    /// `tiling` and `bandFloats` as for `encode`; the choice is made on the decoded image's size.
+    public func decode(_ z: Tensor, tiling: VAETiling = .automatic,
+                       bandFloats: Int = VAERowBandExecutor.defaultBandFloats) -> Tensor {
+        let f = config.scaleFactor
+        let pixels = z.shape[0] * z.shape[2] * f * z.shape[3] * f
+        let latents = postQuantConv.map { $0(z) } ?? z
+        return tiling.usesBands(pixels: pixels)
+            ? VAERowBandExecutor(bandFloats: bandFloats).decode(decoder, latents) : decoder(latents)
     }
 }
 
