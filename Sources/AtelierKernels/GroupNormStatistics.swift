@@ -1,4 +1,5 @@
 import Foundation
+import AtelierKernelsC
 
 /// A GroupNorm reduced to its per-sample, per-channel affine form `y = x·scale + shift`, with the
 /// statistics taken over the WHOLE feature map.
@@ -6,7 +7,7 @@ import Foundation
 /// Why: a tiled (row-band) network pass must normalise every band with the statistics of the
 /// full map, never the band's own, or tiles disagree at their seams and the result drifts from
 /// the untiled one. The statistics are gathered here in one pass over the map (mean first, then
-/// the squared deviations from it, both in Double — the same two-pass arithmetic as
+/// the squared deviations from it, both in Double — the same `ak_moments` as
 /// `Normalization.groupNorm`), and applied band by band by `fillBand`. Scale and shift are formed
 /// exactly as `Normalization.groupNorm` forms them, so a normalised band is bit-identical to the
 /// same rows of the untiled output.
@@ -33,11 +34,8 @@ public struct GroupNormAffine: Sendable {
                 Parallel.forEachChunk(n * groups) { range in
                     for ng in range {
                         let src = x.pointer + ng * groupSize
-                        var sum = 0.0
-                        for i in 0..<groupSize { sum += Double(src[i]) }
-                        let mean = sum / Double(groupSize)
-                        var sq = 0.0
-                        for i in 0..<groupSize { let d = Double(src[i]) - mean; sq += d * d }
+                        var mean = 0.0, sq = 0.0
+                        ak_moments(src, groupSize, &mean, &sq)
                         let inv = 1.0 / (sq / Double(groupSize) + Double(eps)).squareRoot()
                         let g = ng % groups, b = ng / groups
                         for ci in 0..<perGroup {
@@ -61,7 +59,7 @@ public enum FeatureBand {
     /// Fills `dst` ([channels, rows, outWidth] contiguous) with rows `[row0, row0 + rows)` of
     /// sample `sample` of `x` [N, C, H, W], in the coordinates of the (optionally ×2 nearest
     /// upsampled) map: `outWidth` is W, or 2·W when `upsample2x`. The element operations are the
-    /// same scalar formulas the untiled layers use, in the same order (normalise, SiLU), so each
+    /// same formulas and kernels the untiled layers use, in the same order (normalise, SiLU), so each
     /// value equals the untiled one bit for bit.
     public static func fill(_ dst: UnsafeMutablePointer<Float>, from x: Tensor, sample: Int, row0: Int, rows: Int,
                             upsample2x: Bool, norm: GroupNormAffine?, silu: Bool) {
@@ -81,20 +79,21 @@ public enum FeatureBand {
                     let o = out + r * ow
                     if upsample2x {
                         for i in 0..<w {
-                            let v = transform(line[i], norm != nil, scale, shift, silu)
+                            let v = transform(line[i], norm != nil, scale, shift)
                             o[2 * i] = v; o[2 * i + 1] = v
                         }
                     } else {
-                        for i in 0..<w { o[i] = transform(line[i], norm != nil, scale, shift, silu) }
+                        for i in 0..<w { o[i] = transform(line[i], norm != nil, scale, shift) }
                     }
+                    // The same element-wise kernel as `Activation.silu`: the same bits per element.
+                    if silu { ak_silu(o, o, ow) }
                 }
             }
         }
     }
 
     @inline(__always)
-    static func transform(_ v: Float, _ normalise: Bool, _ scale: Float, _ shift: Float, _ silu: Bool) -> Float {
-        let y = normalise ? v * scale + shift : v
-        return silu ? Activation.siluScalar(y) : y
+    static func transform(_ v: Float, _ normalise: Bool, _ scale: Float, _ shift: Float) -> Float {
+        normalise ? v * scale + shift : v
     }
 }
