@@ -34,7 +34,7 @@ extension Coordinator {
             }
         }
         guard capabilities.numerics.utf8.count <= 128 else {
-            throw CoordinatorError.invalid("capabilities.numerics is longer than 128 bytes (say \"fp32/openblas-haswell\")")
+            throw CoordinatorError.invalid("capabilities.numerics is longer than 128 bytes (say \"fp32/atelier-gemm1\")")
         }
         guard capabilities.slots <= options.maxWorkerSlots else {
             throw CoordinatorError.invalid(
