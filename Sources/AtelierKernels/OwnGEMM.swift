@@ -55,7 +55,7 @@ public enum OwnGEMM {
             // has one chunk (tall activations × a layer's weights), each task packs its own.
             let sharedA = chunks > 1
             let aPanels = sharedA ? (m + mr - 1) / mr : 0
-            var apackShared = UnsafeMutablePointer<Float>(bitPattern: 64)!
+            var apackShared: UnsafeMutablePointer<Float>? = nil
             if sharedA {
                 guard let p = ak_thread_scratch(4, aPanels * mr * kcMax) else { fatalError("gemm: out of memory packing A") }
                 apackShared = p
@@ -69,7 +69,7 @@ public enum OwnGEMM {
                 Parallel.forEachTask(bTasks + aTasks) { t in
                     if t >= bTasks {
                         let r0 = (t - bTasks) * 8 * mr, r1 = min(m, r0 + 8 * mr)
-                        ak_pack_a(a, lda, transA ? 1 : 0, Int32(r0), Int32(r1 - r0), Int32(pc), Int32(kc), apackShared + r0 * kc)
+                        ak_pack_a(a, lda, transA ? 1 : 0, Int32(r0), Int32(r1 - r0), Int32(pc), Int32(kc), apackShared.map { $0 + r0 * kc })
                         return
                     }
                     let p0 = Int32(t * 8), p1 = Int32(min(panels, t * 8 + 8))
@@ -89,8 +89,8 @@ public enum OwnGEMM {
                     guard mc > 0, j0 < nc else { return }
                     let cols = min(nc - j0, chunkPanels * nr)
                     let apack: UnsafeMutablePointer<Float>
-                    if sharedA {
-                        apack = apackShared + ic * kc
+                    if let shared = apackShared {
+                        apack = shared + ic * kc
                     } else {
                         guard let own = ak_thread_scratch(0, mcStep * kcMax) else { fatalError("gemm: out of memory packing A") }
                         ak_pack_a(a, lda, transA ? 1 : 0, Int32(ic), Int32(mc), Int32(pc), Int32(kc), own)

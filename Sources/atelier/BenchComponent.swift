@@ -22,17 +22,9 @@ enum BenchComponent: String, ExpressibleByArgument, CaseIterable, Codable {
         var gen = SplitMix64(seed: 1)
         switch self {
         case .unet:
-            let unet: UNet2DConditionModel
-            let weightBytes: Int
-            if url.pathExtension == "safetensors" {
-                let ckpt = try SingleFileCheckpoint(url: url)
-                unet = try UNet2DConditionModel(config: ckpt.unetConfig, weights: ckpt.unetWeights)
-                weightBytes = ckpt.file.fileSize
-            } else {
-                let folder = Self.componentFolder(url, subfolder)
-                unet = try StableDiffusionModel.loadUNet(folder)
-                weightBytes = try Self.weightBytes(folder)
-            }
+            let (unet, weightBytes) = try load(url,
+                fromCheckpoint: { try UNet2DConditionModel(config: $0.unetConfig, weights: $0.unetWeights) },
+                fromFolder: { try StableDiffusionModel.loadUNet($0) })
             let cross = try unet.config.resolved().crossDim[0]
             let sample = gen.normal([batch, unet.config.inChannels, latent, latent])
             let context = gen.normal([batch, 77, cross])
@@ -41,22 +33,26 @@ enum BenchComponent: String, ExpressibleByArgument, CaseIterable, Codable {
                 try unet(sample, timesteps: [500], context: context, classLabels: labels)
             }
         case .vaeDecode:
-            let vae: AutoencoderKL
-            let weightBytes: Int
-            if url.pathExtension == "safetensors" {
-                let ckpt = try SingleFileCheckpoint(url: url)
-                vae = try AutoencoderKL(config: ckpt.vaeConfig, weights: ckpt.vaeWeights)
-                weightBytes = ckpt.file.fileSize
-            } else {
-                let folder = Self.componentFolder(url, subfolder)
-                vae = try StableDiffusionModel.loadVAE(folder)
-                weightBytes = try Self.weightBytes(folder)
-            }
+            let (vae, weightBytes) = try load(url,
+                fromCheckpoint: { try AutoencoderKL(config: $0.vaeConfig, weights: $0.vaeWeights) },
+                fromFolder: { try StableDiffusionModel.loadVAE($0) })
             let z = gen.normal([batch, vae.config.latentChannels, latent, latent])
             return BenchWorkload(parameters: vae.parameterCount, weightBytes: weightBytes, inputShape: z.shape) {
                 vae.decode(z)
             }
         }
+    }
+
+    /// Loads this component from a single-file checkpoint or a (whole or component) diffusers
+    /// folder, with the bytes of the weight files it is read from (for the memory ratio).
+    func load<Network>(_ url: URL, fromCheckpoint: (SingleFileCheckpoint) throws -> Network,
+                       fromFolder: (URL) throws -> Network) throws -> (Network, Int) {
+        if url.pathExtension == "safetensors" {
+            let ckpt = try SingleFileCheckpoint(url: url)
+            return (try fromCheckpoint(ckpt), ckpt.file.fileSize)
+        }
+        let folder = Self.componentFolder(url, subfolder)
+        return (try fromFolder(folder), try Self.weightBytes(folder))
     }
 
     /// `url/sub` when `url` is a whole diffusers folder, else `url` (already the component folder).
