@@ -171,6 +171,16 @@ public enum BLAS {
         backend == .atelier ? "atelier-gemm1" : "openblas-\(coreName.lowercased())"
     }
 
+    /// The numerics class for a precision. bf16 products always run the own bf16 kernel
+    /// ("atelier-bf16dp1": `vdpbf16ps` arithmetic on every x86 CPU); the fp32 products that stay
+    /// (attention) follow the backend, so OpenBLAS is named when it is in use.
+    public static func numericsClass(_ precision: OwnGEMM.Precision) -> String {
+        switch precision {
+        case .fp32: return numericsClass
+        case .bf16: return backend == .atelier ? "atelier-bf16dp1" : "atelier-bf16dp1+\(numericsClass)"
+        }
+    }
+
     /// For logs and benchmark lines: "atelier avx2", "openblas Haswell".
     public static var kernelDescription: String {
         backend == .atelier ? "atelier \(OwnGEMM.isaName)" : "openblas \(coreName)"

@@ -10,6 +10,44 @@ public enum Convolution {
     /// Cap on the im2col buffer (floats); 8 Mi floats = 32 MB.
     nonisolated(unsafe) public static var columnBudget = 8 << 20
 
+    /// The same with weights in either precision: bf16 weights run the bf16 GEMM (own kernels,
+    /// whatever the backend: OpenBLAS has no bf16 path), the input rounded to bf16 as it is packed.
+    public static func conv2d(_ input: Tensor, weight: LayerWeight, bias: Tensor?,
+                              stride: Int = 1, padding: Padding2D = .none) -> Tensor {
+        switch weight {
+        case .fp32(let w): return conv2d(input, weight: w, bias: bias, stride: stride, padding: padding)
+        case .bf16(let w): return conv2d(input, bf16: w, bias: bias, stride: stride, padding: padding)
+        }
+    }
+
+    static func conv2d(_ input: Tensor, bf16 weight: BF16Tensor, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
+        precondition(input.rank == 4 && weight.shape.count == 4, "conv2d wants NCHW input and OIHW weight")
+        let (n, cin, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+        let (cout, wcin, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
+        precondition(wcin == cin, "conv2d: input has \(cin) channels, weight expects \(wcin)")
+        let hout = (h + padding.top + padding.bottom - kh) / stride + 1
+        let wout = (w + padding.left + padding.right - kw) / stride + 1
+        precondition(hout > 0 && wout > 0, "conv2d: output would be empty")
+        let out = Tensor(uninitialized: [n, cout, hout, wout])
+        let k = cin * kh * kw
+        let planeOut = hout * wout
+        let direct = kh == 1 && kw == 1 && stride == 1 && padding == .none
+        BLAS.flops &+= 2 * n * cout * planeOut * k
+        for b in 0..<n {
+            let src = input.pointer + b * cin * h * w
+            let dst = out.pointer + b * cout * planeOut
+            let source: OwnGEMM.BSource = direct
+                ? .matrix(src, ld: h * w, transposed: false)
+                : .convolution(ak_conv_geometry(input: src, channels: Int32(cin), height: Int32(h), width: Int32(w),
+                                                kh: Int32(kh), kw: Int32(kw), stride: Int32(stride),
+                                                pad_top: Int32(padding.top), pad_left: Int32(padding.left),
+                                                out_h: Int32(hout), out_w: Int32(wout)))
+            OwnGEMM.multiply(m: cout, n: planeOut, k: k, a: .bf16(weight.pointer, ld: k), b: source,
+                             c: dst, ldc: planeOut, biasRow: bias?.pointer, precision: .bf16)
+        }
+        return out
+    }
+
     public static func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor?,
                               stride: Int = 1, padding: Padding2D = .none) -> Tensor {
         precondition(input.rank == 4 && weight.rank == 4, "conv2d wants NCHW input and OIHW weight")

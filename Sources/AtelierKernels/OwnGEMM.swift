@@ -12,6 +12,20 @@ public enum OwnGEMM {
     public enum BSource {
         case matrix(UnsafePointer<Float>, ld: Int, transposed: Bool)
         case convolution(ak_conv_geometry)
+        /// bf16 weights stored [n][ld] (a linear layer's [out, in]), read as Bᵀ (bf16 only).
+        case bf16Transposed(UnsafePointer<UInt16>, ld: Int)
+    }
+
+    /// Where A comes from: a stored fp32 matrix, or bf16 weights stored row-major (bf16 only).
+    public enum ASource {
+        case matrix(UnsafePointer<Float>, ld: Int, transposed: Bool)
+        case bf16(UnsafePointer<UInt16>, ld: Int)
+    }
+
+    /// The arithmetic of a GEMM. `.bf16` rounds both operands to bf16 and accumulates in fp32 the
+    /// way `vdpbf16ps` does (see AtelierKernelsC.h): one numerics class on every x86 CPU.
+    public enum Precision: String, Sendable, CaseIterable {
+        case fp32, bf16
     }
 
     /// Columns of C per outer block (B is packed `AK_KC` × this: 4 MiB).
@@ -26,11 +40,28 @@ public enum OwnGEMM {
                                 b: BSource, accumulate: Bool = false,
                                 c: UnsafeMutablePointer<Float>, ldc: Int,
                                 biasRow: UnsafePointer<Float>? = nil, biasColumn: UnsafePointer<Float>? = nil) {
+        multiply(m: m, n: n, k: k, alpha: alpha, a: .matrix(a, ld: lda, transposed: transA), b: b,
+                 accumulate: accumulate, c: c, ldc: ldc, biasRow: biasRow, biasColumn: biasColumn, precision: .fp32)
+    }
+
+    /// The general form: any A and B source, fp32 or bf16 arithmetic. bf16-stored operands need
+    /// `.bf16` (they are never widened into an fp32 chain).
+    public static func multiply(m: Int, n: Int, k: Int, alpha: Float = 1,
+                                a: ASource, b: BSource, accumulate: Bool = false,
+                                c: UnsafeMutablePointer<Float>, ldc: Int,
+                                biasRow: UnsafePointer<Float>? = nil, biasColumn: UnsafePointer<Float>? = nil,
+                                precision: Precision) {
         guard m > 0, n > 0 else { return }
+        let lda: Int
+        switch a { case .matrix(_, let ld, _), .bf16(_, let ld): lda = ld }
         precondition(k >= 0 && lda >= 1 && ldc >= n, "gemm: bad dimensions m \(m) n \(n) k \(k) lda \(lda) ldc \(ldc)")
         precondition(!accumulate || alpha == 1, "gemm: alpha is applied to the finished chain; accumulate with alpha 1 only")
-        if case .matrix(let bp, let ldb, let tb) = b, m * n * max(k, 1) < serialWork || Parallel.threads == 1 {
-            ak_sgemm_serial(Int32(m), Int32(n), Int32(k), alpha, a, lda, transA ? 1 : 0, bp, ldb, tb ? 1 : 0,
+        let bf16 = precision == .bf16
+        if case .bf16 = a { precondition(bf16, "gemm: bf16 weights need the bf16 precision") }
+        if case .bf16Transposed = b { precondition(bf16, "gemm: bf16 weights need the bf16 precision") }
+        if !bf16, case .matrix(let ap, _, let ta) = a, case .matrix(let bp, let ldb, let tb) = b,
+           m * n * max(k, 1) < serialWork || Parallel.threads == 1 {
+            ak_sgemm_serial(Int32(m), Int32(n), Int32(k), alpha, ap, lda, ta ? 1 : 0, bp, ldb, tb ? 1 : 0,
                             c, ldc, accumulate ? 1 : 0, biasRow, biasColumn)
             return
         }
@@ -41,6 +72,17 @@ public enum OwnGEMM {
         let mcStep = ((m + rowBlocks - 1) / rowBlocks + mr - 1) / mr * mr
         var geometry: ak_conv_geometry? = nil
         if case .convolution(let g) = b { geometry = g }
+
+        /// Packs rows [r0, r0+rows) of this K-block of A; a panel of it is MR × kcp floats.
+        func packA(_ r0: Int, _ rows: Int, _ pc: Int, _ kc: Int, _ dst: UnsafeMutablePointer<Float>) {
+            switch a {
+            case .matrix(let ap, let ld, let ta):
+                if bf16 { ak_pack_a_bf16(ap, ld, ta ? 1 : 0, Int32(r0), Int32(rows), Int32(pc), Int32(kc), dst) }
+                else { ak_pack_a(ap, ld, ta ? 1 : 0, Int32(r0), Int32(rows), Int32(pc), Int32(kc), dst) }
+            case .bf16(let ap, let ld):
+                ak_pack_a_bf16_stored(ap, ld, Int32(r0), Int32(rows), Int32(pc), Int32(kc), dst)
+            }
+        }
 
         var jc = 0
         while jc < n {
@@ -63,22 +105,28 @@ public enum OwnGEMM {
             var pc = 0
             repeat {
                 let kc = min(kcMax, k - pc)
+                // Packed depth: bf16 panels hold whole k pairs.
+                let kcp = bf16 ? (kc + 1) & ~1 : kc
                 let last = pc + kc >= k
                 // Pack this K-block of B (8 panels per task) and, if shared, of A (8 panels per task).
                 let bTasks = (panels + 7) / 8, aTasks = (aPanels + 7) / 8
                 Parallel.forEachTask(bTasks + aTasks) { t in
                     if t >= bTasks {
                         let r0 = (t - bTasks) * 8 * mr, r1 = min(m, r0 + 8 * mr)
-                        ak_pack_a(a, lda, transA ? 1 : 0, Int32(r0), Int32(r1 - r0), Int32(pc), Int32(kc), apackShared.map { $0 + r0 * kc })
+                        if let shared = apackShared { packA(r0, r1 - r0, pc, kc, shared + r0 * kcp) }
                         return
                     }
                     let p0 = Int32(t * 8), p1 = Int32(min(panels, t * 8 + 8))
                     switch b {
                     case .matrix(let bp, let ldb, let tb):
-                        ak_pack_b(bp, ldb, tb ? 1 : 0, Int32(pc), Int32(kc), Int32(jc), Int32(nc), p0, p1, bpack)
+                        if bf16 { ak_pack_b_bf16(bp, ldb, tb ? 1 : 0, Int32(pc), Int32(kc), Int32(jc), Int32(nc), p0, p1, bpack) }
+                        else { ak_pack_b(bp, ldb, tb ? 1 : 0, Int32(pc), Int32(kc), Int32(jc), Int32(nc), p0, p1, bpack) }
+                    case .bf16Transposed(let bp, let ldb):
+                        ak_pack_b_bf16_stored_t(bp, ldb, Int32(pc), Int32(kc), Int32(jc), Int32(nc), p0, p1, bpack)
                     case .convolution:
                         withUnsafePointer(to: geometry!) { g in
-                            ak_pack_b_conv(g, Int32(pc), Int32(kc), Int32(jc), Int32(nc), p0, p1, bpack)
+                            if bf16 { ak_pack_b_conv_bf16(g, Int32(pc), Int32(kc), Int32(jc), Int32(nc), p0, p1, bpack) }
+                            else { ak_pack_b_conv(g, Int32(pc), Int32(kc), Int32(jc), Int32(nc), p0, p1, bpack) }
                         }
                     }
                 }
@@ -90,15 +138,22 @@ public enum OwnGEMM {
                     let cols = min(nc - j0, chunkPanels * nr)
                     let apack: UnsafeMutablePointer<Float>
                     if let shared = apackShared {
-                        apack = shared + ic * kc
+                        apack = shared + ic * kcp
                     } else {
                         guard let own = ak_thread_scratch(0, mcStep * kcMax) else { fatalError("gemm: out of memory packing A") }
-                        ak_pack_a(a, lda, transA ? 1 : 0, Int32(ic), Int32(mc), Int32(pc), Int32(kc), own)
+                        packA(ic, mc, pc, kc, own)
                         apack = own
                     }
-                    ak_macro_kernel(Int32(mc), Int32(cols), Int32(kc), apack, bpack + j0 * kc,
-                                    c + ic * ldc + jc + j0, ldc, (accumulate || pc > 0) ? 1 : 0, last ? 1 : 0, alpha,
-                                    biasRow.map { $0 + ic }, biasColumn.map { $0 + jc + j0 })
+                    let cTile = c + ic * ldc + jc + j0
+                    let rowBias = biasRow.map { $0 + ic }, columnBias = biasColumn.map { $0 + jc + j0 }
+                    let acc: Int32 = (accumulate || pc > 0) ? 1 : 0
+                    if bf16 {
+                        ak_macro_kernel_bf16(Int32(mc), Int32(cols), Int32(kc), apack, bpack + j0 * kcp,
+                                             cTile, ldc, acc, last ? 1 : 0, alpha, rowBias, columnBias)
+                    } else {
+                        ak_macro_kernel(Int32(mc), Int32(cols), Int32(kc), apack, bpack + j0 * kc,
+                                        cTile, ldc, acc, last ? 1 : 0, alpha, rowBias, columnBias)
+                    }
                 }
                 pc += kc
             } while pc < k
@@ -109,7 +164,7 @@ public enum OwnGEMM {
     /// Columns of C per task (about): A is packed once per task, so this amortises it.
     static let chunkColumns = 512
 
-    /// The micro-kernel family in use ("avx512", "avx2", "scalar"). Results are the same for all.
+    /// The micro-kernel family in use ("avx512bf16", "avx512", "avx2", "scalar"). Results are the same for all.
     public static var isaName: String { String(cString: ak_isa_name(ak_isa_current())) }
 
     /// Forces a family (tests, `ATELIER_KERNEL_ISA`); false when this CPU cannot run it.
@@ -120,6 +175,7 @@ public enum OwnGEMM {
         case "scalar": isa = Int32(AK_ISA_SCALAR.rawValue)
         case "avx2": isa = Int32(AK_ISA_AVX2.rawValue)
         case "avx512": isa = Int32(AK_ISA_AVX512.rawValue)
+        case "avx512bf16": isa = Int32(AK_ISA_AVX512BF16.rawValue)
         default: return false
         }
         return ak_set_isa(isa) == 0

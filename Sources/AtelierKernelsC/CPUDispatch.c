@@ -27,7 +27,11 @@ static int detect(void) {
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return AK_ISA_SCALAR;
     int avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1;
     if (!avx2) return AK_ISA_SCALAR;
-    if (avx512f && (xcr0 & 0xe6) == 0xe6) return AK_ISA_AVX512;  // opmask, ZMM_Hi256, Hi16_ZMM
+    if (avx512f && (xcr0 & 0xe6) == 0xe6) {  // opmask, ZMM_Hi256, Hi16_ZMM
+        unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
+        if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && ((a1 >> 5) & 1)) return AK_ISA_AVX512BF16;
+        return AK_ISA_AVX512;
+    }
     return AK_ISA_AVX2;
 }
 #else
@@ -45,7 +49,7 @@ int ak_isa_detected(void) {
 int ak_isa_current(void) {
     if (current < 0) {
         current = ak_isa_detected();
-        // ATELIER_KERNEL_ISA=scalar|avx2|avx512 forces a family the CPU supports (checks only:
+        // ATELIER_KERNEL_ISA=scalar|avx2|avx512|avx512bf16 forces a family the CPU supports (checks only:
         // every family gives the same bits); an unknown or unsupported name is ignored.
         const char *forced = getenv("ATELIER_KERNEL_ISA");
         if (forced) {
@@ -66,6 +70,7 @@ const char *ak_isa_name(int isa) {
     switch (isa) {
     case AK_ISA_AVX2: return "avx2";
     case AK_ISA_AVX512: return "avx512";
+    case AK_ISA_AVX512BF16: return "avx512bf16";
     default: return "scalar";
     }
 }
@@ -74,7 +79,8 @@ int ak_mr(void) { return AK_MR; }
 
 int ak_nr(void) {
     switch (ak_isa_current()) {
-    case AK_ISA_AVX512: return 32;
+    case AK_ISA_AVX512:
+    case AK_ISA_AVX512BF16: return 32;
     default: return 16;
     }
 }
@@ -82,7 +88,8 @@ int ak_nr(void) {
 ak_micro_kernel ak_current_micro_kernel(void) {
     switch (ak_isa_current()) {
 #if defined(__x86_64__)
-    case AK_ISA_AVX512: return ak_ukr_avx512_6x32;
+    case AK_ISA_AVX512:
+    case AK_ISA_AVX512BF16: return ak_ukr_avx512_6x32;
     case AK_ISA_AVX2: return ak_ukr_avx2_6x16;
 #endif
     default: return ak_ukr_scalar_6x16;

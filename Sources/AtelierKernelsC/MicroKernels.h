@@ -16,6 +16,8 @@ void ak_ukr_scalar_6x16(int kc, const float *a, const float *b, float *c, long l
 #if defined(__x86_64__)
 void ak_ukr_avx2_6x16(int kc, const float *a, const float *b, float *c, long ldc, int accumulate);
 void ak_ukr_avx512_6x32(int kc, const float *a, const float *b, float *c, long ldc, int accumulate);
+/// kp k-pairs of the native bf16 layout (see PackingBF16.c).
+void ak_ukr_avx512bf16_6x32(int kp, const float *a, const float *b, float *c, long ldc, int accumulate);
 #endif
 
 ak_micro_kernel ak_current_micro_kernel(void);

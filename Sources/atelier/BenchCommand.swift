@@ -38,8 +38,14 @@ struct BenchCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Timed passes (1…100); the summary gives the best and the median.")
     var reps: Int = 1
 
+    @Option(help: "UNet arithmetic: fp32 (default) or bf16 (see `atelier render --help`); vae-decode is always fp32.")
+    var precision: OwnGEMM.Precision = .fp32
+
     @Flag(help: "Print one JSON object (keys in snake_case, times in seconds, sizes in bytes) instead of text.")
     var json = false
+
+    /// The VAE has no bf16 form (it runs once per image and is sensitive): a vae-decode pass is fp32.
+    var effectivePrecision: OwnGEMM.Precision { component == .unet ? precision : .fp32 }
 
     func run() throws {
         _ = try OptionRange.check(latent, in: 1...512, "--latent", "latent pixels a side")
@@ -53,12 +59,12 @@ struct BenchCommand: ParsableCommand {
         let gemm = Self.gemmGFLOPS()
 
         var workload: BenchWorkload?
-        let loadTime = try elapsed { workload = try component.workload(model: url, latent: latent, batch: batch) }
+        let loadTime = try elapsed { workload = try component.workload(model: url, latent: latent, batch: batch, precision: precision) }
         guard let workload else { throw CLIError("could not load \(CLIError.echo(model))") }
         let rssAfterLoad = ProcessStats.currentRSS
         if !json {
             print(String(format: "reference  OpenBLAS sgemm 1024³: %.1f GFLOP/s (%@ kernels, %d threads); passes run on %@ kernels (numerics %@)",
-                         gemm, BLAS.coreName, BLAS.threads, BLAS.kernelDescription, BLAS.numericsClass))
+                         gemm, BLAS.coreName, BLAS.threads, BLAS.kernelDescription, BLAS.numericsClass(effectivePrecision)))
         }
 
         for _ in 0..<warmup { _ = try workload.run() }
@@ -75,9 +81,9 @@ struct BenchCommand: ParsableCommand {
         let gflop = Double(flops) / 1e9
         let median = BenchReport.median(times)
         let report = BenchReport(
-            atelierVersion: atelierVersion, component: component, model: url.path, precision: "fp32",
+            atelierVersion: atelierVersion, component: component, model: url.path, precision: effectivePrecision.rawValue,
             cpu: CPUName.current, threads: BLAS.threads, blasCore: BLAS.coreName,
-            kernels: BLAS.kernelDescription, numerics: BLAS.numericsClass, sgemmGflops: gemm,
+            kernels: BLAS.kernelDescription, numerics: BLAS.numericsClass(effectivePrecision), sgemmGflops: gemm,
             parameters: workload.parameters, weightBytes: workload.weightBytes, loadSeconds: loadTime,
             inputShape: workload.inputShape, outputShape: outputShape, warmup: warmup, reps: reps,
             seconds: times, bestSeconds: times.min() ?? 0, medianSeconds: median,

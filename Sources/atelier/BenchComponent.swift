@@ -18,13 +18,13 @@ enum BenchComponent: String, ExpressibleByArgument, CaseIterable, Codable {
 
     /// Loads the component from a diffusers folder (with unet/ or vae/), the component folder
     /// itself, or a single-file .safetensors, and prepares a deterministic input of the given size.
-    func workload(model url: URL, latent: Int, batch: Int) throws -> BenchWorkload {
+    func workload(model url: URL, latent: Int, batch: Int, precision: OwnGEMM.Precision = .fp32) throws -> BenchWorkload {
         var gen = SplitMix64(seed: 1)
         switch self {
         case .unet:
             let (unet, weightBytes) = try load(url,
-                fromCheckpoint: { try UNet2DConditionModel(config: $0.unetConfig, weights: $0.unetWeights) },
-                fromFolder: { try StableDiffusionModel.loadUNet($0) })
+                fromCheckpoint: { try UNet2DConditionModel(config: $0.unetConfig, weights: $0.unetWeights, precision: precision) },
+                fromFolder: { try StableDiffusionModel.loadUNet($0, precision: precision) })
             let cross = try unet.config.resolved().crossDim[0]
             let sample = gen.normal([batch, unet.config.inChannels, latent, latent])
             let context = gen.normal([batch, 77, cross])

@@ -12,7 +12,7 @@ struct BenchReport: Codable, Equatable {
     var atelierVersion: String
     var component: BenchComponent
     var model: String
-    /// The numerics mode the passes ran in ("fp32": the only one this build has).
+    /// The precision the passes ran in ("fp32" or "bf16", `--precision`).
     var precision: String
     var cpu: String
     var threads: Int

@@ -1,5 +1,6 @@
 import Foundation
 import AtelierDiffusion
+import AtelierKernels
 import AtelierFarm
 
 /// The diffusion engine as the farm sees it: protobuf tasks in, PNG bytes out. This adapter is
@@ -9,11 +10,11 @@ final class PipelineRenderEngine: RenderEngine, @unchecked Sendable {
     let pipelines: [String: StableDiffusionPipeline]
     let models: [Atelier_V1_ModelInfo]
 
-    init(models named: [(name: String, path: URL)]) throws {
+    init(models named: [(name: String, path: URL)], precision: OwnGEMM.Precision = .fp32) throws {
         var pipelines: [String: StableDiffusionPipeline] = [:]
         var infos: [Atelier_V1_ModelInfo] = []
         for (name, path) in named {
-            let p = try StableDiffusionPipeline.load(path)
+            let p = try StableDiffusionPipeline.load(path, precision: precision)
             pipelines[name] = p
             var info = Atelier_V1_ModelInfo()
             info.name = name

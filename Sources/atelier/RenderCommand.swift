@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import AtelierDiffusion
+import AtelierKernels
 import AtelierRequests
 
 /// `atelier render`: one process, one model, K images — the same pictures diffusers makes.
@@ -32,6 +33,9 @@ struct RenderCommand: ParsableCommand {
 
     @Option(help: "Model: a diffusers folder or a single-file .safetensors (default: $ATELIER_MODEL, else the bundled tiny test model).")
     var model: String?
+
+    @Option(help: OwnGEMM.Precision.help)
+    var precision: OwnGEMM.Precision = .fp32
 
     @Option(help: "What to draw.")
     var prompt: String?
@@ -105,7 +109,7 @@ struct RenderCommand: ParsableCommand {
         let outputs = CommandInputs.outputPaths(output, count: count)
         try CommandInputs.checkWritable(outputs)
 
-        let pipeline = try StableDiffusionPipeline.load(try DefaultModel.resolve(model))
+        let pipeline = try StableDiffusionPipeline.load(try DefaultModel.resolve(model), precision: precision)
         _ = try pipeline.mode(for: request)  // reject mode/model mismatches before any work
         if seed == nil && fromPng == nil && !quiet { FileHandle.standardError.write(Data("seed \(request.seed)\n".utf8)) }
         for (i, path) in outputs.enumerated() {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import AtelierDiffusion
+import AtelierKernels
 import AtelierRequests
 
 /// `atelier upscale`: the x4 upscaler, whole or in tiles (the farm's tiling, run locally).
@@ -24,6 +25,9 @@ struct UpscaleCommand: ParsableCommand {
 
     @Option(help: "The low-resolution PNG (sides are floored to a multiple of 4).")
     var image: String
+
+    @Option(help: OwnGEMM.Precision.help)
+    var precision: OwnGEMM.Precision = .fp32
 
     @Option(help: "What the image shows.")
     var prompt: String
@@ -72,7 +76,7 @@ struct UpscaleCommand: ParsableCommand {
         r.initImage = try CommandInputs.readRGB(image, limits: PNGReadLimits(
             maxSide: tile == nil ? RequestLimits.upscaleOnePassSide : RequestLimits.upscaleTiledSide))
         try CommandInputs.checkWritable([output])
-        let pipeline = try StableDiffusionPipeline.load(try DefaultModel.resolve(model, kind: .upscaler))
+        let pipeline = try StableDiffusionPipeline.load(try DefaultModel.resolve(model, kind: .upscaler), precision: precision)
         if seed == nil && !quiet { FileHandle.standardError.write(Data("seed \(r.seed)\n".utf8)) }
         let result: GenerationResult
         if let tile {

@@ -24,6 +24,9 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "NAME=PATH of a model to serve (repeatable; default: the bundled tiny models as 'default' and 'x4').")
     var model: [String] = []
 
+    @Option(help: OwnGEMM.Precision.help)
+    var precision: OwnGEMM.Precision = .fp32
+
     @Option(help: "Worker name shown by `atelier workers` (default: host name and process id).")
     var name: String?
 
@@ -51,14 +54,14 @@ struct WorkerCommand: ParsableCommand {
             models = [(DefaultModel.Kind.generator.farmName, try DefaultModel.resolve(nil, kind: .generator)),
                       (DefaultModel.Kind.upscaler.farmName, try DefaultModel.resolve(nil, kind: .upscaler))]
         }
-        let engine = try engineKind.make(models: models, stragglerStepDelayMs: stragglerStepDelayMs)
+        let engine = try engineKind.make(models: models, precision: precision, stragglerStepDelayMs: stragglerStepDelayMs)
         let address = FarmAddress.resolve(flag: coordinator)
         let client = try FarmClient(address: address)
         let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
         let worker = FarmWorker(client: client, engine: engine,
                                 options: .init(name: workerName, version: "\(atelierVersion) kernels=\(BLAS.kernelDescription)\(engineKind.versionSuffix)",
-                                               numerics: engineKind == .noop ? "noop" : WorkerCommand.numerics), log: log)
-        log("worker \(workerName) (\(BLAS.kernelDescription) kernels) serving \(models.map(\.name).joined(separator: ", ")) for \(address)")
+                                               numerics: engineKind == .noop ? "noop" : WorkerCommand.numerics(precision)), log: log)
+        log("worker \(workerName) (\(BLAS.kernelDescription) kernels, \(precision.rawValue)) serving \(models.map(\.name).joined(separator: ", ")) for \(address)")
         // SIGTERM/SIGINT (DispatchSource, in SignalWaiter): stop at the next step and hand the
         // current lease back (release_task), so the task is requeued at once and not charged. A
         // second signal, or a stop that takes longer than 20 s, exits at once.
@@ -82,7 +85,7 @@ extension WorkerCommand {
     /// whatever its instruction set; per kernel family with ATELIER_KERNELS=openblas). Workers with
     /// the same weights and numerics give bit-identical images, so the coordinator pins each job
     /// to one.
-    static var numerics: String { "fp32/\(BLAS.numericsClass)" }
+    static func numerics(_ precision: OwnGEMM.Precision) -> String { "\(precision.rawValue)/\(BLAS.numericsClass(precision))" }
 }
 
 let atelierVersion = "0.1.0"

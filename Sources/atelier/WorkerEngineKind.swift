@@ -1,5 +1,6 @@
 import ArgumentParser
 import AtelierFarm
+import AtelierKernels
 import Foundation
 
 /// Which engine `atelier worker` renders with: the diffusion pipelines (always, in production)
@@ -13,10 +14,10 @@ enum WorkerEngineKind: String, ExpressibleByArgument, CaseIterable {
     var versionSuffix: String { self == .noop ? " engine=noop" : "" }
 
     /// Builds the engine for `models`; `stragglerStepDelayMs` > 0 wraps it in a `StragglerRenderEngine`.
-    func make(models: [(name: String, path: URL)], stragglerStepDelayMs: Int) throws -> RenderEngine {
+    func make(models: [(name: String, path: URL)], precision: OwnGEMM.Precision = .fp32, stragglerStepDelayMs: Int) throws -> RenderEngine {
         let engine: RenderEngine
         switch self {
-        case .pipeline: engine = try PipelineRenderEngine(models: models)
+        case .pipeline: engine = try PipelineRenderEngine(models: models, precision: precision)
         case .noop: engine = NoOpRenderEngine(modelNames: models.map(\.name))
         }
         guard stragglerStepDelayMs > 0 else { return engine }

@@ -29,10 +29,14 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
         self.lowResSchedulerConfig = lowResSchedulerConfig; self.name = name; self.hash = hash
     }
 
+    /// The UNet's precision (`--precision`): fp32 by default, bf16 for half the weight memory.
+    public var precision: OwnGEMM.Precision { model.unet.precision }
+
     /// Loads a diffusers folder or a single-file checkpoint (which gets the bundled CLIP
     /// vocabulary and SD2's scheduler defaults).
-    public static func load(_ url: URL) throws -> StableDiffusionPipeline {
-        let model = try StableDiffusionModel.load(url)
+    /// - Parameter precision: the UNet's weights and products (see `StableDiffusionModel.load`).
+    public static func load(_ url: URL, precision: OwnGEMM.Precision = .fp32) throws -> StableDiffusionPipeline {
+        let model = try StableDiffusionModel.load(url, precision: precision)
         let name = url.deletingPathExtension().lastPathComponent
         if let folder = model.folder {
             let tokenizer = try BPETokenizer.forModel(folder: folder, textEncoderVocabulary: model.textEncoder.config.vocabSize)

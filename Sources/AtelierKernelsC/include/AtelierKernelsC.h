@@ -32,6 +32,7 @@ typedef enum {
     AK_ISA_SCALAR = 0,  ///< portable C with fmaf: the reference, and the fallback
     AK_ISA_AVX2 = 1,    ///< AVX2 + FMA, 6×16 micro-tile
     AK_ISA_AVX512 = 2,  ///< AVX-512F, 6×32 micro-tile
+    AK_ISA_AVX512BF16 = 3,  ///< AVX-512F fp32 kernels plus the AVX512_BF16 (`vdpbf16ps`) bf16 kernel
 } ak_isa;
 
 /// The best family this CPU supports (CPUID + OS register-state checks).
@@ -104,11 +105,48 @@ void ak_gelu(const float *x, float *y, long n);
 void ak_geglu_rows(const float *x, float *y, long rows, long d);
 
 /// A 64-byte-aligned scratch buffer of at least `floats` floats, owned by the calling thread
-/// (slot 0…5: 0 per-task A, 1 B, 4 shared A of the parallel driver; 2, 3 the serial GEMM), grown as needed and kept for reuse. Never free it.
+/// (slot 0…7: 0 per-task A, 1 B, 4 shared A of the parallel driver; 2, 3 the serial GEMM; 6, 7 the bf16 packers' fp32 panels), grown as needed and kept for reuse. Never free it.
 float *ak_thread_scratch(int slot, size_t floats);
 
 /// Atomically adds 1 to *counter and returns the previous value (the parallel driver's task queue).
 long ak_next_task(long *counter);
+
+// ---- bf16 precision (BF16.c, PackingBF16.c, MacroKernelBF16.c) --------------------------------
+// The bf16 GEMM rounds both operands to bf16 and accumulates each C element in fp32 as one chain
+// over k pairs in order, each pair odd k first then even k, with DAZ/FTZ: exactly `vdpbf16ps`.
+// AVX512_BF16 CPUs run that instruction; every other CPU runs the fp32 micro-kernels on panels
+// whose k order is swapped within each pair, under DAZ/FTZ. Same bits everywhere (x86).
+
+/// fp32 → bf16, round to nearest even; NaN stays a (quiet) NaN; zero and denormals → signed zero.
+uint16_t ak_bf16_from_float(float f);
+/// bf16 → fp32 (exact); a denormal bf16 reads as signed zero.
+float ak_float_from_bf16(uint16_t h);
+void ak_f32_to_bf16(const float *src, uint16_t *dst, long n);
+void ak_bf16_to_f32(const uint16_t *src, float *dst, long n);
+/// 1 when the bf16 GEMM runs `vdpbf16ps` (ISA family avx512bf16), 0 when it emulates it.
+int ak_bf16_native(void);
+/// Sets DAZ and FTZ on this thread, returning the previous MXCSR for ak_bf16_mode_leave.
+unsigned ak_bf16_mode_enter(void);
+void ak_bf16_mode_leave(unsigned saved);
+
+/// The packers of the bf16 GEMM: the same arguments as their fp32 counterparts, writing the bf16
+/// layout (panel stride R·kcp floats, kcp = kc rounded up to even). `_stored` read bf16 operands:
+/// A row-major (conv weights [M][lda]), B transposed (linear weights, B[j·ldb + k]).
+void ak_pack_a_bf16(const float *a, long lda, int trans, int i0, int mc, int k0, int kc, float *dst);
+void ak_pack_a_bf16_stored(const uint16_t *a, long lda, int i0, int mc, int k0, int kc, float *dst);
+void ak_pack_b_bf16(const float *b, long ldb, int trans, int k0, int kc, int j0, int nc,
+                    int p0, int p1, float *dst);
+void ak_pack_b_conv_bf16(const ak_conv_geometry *g, int k0, int kc, int j0, int nc,
+                         int p0, int p1, float *dst);
+void ak_pack_b_bf16_stored_t(const uint16_t *b, long ldb, int k0, int kc, int j0, int nc,
+                             int p0, int p1, float *dst);
+/// ak_macro_kernel for bf16-packed panels (kc is the logical depth of this K-block).
+void ak_macro_kernel_bf16(int mc, int nc, int kc, const float *apack, const float *bpack,
+                          float *c, long ldc, int accumulate, int final, float alpha,
+                          const float *bias_row, const float *bias_col);
+/// `vdpbf16ps` itself on n lanes (a multiple of 16): out[i] = dpbf16(acc[i], a[i], b[i]) with a, b
+/// bf16 pairs. Only on CPUs of family avx512bf16 (the instruction check of the tests).
+long ak_dpbf16_hardware(const uint32_t *a, const uint32_t *b, const float *acc, long n, float *out);
 
 /// Blocking constants of the driver (K and M blocks), shared with the Swift driver.
 #ifndef AK_KC_VALUE

@@ -1,15 +1,15 @@
 import AtelierKernels
 
-/// nn.Conv2d: `weight` [out, in, k, k], `bias` [out].
+/// nn.Conv2d: `weight` [out, in, k, k] (fp32 or bf16, as its `Weights` view asks), `bias` [out].
 public struct Conv2d {
-    public let weight: Tensor
+    public let weight: LayerWeight
     public let bias: Tensor?
     public let stride: Int
     public let padding: Padding2D
 
     public init(_ w: Weights, inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1,
                 padding: Padding2D = .none, bias: Bool = true) throws {
-        weight = try w.load("weight", shape: [outChannels, inChannels, kernel, kernel])
+        weight = try w.loadLayerWeight("weight", shape: [outChannels, inChannels, kernel, kernel])
         self.bias = bias ? try w.load("bias", shape: [outChannels]) : nil
         self.stride = stride
         self.padding = padding

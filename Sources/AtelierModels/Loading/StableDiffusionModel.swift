@@ -1,4 +1,5 @@
 import Foundation
+import AtelierKernels
 
 /// The three networks of an SD2-family model, loaded from a diffusers folder or an original
 /// single-file `.safetensors`. Weights stay memory-mapped (fp32 files are used in place).
@@ -32,13 +33,15 @@ public struct StableDiffusionModel {
         for f in textEncoderFiles { f.releaseResidentPages() }
     }
 
-    public static func load(_ url: URL) throws -> StableDiffusionModel {
+    /// - Parameter precision: the UNet's weights and products (`.bf16`: half the memory; the
+    ///   text encoder and the VAE stay fp32, they run once per image).
+    public static func load(_ url: URL, precision: OwnGEMM.Precision = .fp32) throws -> StableDiffusionModel {
         switch try CheckpointFormat.detect(url: url) {
         case .safetensors:
-            return try load(singleFile: SingleFileCheckpoint(url: url))
+            return try load(singleFile: SingleFileCheckpoint(url: url), precision: precision)
         case .diffusersFolder:
             let (textEncoder, textFiles) = try openTextEncoder(url.appendingPathComponent("text_encoder"))
-            let unet = try loadUNet(url.appendingPathComponent("unet"))
+            let unet = try loadUNet(url.appendingPathComponent("unet"), precision: precision)
             let model = StableDiffusionModel(
                 location: url, format: .diffusersFolder, textEncoder: textEncoder, unet: unet,
                 vae: try loadVAE(url.appendingPathComponent("vae"), forUpscaler: unet.config.inChannels == 7),
@@ -51,13 +54,16 @@ public struct StableDiffusionModel {
     /// Binds the three networks of an opened single-file checkpoint (from a file, or from bytes
     /// via `SingleFileCheckpoint.inspect(data:)`). Every weight's shape is checked against the
     /// inferred config; a mismatch is a `ModelError`, never a trap.
-    public static func load(singleFile ckpt: SingleFileCheckpoint) throws -> StableDiffusionModel {
+    public static func load(singleFile ckpt: SingleFileCheckpoint, precision: OwnGEMM.Precision = .fp32) throws -> StableDiffusionModel {
         let model = StableDiffusionModel(
             location: ckpt.file.url, format: .safetensors,
             textEncoder: try CLIPTextModel(config: ckpt.textConfig, weights: ckpt.textWeights),
-            unet: try UNet2DConditionModel(config: ckpt.unetConfig, weights: ckpt.unetWeights),
+            unet: try UNet2DConditionModel(config: ckpt.unetConfig, weights: ckpt.unetWeights, precision: precision),
             vae: try AutoencoderKL(config: ckpt.vaeConfig, weights: ckpt.vaeWeights))
         try model.checkComponentsFit(source: ckpt.file.url.path)
+        // The UNet's fp32 pages were read once to round them; drop them from the resident set
+        // (what is still used in place, norms and biases, faults back in).
+        if precision == .bf16 { ckpt.file.releaseResidentPages() }
         return model
     }
 
@@ -74,9 +80,13 @@ public struct StableDiffusionModel {
         }
     }
 
-    public static func loadUNet(_ folder: URL) throws -> UNet2DConditionModel {
+    public static func loadUNet(_ folder: URL, precision: OwnGEMM.Precision = .fp32) throws -> UNet2DConditionModel {
         let (config, weights) = try DiffusersComponent.open(folder, config: UNet2DConditionConfig.self)
-        return try UNet2DConditionModel(config: config, weights: weights)
+        let unet = try UNet2DConditionModel(config: config, weights: weights, precision: precision)
+        // In bf16 the fp32 file was read once to round the weights: drop its pages from the
+        // resident set (norms and biases still used in place fault back in, a few pages).
+        if precision == .bf16 { for f in (weights as? SafeTensorsWeights)?.files ?? [] { f.releaseResidentPages() } }
+        return unet
     }
 
     /// - Parameter forUpscaler: the VAE of an x4 upscaler folder, whose scaling factor is 0.08333

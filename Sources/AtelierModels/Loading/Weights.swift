@@ -5,14 +5,18 @@ import AtelierKernels
 public struct Weights {
     public let source: WeightSource
     public let prefix: String
+    /// The precision linear and convolution weights are kept in (`loadLayerWeight`); norms,
+    /// biases and embeddings always load as fp32.
+    public let precision: OwnGEMM.Precision
 
-    public init(_ source: WeightSource, prefix: String = "") {
+    public init(_ source: WeightSource, prefix: String = "", precision: OwnGEMM.Precision = .fp32) {
         self.source = source
         self.prefix = prefix
+        self.precision = precision
     }
 
     public subscript(_ name: String) -> Weights {
-        Weights(source, prefix: prefix.isEmpty ? name : prefix + "." + name)
+        Weights(source, prefix: prefix.isEmpty ? name : prefix + "." + name, precision: precision)
     }
 
     public subscript(_ index: Int) -> Weights { self[String(index)] }
@@ -41,6 +45,13 @@ public struct Weights {
             throw ModelError.shapeMismatch(key: shown, expected: shape, found: t.shape, source: source.sourceDescription)
         }
         return t
+    }
+
+    /// A linear or convolution weight, in this view's precision (bf16: rounded once, here; the
+    /// fp32 tensor it came from is not kept).
+    public func loadLayerWeight(_ name: String, shape: [Int]) throws -> LayerWeight {
+        let t = try load(name, shape: shape)
+        return precision == .bf16 ? .bf16(BF16Tensor(rounding: t)) : .fp32(t)
     }
 
     public func shape(_ name: String) -> [Int]? { source.shape(of: key(name)) }

@@ -6,6 +6,8 @@ public struct UNet2DConditionModel {
     public let config: UNet2DConditionConfig
     /// Parameters in the weight source this network was built from.
     public let parameterCount: Int
+    /// The precision of the linear and convolution weights (and of their products).
+    public let precision: OwnGEMM.Precision
     let convIn: Conv2d
     let timeEmbedding: TimestepEmbedding
     let classEmbedding: Embedding?
@@ -18,12 +20,15 @@ public struct UNet2DConditionModel {
     /// The text-context width each level's cross-attention expects.
     let contextWidths: [Int]
 
-    public init(config: UNet2DConditionConfig, weights source: WeightSource) throws {
+    /// - Parameter precision: what the linear and convolution weights are kept in (and so the
+    ///   arithmetic of their products); norms, biases and embeddings stay fp32.
+    public init(config: UNet2DConditionConfig, weights source: WeightSource, precision: OwnGEMM.Precision = .fp32) throws {
         self.config = config
+        self.precision = precision
         parameterCount = source.parameterCount
         let r = try config.resolved()
         contextWidths = r.crossDim
-        let w = Weights(source)
+        let w = Weights(source, precision: precision)
         let ch = config.blockOutChannels
         let n = ch.count
         let tembDim = ch[0] * 4

@@ -1,0 +1,70 @@
+// bf16 numerics: rounding fp32 to bf16, widening back, and the floating-point mode the bf16
+// GEMM runs in.
+//
+// Why one numerics class: `vdpbf16ps` (AVX512_BF16) accumulates each fp32 lane as
+// acc = fma(a_odd, b_odd, acc); acc = fma(a_even, b_even, acc), with denormal inputs read as zero
+// and denormal results flushed, whatever MXCSR says. A bf16 × bf16 product is exact in fp32, so the
+// plain fp32 FMA kernels reproduce it bit for bit when both operands are rounded to bf16, the two
+// k of each pair are fed odd first, and the thread runs with DAZ and FTZ set (MXCSR bits 6 and 15)
+// for the whole GEMM, epilogue included. So a bf16 image is the same on every x86 CPU with FMA,
+// with or without the bf16 instruction.
+
+#include <string.h>
+#include "AtelierKernelsC.h"
+#include "MicroKernels.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+uint16_t ak_bf16_from_float(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u | 0x00400000u) >> 16);  // NaN stays NaN (quiet)
+    if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u);                 // zero, denormal: signed zero
+    u += 0x7fffu + ((u >> 16) & 1u);                                                     // round to nearest even
+    return (uint16_t)(u >> 16);
+}
+
+float ak_float_from_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    if ((u & 0x7f800000u) == 0) u &= 0x80000000u;  // a denormal bf16 reads as signed zero (DAZ)
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+void ak_f32_to_bf16(const float *src, uint16_t *dst, long n) {
+    for (long i = 0; i < n; i++) dst[i] = ak_bf16_from_float(src[i]);
+}
+
+void ak_bf16_to_f32(const uint16_t *src, float *dst, long n) {
+    for (long i = 0; i < n; i++) dst[i] = ak_float_from_bf16(src[i]);
+}
+
+int ak_bf16_native(void) { return ak_isa_current() == AK_ISA_AVX512BF16; }
+
+unsigned ak_bf16_mode_enter(void) {
+#if defined(__x86_64__)
+    unsigned saved = _mm_getcsr();
+    _mm_setcsr(saved | 0x8040u);  // FTZ (bit 15) and DAZ (bit 6)
+    return saved;
+#else
+    return 0;
+#endif
+}
+
+void ak_bf16_mode_leave(unsigned saved) {
+#if defined(__x86_64__)
+    _mm_setcsr(saved);
+#else
+    (void)saved;
+#endif
+}
+
+#if !defined(__x86_64__)
+// No `vdpbf16ps` off x86: nothing is computed (the caller checks ak_isa_detected first).
+long ak_dpbf16_hardware(const uint32_t *a, const uint32_t *b, const float *acc, long n, float *out) {
+    (void)a; (void)b; (void)acc; (void)n; (void)out;
+    return 0;
+}
+#endif

@@ -1,0 +1,71 @@
+// AVX512_BF16 micro-kernel, 6 rows × 32 columns, one `vdpbf16ps` per 16 lanes and k pair: the
+// instruction does the odd then the even FMA of each pair (see BF16.c), so every lane is the same
+// chain the emulated layout feeds the fp32 kernels, at twice their rate.
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <stdint.h>
+#include "MicroKernels.h"
+
+#define AK_TARGET __attribute__((target("avx512f,avx512bf16")))
+
+AK_TARGET
+void ak_ukr_avx512bf16_6x32(int kp, const float *apack, const float *bpack, float *c, long ldc, int accumulate) {
+    const int32_t *a = (const int32_t *)apack;
+    const float *b = bpack;
+    __m512 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    if (accumulate) {
+        c00 = _mm512_loadu_ps(c + 0 * ldc); c01 = _mm512_loadu_ps(c + 0 * ldc + 16);
+        c10 = _mm512_loadu_ps(c + 1 * ldc); c11 = _mm512_loadu_ps(c + 1 * ldc + 16);
+        c20 = _mm512_loadu_ps(c + 2 * ldc); c21 = _mm512_loadu_ps(c + 2 * ldc + 16);
+        c30 = _mm512_loadu_ps(c + 3 * ldc); c31 = _mm512_loadu_ps(c + 3 * ldc + 16);
+        c40 = _mm512_loadu_ps(c + 4 * ldc); c41 = _mm512_loadu_ps(c + 4 * ldc + 16);
+        c50 = _mm512_loadu_ps(c + 5 * ldc); c51 = _mm512_loadu_ps(c + 5 * ldc + 16);
+    } else {
+        c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm512_setzero_ps();
+    }
+#define AK_BH(v) ((__m512bh)(v))
+#define AK_STEP(p)                                                                          \
+    do {                                                                                    \
+        __m512bh b0 = AK_BH(_mm512_load_si512((const void *)(b + 32 * (p))));              \
+        __m512bh b1 = AK_BH(_mm512_load_si512((const void *)(b + 32 * (p) + 16)));         \
+        __m512bh av;                                                                        \
+        av = AK_BH(_mm512_set1_epi32(a[6 * (p) + 0])); c00 = _mm512_dpbf16_ps(c00, av, b0); c01 = _mm512_dpbf16_ps(c01, av, b1); \
+        av = AK_BH(_mm512_set1_epi32(a[6 * (p) + 1])); c10 = _mm512_dpbf16_ps(c10, av, b0); c11 = _mm512_dpbf16_ps(c11, av, b1); \
+        av = AK_BH(_mm512_set1_epi32(a[6 * (p) + 2])); c20 = _mm512_dpbf16_ps(c20, av, b0); c21 = _mm512_dpbf16_ps(c21, av, b1); \
+        av = AK_BH(_mm512_set1_epi32(a[6 * (p) + 3])); c30 = _mm512_dpbf16_ps(c30, av, b0); c31 = _mm512_dpbf16_ps(c31, av, b1); \
+        av = AK_BH(_mm512_set1_epi32(a[6 * (p) + 4])); c40 = _mm512_dpbf16_ps(c40, av, b0); c41 = _mm512_dpbf16_ps(c41, av, b1); \
+        av = AK_BH(_mm512_set1_epi32(a[6 * (p) + 5])); c50 = _mm512_dpbf16_ps(c50, av, b0); c51 = _mm512_dpbf16_ps(c51, av, b1); \
+    } while (0)
+    int p = 0;
+    for (; p + 4 <= kp; p += 4) {
+        _mm_prefetch((const char *)(b + 32 * 8), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b + 32 * 8 + 16), _MM_HINT_T0);
+        AK_STEP(0); AK_STEP(1); AK_STEP(2); AK_STEP(3);
+        a += 24; b += 128;
+    }
+    for (; p < kp; p++) {
+        AK_STEP(0);
+        a += 6; b += 32;
+    }
+#undef AK_STEP
+#undef AK_BH
+    _mm512_storeu_ps(c + 0 * ldc, c00); _mm512_storeu_ps(c + 0 * ldc + 16, c01);
+    _mm512_storeu_ps(c + 1 * ldc, c10); _mm512_storeu_ps(c + 1 * ldc + 16, c11);
+    _mm512_storeu_ps(c + 2 * ldc, c20); _mm512_storeu_ps(c + 2 * ldc + 16, c21);
+    _mm512_storeu_ps(c + 3 * ldc, c30); _mm512_storeu_ps(c + 3 * ldc + 16, c31);
+    _mm512_storeu_ps(c + 4 * ldc, c40); _mm512_storeu_ps(c + 4 * ldc + 16, c41);
+    _mm512_storeu_ps(c + 5 * ldc, c50); _mm512_storeu_ps(c + 5 * ldc + 16, c51);
+}
+
+AK_TARGET
+long ak_dpbf16_hardware(const uint32_t *a, const uint32_t *b, const float *acc, long n, float *out) {
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 r = _mm512_dpbf16_ps(_mm512_loadu_ps(acc + i), (__m512bh)_mm512_loadu_si512(a + i),
+                                    (__m512bh)_mm512_loadu_si512(b + i));
+        _mm512_storeu_ps(out + i, r);
+    }
+    return i;
+}
+#endif

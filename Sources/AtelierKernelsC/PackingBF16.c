@@ -1,0 +1,164 @@
+// Packing for the bf16 GEMM. Both operands are rounded to bf16 (activations here, weights when
+// they were stored) and laid out for one of two kernels, chosen by the instruction set:
+//  - emulated (the fp32 micro-kernels, any CPU): fp32 panels [kcp][R] whose k order is swapped
+//    within each pair (packed k 2p holds logical k 2p+1), so that the fp32 chain runs odd then even
+//    exactly as `vdpbf16ps` does;
+//  - native (AVX512_BF16): uint32 panels [kcp/2][R], each lane the pair bf16(k=2p) | bf16(k=2p+1) << 16.
+// kcp is kc rounded up to even; the missing odd k is zero. A panel's stride is R·kcp floats in both
+// layouts (the native one uses half of it), so the driver's offsets do not depend on the layout.
+
+#include <string.h>
+#include "AtelierKernelsC.h"
+#include "MicroKernels.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+/// fp32 bits → bf16 bits in the upper half (lower half zero): the same rule as ak_bf16_from_float.
+static inline uint32_t round_hi(uint32_t u) {
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (u | 0x00400000u) & 0xffff0000u;
+    if ((u & 0x7f800000u) == 0) return u & 0x80000000u;
+    return (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+}
+
+static inline uint32_t bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float from_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+#if defined(__x86_64__)
+#define AK_AVX2 __attribute__((target("avx2,fma")))
+
+AK_AVX2 static inline __m256i round_hi8(__m256i u) {
+    const __m256i absmask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+    const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);
+    __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, absmask), inf);
+    __m256i den = _mm256_cmpeq_epi32(_mm256_and_si256(u, inf), _mm256_setzero_si256());
+    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_and_si256(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb)), hi);
+    __m256i qnan = _mm256_and_si256(_mm256_or_si256(u, _mm256_set1_epi32(0x00400000)), hi);
+    __m256i zero = _mm256_and_si256(u, _mm256_set1_epi32((int)0x80000000u));
+    r = _mm256_blendv_epi8(r, qnan, nan);
+    return _mm256_blendv_epi8(r, zero, den);
+}
+
+/// One pair of rows (R a multiple of 8) in either layout.
+AK_AVX2 static void convert_pair_avx2(const float *even, const float *odd, int R, float *dst, int native) {
+    for (int r = 0; r < R; r += 8) {
+        __m256i e = even ? round_hi8(_mm256_loadu_si256((const __m256i *)(even + r))) : _mm256_setzero_si256();
+        __m256i o = odd ? round_hi8(_mm256_loadu_si256((const __m256i *)(odd + r))) : _mm256_setzero_si256();
+        if (native) {
+            _mm256_storeu_si256((__m256i *)(dst + r), _mm256_or_si256(o, _mm256_srli_epi32(e, 16)));
+        } else {
+            _mm256_storeu_si256((__m256i *)(dst + r), o);
+            _mm256_storeu_si256((__m256i *)(dst + R + r), e);
+        }
+    }
+}
+#endif
+
+/// Converts one packed fp32 panel [kc][R] into the bf16 layout at dst (stride R·kcp floats).
+static void convert_panel(const float *src, int kc, int R, float *dst, int native) {
+    int kcp = (kc + 1) & ~1;
+    for (int q = 0; q < kcp; q += 2) {
+        const float *even = src + (size_t)q * R, *odd = q + 1 < kc ? src + (size_t)(q + 1) * R : NULL;
+        float *d = native ? dst + (size_t)(q / 2) * R : dst + (size_t)q * R;
+#if defined(__x86_64__)
+        if (R % 8 == 0 && ak_isa_current() != AK_ISA_SCALAR) {
+            convert_pair_avx2(even, odd, R, d, native);
+            continue;
+        }
+#endif
+        for (int r = 0; r < R; r++) {
+            uint32_t e = round_hi(bits(even[r])), o = odd ? round_hi(bits(odd[r])) : 0;
+            if (native) {
+                uint32_t lane = o | (e >> 16);
+                memcpy(d + r, &lane, 4);
+            } else {
+                d[r] = from_bits(o);
+                d[R + r] = from_bits(e);
+            }
+        }
+    }
+}
+
+void ak_pack_a_bf16(const float *a, long lda, int trans, int i0, int mc, int k0, int kc, float *dst) {
+    const int mr = AK_MR, kcp = (kc + 1) & ~1, native = ak_bf16_native();
+    int panels = (mc + mr - 1) / mr;
+    float *tmp = ak_thread_scratch(7, (size_t)panels * mr * (kc ? kc : 1));
+    if (!tmp) return;
+    ak_pack_a(a, lda, trans, i0, mc, k0, kc, tmp);
+    for (int p = 0; p < panels; p++)
+        convert_panel(tmp + (size_t)p * mr * kc, kc, mr, dst + (size_t)p * mr * kcp, native);
+}
+
+void ak_pack_a_bf16_stored(const uint16_t *a, long lda, int i0, int mc, int k0, int kc, float *dst) {
+    const int mr = AK_MR, kcp = (kc + 1) & ~1, native = ak_bf16_native();
+    for (int p = 0; p * mr < mc; p++) {
+        int rows = mc - p * mr < mr ? mc - p * mr : mr;
+        float *d = dst + (size_t)p * mr * kcp;
+        for (int r = 0; r < mr; r++) {
+            const uint16_t *src = r < rows ? a + (size_t)(i0 + p * mr + r) * lda + k0 : NULL;
+            for (int q = 0; q < kcp; q += 2) {
+                uint32_t e = src ? (uint32_t)src[q] << 16 : 0;
+                uint32_t o = src && q + 1 < kc ? (uint32_t)src[q + 1] << 16 : 0;
+                if ((e & 0x7f800000u) == 0) e &= 0x80000000u;  // denormals read as zero
+                if ((o & 0x7f800000u) == 0) o &= 0x80000000u;
+                if (native) {
+                    uint32_t lane = o | (e >> 16);
+                    memcpy(d + (size_t)(q / 2) * mr + r, &lane, 4);
+                } else {
+                    d[(size_t)q * mr + r] = from_bits(o);
+                    d[(size_t)(q + 1) * mr + r] = from_bits(e);
+                }
+            }
+        }
+    }
+}
+
+/// Packs B panels [p0, p1) one at a time through a private fp32 panel, then converts each.
+static void pack_b_via_fp32(const float *b, long ldb, int trans, const ak_conv_geometry *g,
+                            int k0, int kc, int j0, int nc, int p0, int p1, float *dst) {
+    const int nr = ak_nr(), kcp = (kc + 1) & ~1, native = ak_bf16_native();
+    float *tmp = ak_thread_scratch(6, (size_t)nr * (kc ? kc : 1));
+    if (!tmp) return;
+    for (int p = p0; p < p1; p++) {
+        int jb = j0 + p * nr, cols = nc - p * nr < nr ? nc - p * nr : nr;
+        if (g) ak_pack_b_conv(g, k0, kc, jb, cols, 0, 1, tmp);
+        else ak_pack_b(b, ldb, trans, k0, kc, jb, cols, 0, 1, tmp);
+        convert_panel(tmp, kc, nr, dst + (size_t)p * nr * kcp, native);
+    }
+}
+
+void ak_pack_b_bf16(const float *b, long ldb, int trans, int k0, int kc, int j0, int nc,
+                    int p0, int p1, float *dst) {
+    pack_b_via_fp32(b, ldb, trans, NULL, k0, kc, j0, nc, p0, p1, dst);
+}
+
+void ak_pack_b_conv_bf16(const ak_conv_geometry *g, int k0, int kc, int j0, int nc,
+                         int p0, int p1, float *dst) {
+    pack_b_via_fp32(NULL, 0, 0, g, k0, kc, j0, nc, p0, p1, dst);
+}
+
+void ak_pack_b_bf16_stored_t(const uint16_t *b, long ldb, int k0, int kc, int j0, int nc,
+                             int p0, int p1, float *dst) {
+    const int nr = ak_nr(), kcp = (kc + 1) & ~1, native = ak_bf16_native();
+    for (int p = p0; p < p1; p++) {
+        int cols = nc - p * nr < nr ? nc - p * nr : nr;
+        float *d = dst + (size_t)p * nr * kcp;
+        for (int j = 0; j < nr; j++) {
+            const uint16_t *src = j < cols ? b + (size_t)(j0 + p * nr + j) * ldb + k0 : NULL;
+            for (int q = 0; q < kcp; q += 2) {
+                uint32_t e = src ? (uint32_t)src[q] << 16 : 0;
+                uint32_t o = src && q + 1 < kc ? (uint32_t)src[q + 1] << 16 : 0;
+                if ((e & 0x7f800000u) == 0) e &= 0x80000000u;
+                if ((o & 0x7f800000u) == 0) o &= 0x80000000u;
+                if (native) {
+                    uint32_t lane = o | (e >> 16);
+                    memcpy(d + (size_t)(q / 2) * nr + j, &lane, 4);
+                } else {
+                    d[(size_t)q * nr + j] = from_bits(o);
+                    d[(size_t)(q + 1) * nr + j] = from_bits(e);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,13 @@
+import ArgumentParser
+import AtelierKernels
+
+/// `--precision fp32|bf16` on render, upscale, worker and bench.
+extension OwnGEMM.Precision: ExpressibleByArgument {
+    /// The option's help, the same on every command.
+    static let help: ArgumentHelp = """
+        UNet arithmetic: fp32 (default) or bf16 (weights held in bf16, half the memory; products \
+        rounded to bf16 and summed in fp32 exactly as AVX512_BF16's vdpbf16ps does, emulated \
+        bit-for-bit on CPUs without it). bf16 images differ slightly from fp32 ones and form their \
+        own numerics class.
+        """
+}
