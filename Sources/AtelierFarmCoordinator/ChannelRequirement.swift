@@ -1,3 +1,5 @@
+import AtelierFarmProtocol
+
 /// Which UNets can run a task, by their input channel count (`ModelInfo.unet_in_channels`):
 /// 4 for txt2img/img2img, 5 for depth2img, 7 for the x4 upscaler, 9 for inpainting.
 ///

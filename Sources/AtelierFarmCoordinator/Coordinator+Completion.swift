@@ -1,5 +1,6 @@
+import AtelierFarmProtocol
+import AtelierImaging
 import AtelierRequests
-import AtelierDiffusion
 import Foundation
 import GRDB
 import SwiftProtobuf

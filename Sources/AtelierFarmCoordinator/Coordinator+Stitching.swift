@@ -1,9 +1,9 @@
-import AtelierDiffusion
+import AtelierImaging
 import Foundation
 import GRDB
 
 /// Finishing an upscale: once every tile is done, the tiles are read back from their stored
-/// PNGs, blended with `TileStitcher`, and written as `upscaled.png`; then the job succeeds with
+/// PNGs, blended by the job's `TilePlan`, and written as `upscaled.png`; then the job succeeds with
 /// its seam ratio.
 ///
 /// The stitch reads the tiles from disk rather than keeping them in memory as they arrive, so it
@@ -41,11 +41,12 @@ extension Coordinator {
             }
             guard let (job, paths) = loaded else { return }
 
-            let grid = try TileGrid(width: job.imageWidth, height: job.imageHeight, tile: job.tile, overlap: job.overlap)
-            var stitcher = try TileStitcher(grid: grid, channels: 3, scale: 4)
+            // The plan the job was split with (`JobSplitter` stored its grid's inputs).
+            let plan = try TilePlan(width: job.imageWidth, height: job.imageHeight, tile: job.tile, overlap: job.overlap)
+            var stitcher = try plan.stitcher()
             var lost = [(index: Int, reason: String)]()
             var parametersText: String?
-            for rect in grid.tiles {
+            for rect in plan.tiles {
                 guard let path = paths[rect.index] else {
                     lost.append((rect.index, "no result was recorded"))
                     continue
@@ -69,9 +70,7 @@ extension Coordinator {
 
             let pixels = try stitcher.image()
             let seamRatio = try stitcher.seamRatio(of: pixels)
-            let comment = String(format: "atelier x4 tiled upscale: %dx%d from %dx%d, %d tiles of %d px with %d px overlap, seam ratio %.3f",
-                                 stitcher.outputWidth, stitcher.outputHeight, grid.width, grid.height,
-                                 grid.tiles.count, grid.tile, grid.overlap, seamRatio)
+            let comment = plan.summary(seamRatio: seamRatio)
             // The tiles carry the generation parameters (every tile the same but for its size): the
             // stitched image gets them with the full size, so it reproduces itself like any result.
             var text = [PNGTextChunk(key: "Comment", value: comment)]

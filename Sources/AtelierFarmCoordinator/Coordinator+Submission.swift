@@ -1,4 +1,5 @@
-import AtelierDiffusion
+import AtelierFarmProtocol
+import AtelierImaging
 import AtelierRequests
 import Foundation
 import GRDB

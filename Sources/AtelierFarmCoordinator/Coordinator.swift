@@ -1,3 +1,4 @@
+import AtelierFarmProtocol
 import AtelierRequests
 import Foundation
 import GRDB

@@ -1,3 +1,6 @@
+import AtelierFarmProtocol
+import AtelierRequests
+
 /// A request the coordinator refuses, with the protocol error code the client sees and a message
 /// that says what to do. Thrown inside a handler, it rolls the handler's transaction back, so a
 /// refused request changes nothing (and is not remembered for idempotency: a resend is judged
@@ -26,4 +29,11 @@ public struct CoordinatorError: Error, CustomStringConvertible, Equatable, Senda
     static func stale(_ message: String) -> CoordinatorError { .init(.staleLease, message) }
     static func tooLarge(_ message: String) -> CoordinatorError { .init(.tooLarge, message) }
     static func internalError(_ message: String) -> CoordinatorError { .init(.internal, message) }
+}
+
+extension CoordinatorError {
+    /// A validation refusal as the protocol error the client sees.
+    init(_ error: RequestValidationError) {
+        self.init(error.kind == .tooLarge ? .tooLarge : .invalidArgument, error.message)
+    }
 }

@@ -1,3 +1,4 @@
+import AtelierFarmProtocol
 import GRDB
 
 /// The coordinator's tables, created and upgraded by GRDB's `DatabaseMigrator`. Migrations are

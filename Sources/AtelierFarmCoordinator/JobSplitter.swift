@@ -1,4 +1,5 @@
-import AtelierDiffusion
+import AtelierFarmProtocol
+import AtelierImaging
 import AtelierRequests
 import Foundation
 import SwiftProtobuf
@@ -44,8 +45,7 @@ enum JobSplitter {
     /// Size assumed for the lease estimate when a batch leaves width/height to the model (SD 2's
     /// 768-v default; the 512 base model renders faster, so this errs on the long side).
     static let defaultImageSide = 768
-    static let defaultTile = 128
-    static let defaultOverlap = 32
+    // Tile and overlap defaults are `TilePlan`'s.
     // Every other limit is in `RequestLimits` (AtelierRequests), shared with the CLI and worker.
 
     static func plan(_ request: Atelier_V1_SubmitJobRequest, options: CoordinatorOptions) throws -> JobPlan {
@@ -156,9 +156,9 @@ enum JobSplitter {
     static func planUpscale(_ upscale: Atelier_V1_UpscaleJob, priority: Int32, maxAttempts: Int,
                             options: CoordinatorOptions) throws -> JobPlan {
         let params = upscale.params
-        let tile = upscale.tile == 0 ? defaultTile : Int(upscale.tile)
+        let tile = upscale.tile == 0 ? TilePlan.defaultTile : Int(upscale.tile)
         // The default overlap is 32, shrunk for small tiles so it stays below half the tile.
-        let overlap = upscale.overlap == 0 ? min(defaultOverlap, tile / 4 / 4 * 4) : Int(upscale.overlap)
+        let overlap = upscale.overlap == 0 ? TilePlan.defaultOverlap(forTile: tile) : Int(upscale.overlap)
         guard !upscale.imagePng.isEmpty else {
             throw CoordinatorError.invalid("upscale.image_png is empty: send the PNG to upscale")
         }
@@ -172,23 +172,23 @@ enum JobSplitter {
         let decoded = try decodeInput(upscale.imagePng, field: "upscale.image_png",
                                       maxSide: options.maxUpscaleSide, options: options)
         // The upscaler's own preprocessing (sides floored to a multiple of 4), done once here so
-        // every tile is cut from exactly the pixels `atelier upscale --tile` would use.
+        // every tile is cut from exactly the pixels `atelier upscale --tile` would use (the same
+        // `TilePlan`).
         let image: RGBImage
-        do { image = try VaeImagePreprocessor.upscalerInput(decoded.rgb()) } catch {
+        do { image = try TilePlan.prepare(decoded.rgb()) } catch {
             throw CoordinatorError.invalid("upscale.image_png: \(error)")
         }
-        let grid: TileGrid
+        let plan: TilePlan
         do {
-            grid = try TileGrid(width: image.width, height: image.height, tile: tile, overlap: overlap)
+            plan = try TilePlan(prepared: image, tile: tile, overlap: overlap)
         } catch {
             throw CoordinatorError.invalid("cannot tile the image: \(error)")
         }
         let steps = params.steps != 0 ? Int(params.steps) : defaultUpscaleSteps
         var tasks = [JobPlan.Task]()
-        tasks.reserveCapacity(grid.tiles.count)
-        for rect in grid.tiles {
-            let crop = try rect.crop(from: image.pixels, imageWidth: image.width, imageHeight: image.height, channels: 3)
-            let png = try PNGCodec.encode(RGBImage(width: rect.width, height: rect.height, pixels: crop))
+        tasks.reserveCapacity(plan.tiles.count)
+        for rect in plan.tiles {
+            let png = try PNGCodec.encode(try plan.crop(rect, from: image))
             // The params are the job's, stored once; `hydrate` adds them at lease time.
             var task = Atelier_V1_UpscaleTileTask()
             task.tilePng = Data(png)
@@ -201,7 +201,7 @@ enum JobSplitter {
             task.index = UInt32(rect.index)
             var spec = Atelier_V1_TaskSpec()
             spec.upscaleTile = task
-            let outputPixels = Double(rect.width * 4 * rect.height * 4)
+            let outputPixels = Double(rect.width * plan.scale * rect.height * plan.scale)
             tasks.append(JobPlan.Task(index: rect.index, spec: try spec.serializedBytes(),
                                       work: Double(steps) * outputPixels / 1_000_000))
         }

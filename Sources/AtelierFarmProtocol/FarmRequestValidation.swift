@@ -1,4 +1,4 @@
-import AtelierDiffusion
+import AtelierImaging
 import AtelierRequests
 import Foundation
 
@@ -22,7 +22,7 @@ public enum FarmRequestValidation {
         return d
     }
 
-    static func description(of p: Atelier_V1_GenerationParams, prompts: [String]) throws -> GenerationDescription {
+    public static func description(of p: Atelier_V1_GenerationParams, prompts: [String]) throws -> GenerationDescription {
         var d = GenerationDescription(
             mode: .forInputs(initImage: !p.initImagePng.isEmpty, mask: !p.maskPng.isEmpty, depthMap: !p.depthMapPng.isEmpty),
             prompts: prompts)
@@ -41,7 +41,7 @@ public enum FarmRequestValidation {
         return d
     }
 
-    static func description(of p: Atelier_V1_UpscaleParams) -> GenerationDescription {
+    public static func description(of p: Atelier_V1_UpscaleParams) -> GenerationDescription {
         var d = GenerationDescription(mode: .upscale, prompt: p.prompt)
         d.negativePrompt = p.negativePrompt
         d.model = p.model
@@ -54,7 +54,7 @@ public enum FarmRequestValidation {
 
     /// A PNG's declared size; over `RequestLimits.inputImageBytes` is TOO_LARGE, a broken header
     /// INVALID_ARGUMENT naming the field.
-    static func declaredSize(_ png: Data, _ field: RequestField) throws -> ImageSize {
+    public static func declaredSize(_ png: Data, _ field: RequestField) throws -> ImageSize {
         guard png.count <= RequestLimits.inputImageBytes else {
             throw RequestValidationError(.tooLarge, field,
                 "\(field.label) is \(png.count >> 20) MiB; images may be at most \(RequestLimits.inputImageBytes >> 20) MiB")
@@ -81,12 +81,5 @@ public enum FarmRequestValidation {
         case nil:
             throw RequestValidationError(.image, "the task has no kind (a newer coordinator?)")
         }
-    }
-}
-
-extension CoordinatorError {
-    /// A validation refusal as the protocol error the client sees.
-    init(_ error: RequestValidationError) {
-        self.init(error.kind == .tooLarge ? .tooLarge : .invalidArgument, error.message)
     }
 }

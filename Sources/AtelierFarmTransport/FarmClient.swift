@@ -1,3 +1,4 @@
+import AtelierFarmProtocol
 import Foundation
 import SwiftProtobuf
 

@@ -1,3 +1,5 @@
+import AtelierFarmProtocol
+import AtelierFarmTransport
 import Foundation
 
 /// A worker daemon: registers with the coordinator, then pulls tasks (lease), renders them with

@@ -1,3 +1,4 @@
+import AtelierFarmProtocol
 import Foundation
 
 /// The one seam between the farm and the diffusion engine: a worker hands the engine a task

@@ -1,15 +1,21 @@
-import Foundation
 import AtelierDiffusion
-import AtelierFarm
+import AtelierFarmWorker
+import AtelierImaging
+import AtelierFarmProtocol
+import Foundation
 
 /// The diffusion engine as the farm sees it: protobuf tasks in, PNG bytes out. This adapter is
 /// the only place where farm messages meet pipeline requests, so that a worker renders exactly
 /// what `atelier render` / `atelier upscale --tile` render for the same arguments.
-final class PipelineRenderEngine: RenderEngine, @unchecked Sendable {
-    let pipelines: [String: StableDiffusionPipeline]
-    let models: [Atelier_V1_ModelInfo]
+///
+/// It lives in its own library (not in the CLI, not in the worker target) so that the worker
+/// links no engine and is unit-tested against any `RenderEngine`, while this adapter is shared by
+/// `atelier worker` and anything else that runs the pipelines on a farm.
+public final class PipelineRenderEngine: RenderEngine, @unchecked Sendable {
+    public let pipelines: [String: StableDiffusionPipeline]
+    public let models: [Atelier_V1_ModelInfo]
 
-    init(models named: [(name: String, path: URL)]) throws {
+    public init(models named: [(name: String, path: URL)]) throws {
         var pipelines: [String: StableDiffusionPipeline] = [:]
         var infos: [Atelier_V1_ModelInfo] = []
         for (name, path) in named {
@@ -28,7 +34,7 @@ final class PipelineRenderEngine: RenderEngine, @unchecked Sendable {
         self.models = infos
     }
 
-    func render(_ task: Atelier_V1_TaskSpec, progress: @escaping (Int, Int) -> Bool) throws -> Data {
+    public func render(_ task: Atelier_V1_TaskSpec, progress: @escaping (Int, Int) -> Bool) throws -> Data {
         do {
             // The same rules as every other door: a task that slipped past an older coordinator
             // fails here with the rule's message (the same on every worker, so the job fails fast).
@@ -62,7 +68,7 @@ final class PipelineRenderEngine: RenderEngine, @unchecked Sendable {
         }
     }
 
-    func pipeline(_ name: String) throws -> StableDiffusionPipeline {
+    public func pipeline(_ name: String) throws -> StableDiffusionPipeline {
         guard let p = pipelines[name] else {
             throw PipelineError.missingComponent("this worker has no model named '\(name)' (it has \(pipelines.keys.sorted().joined(separator: ", ")))")
         }
@@ -70,7 +76,7 @@ final class PipelineRenderEngine: RenderEngine, @unchecked Sendable {
     }
 
     /// The generation request a farm image task stands for.
-    static func request(_ p: Atelier_V1_GenerationParams) throws -> GenerationRequest {
+    public static func request(_ p: Atelier_V1_GenerationParams) throws -> GenerationRequest {
         var r = GenerationRequest(prompt: p.prompt)
         r.negativePrompt = p.negativePrompt
         r.seed = p.seed
@@ -83,7 +89,7 @@ final class PipelineRenderEngine: RenderEngine, @unchecked Sendable {
         r.guidanceRescale = p.guidanceRescale
         if !p.initImagePng.isEmpty { r.initImage = try PNGCodec.decode(Array(p.initImagePng), source: "init image", limits: .inputImage).rgb() }
         if !p.maskPng.isEmpty { r.mask = try PNGCodec.decode(Array(p.maskPng), source: "mask", limits: .inputImage).gray() }
-        if !p.depthMapPng.isEmpty { r.depthMap = try CommandInputs.depth(PNGCodec.decode(Array(p.depthMapPng), source: "depth map", limits: .inputImage)) }
+        if !p.depthMapPng.isEmpty { r.depthMap = DepthMap(png: try PNGCodec.decode(Array(p.depthMapPng), source: "depth map", limits: .inputImage)) }
         return r
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AtelierFarm
+import AtelierRenderEngine
 import Foundation
 
 /// Which engine `atelier worker` renders with: the diffusion pipelines (always, in production)

@@ -1,4 +1,4 @@
-import AtelierKernels
+import Foundation
 
 /// A port of Pillow's `Image.resize` for 8-bit images (`src/libImaging/Resample.c`), bit for bit,
 /// so that pipeline inputs resized here equal what diffusers feeds its VAE after PIL resizes them.
@@ -151,7 +151,7 @@ public enum ImageResampler {
                     c.bounds.withUnsafeBufferPointer { bounds in
                         guard let srcBase = src.baseAddress, let outBase = out.baseAddress,
                               let kBase = kk.baseAddress, let bBase = bounds.baseAddress else { return }
-                        Parallel.forEachChunk(rows, grain: max(1, 16_384 / max(outStride, 1))) { range in
+                        ImagingParallel.forEachChunk(rows, grain: max(1, 16_384 / max(outStride, 1))) { range in
                             for yy in range {
                                 let inRow = srcBase + (yy + firstRow) * inStride
                                 let outRow = outBase + yy * outStride
@@ -205,7 +205,7 @@ public enum ImageResampler {
                     c.bounds.withUnsafeBufferPointer { bounds in
                         guard let srcBase = src.baseAddress, let outBase = out.baseAddress,
                               let kBase = kk.baseAddress, let bBase = bounds.baseAddress else { return }
-                        Parallel.forEachChunk(toHeight, grain: max(1, 16_384 / max(stride, 1))) { range in
+                        ImagingParallel.forEachChunk(toHeight, grain: max(1, 16_384 / max(stride, 1))) { range in
                             for yy in range {
                                 let ymin = bBase[2 * yy], count = bBase[2 * yy + 1]
                                 let k = kBase + yy * ksize
