@@ -123,5 +123,7 @@ let package = Package(
         // and `atelier-chaos chaos --quick` run as a process.
         .testTarget(name: "AtelierFuzzTests", dependencies: ["AtelierFuzzTargets"]),
         .testTarget(name: "AtelierChaosTests", dependencies: []),
+        // Package.swift's layers, checked against the manifest and every target's imports.
+        .testTarget(name: "AtelierLayeringTests", dependencies: []),
     ]
 )

@@ -104,8 +104,15 @@ public final class FarmWorker: @unchecked Sendable {
 
     /// Renders one leased task with a heartbeat thread beside it.
     func work(on lease: Atelier_V1_Lease) {
-        let state = LeaseState()
         log("task \(lease.taskID) (attempt \(lease.attempt))")
+        // The same rules as every other door, before the engine sees the task: one that slipped
+        // past an older coordinator fails with the rule's message (the same on every worker, so
+        // the coordinator fails the job as deterministic) instead of reaching the engine.
+        do { try FarmRequestValidation.validate(lease.task) } catch {
+            reportFailure(lease, error)
+            return
+        }
+        let state = LeaseState()
         let heartbeat = Thread { [self] in
             // The first heartbeat goes out at once: it tells the coordinator this lease is being
             // worked on (leases never heartbeated count towards a worker's quarantine).
@@ -159,14 +166,19 @@ public final class FarmWorker: @unchecked Sendable {
             deliver(done, lease: lease, state: state)
         case .failure(let error):
             if error is RenderCancelled { return }
-            var fail = Atelier_V1_FailTaskRequest()
-            fail.workerID = workerID
-            fail.taskID = lease.taskID
-            fail.fencingToken = lease.fencingToken
-            fail.message = "\(error)"  // the coordinator labels it with this worker
-            log("task \(lease.taskID) failed: \(error)")
-            _ = callUntilAnswered(.failTask(fail))
+            reportFailure(lease, error)
         }
+    }
+
+    /// fail_task: the attempt is charged (the coordinator labels the message with this worker).
+    func reportFailure(_ lease: Atelier_V1_Lease, _ error: Error) {
+        var fail = Atelier_V1_FailTaskRequest()
+        fail.workerID = workerID
+        fail.taskID = lease.taskID
+        fail.fencingToken = lease.fencingToken
+        fail.message = "\(error)"
+        log("task \(lease.taskID) failed: \(error)")
+        _ = callUntilAnswered(.failTask(fail))
     }
 
     /// Heartbeat errors that mean the lease is gone: drop the work. Anything else (INTERNAL,
