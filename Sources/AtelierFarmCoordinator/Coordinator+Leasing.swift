@@ -12,7 +12,8 @@ import SwiftProtobuf
 extension Coordinator {
     func leaseTask(_ r: Atelier_V1_LeaseTaskRequest, request: Atelier_V1_Request,
                    peer: String) throws -> Atelier_V1_Response {
-        try recorded(request, peer: peer) { db, now in
+        if let idle = try idleLeaseAnswer(r, now: unixMilliseconds(now())) { return idle }
+        return try recorded(request, peer: peer) { db, now in
             guard !r.workerID.isEmpty, let worker = try WorkerRow.fetch(db, id: r.workerID) else {
                 throw CoordinatorError(.unknownWorker,
                     "worker \"\(r.workerID)\" is not registered (the coordinator may have been reset); send register_worker again")
@@ -21,28 +22,67 @@ extension Coordinator {
             try requeueExpiredLeases(db, now: now)
 
             var body = Atelier_V1_LeaseTaskResponse()
-            // Quarantined (its leases kept expiring): nothing until the period is over.
-            let quarantine = try Int64.fetchOne(db, sql: "SELECT quarantined_until FROM workers WHERE id = ?",
-                                                arguments: [r.workerID]) ?? 0
-            if quarantine > now {
-                body.retryAfterMs = UInt32(clamping: max(min(quarantine - now, 60_000), Int64(options.retryAfterMs)))
-                return Coordinator.success(.leaseTask(body))
+            switch try leaseDecision(db, worker: worker, now: now) {
+            case .wait(let retryAfterMs):
+                body.retryAfterMs = retryAfterMs
+            case .take(let task):
+                body.lease = try grant(db, task: task, to: r.workerID, now: now)
             }
-            // At most its declared slots at once: a peer that leases in a loop cannot hoard tasks.
-            let held = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM tasks WHERE state = 'leased' AND worker_id = ?",
-                                        arguments: [r.workerID]) ?? 0
-            guard held < max(worker.slots, 1), let task = try nextTask(db, for: worker, now: now) else {
-                body.retryAfterMs = options.retryAfterMs
-                return Coordinator.success(.leaseTask(body))
-            }
-            body.lease = try grant(db, task: task, to: r.workerID, now: now)
             return Coordinator.success(.leaseTask(body))
         }.0
     }
 
+    /// What a lease poll gets: a task, or how long to wait.
+    private enum LeaseDecision {
+        case wait(retryAfterMs: UInt32)
+        case take(TaskRow)
+    }
+
+    private func leaseDecision(_ db: Database, worker: WorkerRow, now: Int64) throws -> LeaseDecision {
+        // Quarantined (its leases kept expiring): nothing until the period is over.
+        let quarantine = try Int64.fetchOne(db, sql: "SELECT quarantined_until FROM workers WHERE id = ?",
+                                            arguments: [worker.id]) ?? 0
+        if quarantine > now {
+            return .wait(retryAfterMs: UInt32(clamping: max(min(quarantine - now, 60_000), Int64(options.retryAfterMs))))
+        }
+        // At most its declared slots at once: a peer that leases in a loop cannot hoard tasks.
+        let held = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM tasks WHERE state = 'leased' AND worker_id = ?",
+                                    arguments: [worker.id]) ?? 0
+        guard held < max(worker.slots, 1), let task = try nextTask(db, for: worker, now: now) else {
+            return .wait(retryAfterMs: options.retryAfterMs)
+        }
+        return .take(task)
+    }
+
+    /// An idle poll answered from a snapshot, with no write transaction and no request-log row:
+    /// when the worker was seen within the last heartbeat interval, no lease has expired (a
+    /// requeue is a write) and there is nothing for it to take, the answer is "retry after" and
+    /// nothing persistent would change. Otherwise nil, and the poll takes the write path (which
+    /// decides again, in its transaction). An idle worker therefore costs one write per heartbeat
+    /// interval (its `last_seen`) instead of one per poll. Not logging the answer is safe: a
+    /// resend is simply decided afresh, and a grant is always logged.
+    private func idleLeaseAnswer(_ r: Atelier_V1_LeaseTaskRequest, now: Int64) throws -> Atelier_V1_Response? {
+        let refreshMs = Int64((options.effectiveHeartbeatInterval * 1000).rounded())
+        return try store.read { db -> Atelier_V1_Response? in
+            guard !r.workerID.isEmpty, let worker = try WorkerRow.fetch(db, id: r.workerID),
+                  worker.lastSeen >= now - refreshMs, worker.lastSeen <= now else { return nil }
+            let expired = try Int.fetchOne(
+                db, sql: "SELECT 1 FROM tasks WHERE state = 'leased' AND lease_deadline < ? LIMIT 1", arguments: [now])
+            guard expired == nil, case .wait(let retryAfterMs) = try leaseDecision(db, worker: worker, now: now) else {
+                return nil
+            }
+            var body = Atelier_V1_LeaseTaskResponse()
+            body.retryAfterMs = retryAfterMs
+            return Coordinator.success(.leaseTask(body))
+        }
+    }
+
+    /// Not kept in the request log: a heartbeat is idempotent by its fencing token (a resend
+    /// extends the same lease again), and logging one row per heartbeat of every rendering worker
+    /// only fed the log's pruning.
     func heartbeat(_ r: Atelier_V1_HeartbeatRequest, request: Atelier_V1_Request,
                    peer: String) throws -> Atelier_V1_Response {
-        try recorded(request, peer: peer) { db, now in
+        try recorded(request, peer: peer, logged: false) { db, now in
             let task = try Coordinator.leasedTask(db, taskID: r.taskID, workerID: r.workerID, token: r.fencingToken,
                                                   acceptCancelled: true)
             try db.execute(sql: "UPDATE workers SET last_seen = MAX(last_seen, ?), proven = 1 WHERE id = ?",

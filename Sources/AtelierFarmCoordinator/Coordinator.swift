@@ -158,22 +158,26 @@ public final class Coordinator: @unchecked Sendable {
     /// response is returned and `change` does not run. If `change` throws, nothing is changed
     /// and nothing is stored.
     ///
+    /// - Parameter logged: false for requests that are idempotent by themselves (heartbeats, by
+    ///   their fencing token): they run in the transaction but leave no request-log row.
     /// - Returns: the response, and whether `change` ran (false for a replay).
-    func recorded(_ request: Atelier_V1_Request, peer: String,
+    func recorded(_ request: Atelier_V1_Request, peer: String, logged: Bool = true,
                   _ change: (Database, Int64) throws -> Atelier_V1_Response) throws -> (Atelier_V1_Response, ran: Bool) {
         let fingerprint = RequestLog.fingerprint(request)
         let kind = Coordinator.kindName(request.body)
         let nowMs = unixMilliseconds(now())
-        let prune = shouldPruneRequestLog()
+        let prune = logged && shouldPruneRequestLog()
         return try store.write { db in
-            if let stored = try RequestLog.lookup(db, requestID: request.requestID) {
+            if logged, let stored = try RequestLog.lookup(db, requestID: request.requestID) {
                 return (try Coordinator.replay(stored, for: request, fingerprint: fingerprint), false)
             }
             var response = try change(db, nowMs)
             response.protocolVersion = 1
             response.requestID = request.requestID
-            try RequestLog.record(db, requestID: request.requestID, peer: peer, kind: kind,
-                                  fingerprint: fingerprint, response: response, now: nowMs)
+            if logged {
+                try RequestLog.record(db, requestID: request.requestID, peer: peer, kind: kind,
+                                      fingerprint: fingerprint, response: response, now: nowMs)
+            }
             if prune { try pruneRequestLog(db, now: nowMs) }
             return (response, true)
         }

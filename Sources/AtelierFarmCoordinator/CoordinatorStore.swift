@@ -13,6 +13,17 @@ public final class CoordinatorStore: @unchecked Sendable {
     public let directory: URL
     public var databaseURL: URL { directory.appendingPathComponent("atelier.sqlite") }
     let pool: DatabasePool
+    private let countLock = NSLock()
+    private var writes = 0
+
+    /// Write transactions run since the store was opened: every one takes SQLite's single writer
+    /// and, at `synchronous = FULL`, an fsync of the WAL. Reported so the cost of each kind of
+    /// request can be counted (`CoordinatorWriteLoadTests`).
+    public var writeTransactionCount: Int {
+        countLock.lock()
+        defer { countLock.unlock() }
+        return writes
+    }
 
     /// Opens (creating if needed) the store in `directory`.
     public init(directory: URL) throws {
@@ -47,7 +58,10 @@ public final class CoordinatorStore: @unchecked Sendable {
     /// Runs `updates` in one write transaction (serialised with every other write; rolled back if
     /// it throws).
     func write<T>(_ updates: (Database) throws -> T) throws -> T {
-        try pool.write(updates)
+        countLock.lock()
+        writes += 1
+        countLock.unlock()
+        return try pool.write(updates)
     }
 
     /// Runs `value` on a consistent snapshot, concurrently with other reads and the writer.
