@@ -68,13 +68,14 @@ extension Coordinator {
                         UPDATE jobs SET state = 'succeeded', finished = ? WHERE id = ? AND state IN ('queued', 'running')
                         """, arguments: [now, job.id])
                 case .upscale:
-                    allTilesIn = true  // stitched after the commit, outside the write lock
+                    allTilesIn = true  // stitched after the commit, off the request path
                 }
             }
             return Coordinator.success(.completeTask(Atelier_V1_CompleteTaskResponse()))
         }
         if ran && allTilesIn {
-            finishUpscale(job.id)
+            // The worker is answered now; the job turns succeeded when the stitch is written.
+            stitchInBackground(job.id)
         }
         return response
     }

@@ -8,7 +8,9 @@ import GRDB
 ///
 /// The stitch reads the tiles from disk rather than keeping them in memory as they arrive, so it
 /// is the same after a restart (the tile PNGs are the durable state) and memory is only held for
-/// the one job being stitched. It runs outside the write lock: other requests go on meanwhile.
+/// the one job being stitched. It runs outside the write lock and off the request path (the last
+/// tile's complete_task is answered at once; `Coordinator.stitchInBackground`): other requests go
+/// on meanwhile, and clients see the job succeed when the stitched image is written.
 /// A tile whose stored file is missing or unreadable is queued again and rendered anew.
 extension Coordinator {
     /// Upscale jobs that are running with every tile done (a crash between the last tile and the

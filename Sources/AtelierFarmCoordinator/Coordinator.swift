@@ -26,6 +26,10 @@ public final class Coordinator: @unchecked Sendable {
 
     /// Jobs being stitched right now, so two threads never stitch the same job at once.
     private var stitching = Set<String>()
+    /// Where the last tile's completion hands its upscale to be stitched: decoding every tile,
+    /// blending and encoding a 4096² PNG takes seconds, which the worker's complete_task must not
+    /// wait for (nor hold a transport thread). One at a time: stitching is memory-bound.
+    let stitchQueue = DispatchQueue(label: "atelier.coordinator.stitch", qos: .utility)
     private var recordedSincePrune = 0
     private let lock = NSLock()
 
@@ -43,9 +47,22 @@ public final class Coordinator: @unchecked Sendable {
     /// The coordinator directory.
     public var directory: URL { store.directory }
 
-    /// Closes the database. Further requests answer INTERNAL.
+    /// Closes the database, after the stitches already handed to the background have finished.
+    /// Further requests answer INTERNAL.
     public func close() throws {
+        waitForStitches()
         try store.close()
+    }
+
+    /// Stitches `jobID` on the stitching queue (see `finishUpscale`), off the request path.
+    func stitchInBackground(_ jobID: String) {
+        stitchQueue.async { [self] in finishUpscale(jobID) }
+    }
+
+    /// Blocks until every stitch handed to the background so far has finished (shutdown; tests
+    /// that look at a job right after its last tile, as a client polling its status would).
+    public func waitForStitches() {
+        stitchQueue.sync {}
     }
 
     // MARK: Entry points
