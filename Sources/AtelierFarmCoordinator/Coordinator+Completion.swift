@@ -41,12 +41,24 @@ extension Coordinator {
         let path = ResultStore.relativePath(jobID: job.id, kind: kind, index: task.idx)
         let staged = try results.stage(r.resultPng, at: path)
         defer { results.discard(staged) }  // nothing left to remove once committed
+        // Into place before the transaction when the name is free (see `ResultStore`), so the
+        // writer is not held over the rename and its directory fsync.
+        let placement = results.placeIfAbsent(staged)
+        completionWillCommit?()
 
         var allTilesIn = false
         let (response, ran) = try recorded(request, peer: peer) { db, now in
-            let current = try Coordinator.leasedTask(db, taskID: r.taskID, workerID: r.workerID, token: r.fencingToken)
-            // The file goes into place before the transaction that records it commits.
-            try results.commit(staged)
+            let current: TaskRow
+            do {
+                current = try Coordinator.leasedTask(db, taskID: r.taskID, workerID: r.workerID, token: r.fencingToken)
+            } catch {
+                // Refused after all (the lease was lost or the job cancelled since the snapshot):
+                // take back the file placed above, unless a recorded result replaced it.
+                if case .placed(let inode) = placement { results.unplace(staged, inode: inode) }
+                throw error
+            }
+            // Either way the file is in place before the transaction that records it commits.
+            if placement == .deferred { try results.commit(staged) }
             try db.execute(sql: "UPDATE tasks SET state = 'done', lease_deadline = NULL, last_error = '' WHERE id = ?",
                            arguments: [current.id])
             try db.execute(sql: "UPDATE attempts SET ended = ?, outcome = 'done' WHERE fencing_token = ?",

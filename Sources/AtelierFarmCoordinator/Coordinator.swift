@@ -31,6 +31,9 @@ public final class Coordinator: @unchecked Sendable {
     /// wait for (nor hold a transport thread). One at a time: stitching is memory-bound.
     let stitchQueue = DispatchQueue(label: "atelier.coordinator.stitch", qos: .utility)
     private var recordedSincePrune = 0
+    /// Test seam: runs in complete_task between putting the result file in place and the
+    /// transaction that records it (the window in which a lease can be lost).
+    var completionWillCommit: (() -> Void)?
     private let lock = NSLock()
 
     /// Opens (or creates) the coordinator state in `directory` and resumes unfinished work.

@@ -14,9 +14,11 @@ import Darwin
 /// Paths are stored relative to the coordinator directory, so the directory can be moved.
 /// Writes are atomic and durable: bytes go to a temporary file in the destination directory,
 /// which is fsynced and then renamed over the destination (and the directory fsynced), so a
-/// crash leaves either no file or the whole file. A completion stages its temporary file before
-/// its transaction and renames it inside the transaction, before the commit that marks the task
-/// done: a done task always has its file.
+/// crash leaves either no file or the whole file. A completion stages its temporary file and, when
+/// nothing is at the destination yet (the usual case), puts it in place before its transaction
+/// (`placeIfAbsent`), so the database's single writer is not held over a rename and a directory
+/// fsync; a file already there is replaced inside the transaction instead. Either way the file is
+/// in place before the commit that marks the task done: a done task always has its file.
 struct ResultStore: Sendable {
     let directory: URL
 
@@ -83,6 +85,38 @@ struct ResultStore: Sendable {
         guard rename(staged.temporary.path, staged.destination.path) == 0 else {
             throw ResultStore.failure("rename into \(staged.destination.path)", errno)
         }
+        ResultStore.syncDirectory(staged.destination.deletingLastPathComponent().path)
+    }
+
+    /// Where `placeIfAbsent` left a staged file.
+    enum Placement: Equatable {
+        /// In place at its destination, as the file with this inode (no temporary left).
+        case placed(inode: UInt64)
+        /// Not moved: the destination exists (or links are not supported); `commit` it inside
+        /// the transaction, replacing what is there.
+        case deferred
+    }
+
+    /// Moves a staged file to its destination if nothing is there, atomically and without ever
+    /// replacing a file (link(2) fails on an existing name), and makes it durable. A completion
+    /// does this before its transaction: should the transaction then refuse it, `unplace` takes
+    /// the file back, and a result another completion recorded meanwhile is never touched.
+    func placeIfAbsent(_ staged: Staged) -> Placement {
+        var info = stat()
+        guard stat(staged.temporary.path, &info) == 0,
+              link(staged.temporary.path, staged.destination.path) == 0 else { return .deferred }
+        unlink(staged.temporary.path)
+        ResultStore.syncDirectory(staged.destination.deletingLastPathComponent().path)
+        return .placed(inode: UInt64(info.st_ino))
+    }
+
+    /// Removes a file `placeIfAbsent` put in place, if the destination is still that file (a
+    /// completion recorded meanwhile replaced it with its own: that one stays). Call it inside
+    /// the write transaction, where no other completion's rename can interleave.
+    func unplace(_ staged: Staged, inode: UInt64) {
+        var info = stat()
+        guard stat(staged.destination.path, &info) == 0, UInt64(info.st_ino) == inode else { return }
+        unlink(staged.destination.path)
         ResultStore.syncDirectory(staged.destination.deletingLastPathComponent().path)
     }
 
