@@ -14,7 +14,7 @@ struct PackageGraph {
         var products: [String] = []
     }
 
-    let targets: [String: Target]
+    var targets: [String: Target]
 
     init(manifest: String) throws {
         var targets = [String: Target]()
