@@ -1,12 +1,22 @@
 // swift-tools-version:5.10
 import PackageDescription
 
-// Layers, bottom to top: system libraries → AtelierKernels (tensors, BLAS) → AtelierModels
-// (safetensors, configs, networks) → AtelierDiffusion (tokenizer, RNG, schedulers, pipelines, PNG)
-// → AtelierFarm (protocol, nng transport, coordinator, worker; sees the engine only through
-// `RenderEngine`) → atelier (the CLI, which plugs the pipelines into the farm). AtelierRequests
-// (request limits and validation, no dependencies) sits beside them all: every door checks a
-// request with it.
+// Layers, bottom to top (each target imports only what is listed for it; LayeringTests checks):
+// - system libraries (CBLAS, CPNG, CNNG) and C shims (AtelierKernelsC, CAtelierPNG);
+// - AtelierRequests: request limits and validation, no dependencies: every door checks a request
+//   with it;
+// - AtelierImaging (AtelierRequests, libpng): PNG read/write, PIL-exact resampling, A1111
+//   parameters, and the one `TilePlan` that cuts an image into overlapping tiles and stitches them
+//   back, shared by the local tiled upscale, the coordinator's planner and its stitcher;
+// - the engine: AtelierKernels (tensors, BLAS) → AtelierModels (safetensors, configs, networks) →
+//   AtelierDiffusion (tokenizer, RNG, schedulers, pipelines; re-exports AtelierImaging);
+// - the farm, which links no engine: AtelierFarmProtocol (generated `atelier.v1` messages and their
+//   validation) → AtelierFarmTransport (nng REQ/REP, the only target that touches sockets, so TLS
+//   changes only it) → AtelierFarmCoordinator (GRDB/SQLite queue, planner, stitcher) and
+//   AtelierFarmWorker (the worker loop; sees the engine only through `RenderEngine`). AtelierFarm
+//   re-exports the four for tools that use them all;
+// - AtelierRenderEngine: the adapter that plugs the diffusion pipelines into a worker (`RenderEngine`);
+// - atelier (the CLI), atelier-chaos and the fuzz targets on top.
 let package = Package(
     name: "Atelier",
     platforms: [.macOS(.v13)],
@@ -16,7 +26,13 @@ let package = Package(
         .library(name: "AtelierModels", targets: ["AtelierModels"]),
         .library(name: "AtelierRequests", targets: ["AtelierRequests"]),
         .library(name: "AtelierDiffusion", targets: ["AtelierDiffusion"]),
+        .library(name: "AtelierImaging", targets: ["AtelierImaging"]),
+        .library(name: "AtelierFarmProtocol", targets: ["AtelierFarmProtocol"]),
+        .library(name: "AtelierFarmTransport", targets: ["AtelierFarmTransport"]),
+        .library(name: "AtelierFarmCoordinator", targets: ["AtelierFarmCoordinator"]),
+        .library(name: "AtelierFarmWorker", targets: ["AtelierFarmWorker"]),
         .library(name: "AtelierFarm", targets: ["AtelierFarm"]),
+        .library(name: "AtelierRenderEngine", targets: ["AtelierRenderEngine"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -43,17 +59,39 @@ let package = Package(
         .target(name: "AtelierRequests"),
         // libpng behind a C setjmp boundary, so its longjmp error handling never crosses Swift frames.
         .target(name: "CAtelierPNG", dependencies: ["CPNG"]),
-        .target(name: "AtelierDiffusion", dependencies: ["AtelierRequests", "AtelierModels", "AtelierKernels", "CPNG", "CAtelierPNG"],
+        // Images without the engine: what a coordinator needs to check, cut and stitch PNGs.
+        .target(name: "AtelierImaging", dependencies: ["AtelierRequests", "CAtelierPNG"]),
+        .target(name: "AtelierDiffusion", dependencies: ["AtelierRequests", "AtelierImaging", "AtelierModels", "AtelierKernels"],
                 exclude: ["Resources/CLIP-VOCAB-LICENSE.txt"]),
-        // The farm: protocol (generated from Protocols/), nng transport, coordinator, worker. It
-        // reaches the engine only through the `RenderEngine` protocol.
-        .target(name: "AtelierFarm", dependencies: [
-            "CNNG", "AtelierRequests", "AtelierDiffusion",
+        // The farm. None of its targets may depend on AtelierDiffusion, AtelierModels or
+        // AtelierKernels (LayeringTests fails if one does): a coordinator links no engine.
+        // Generated from Protocols/atelier/v1/farm.proto, plus the validation of its messages.
+        .target(name: "AtelierFarmProtocol", dependencies: [
+            "AtelierRequests", "AtelierImaging",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
+        // nng REQ/REP and the protobuf framing on it; the only farm target that sees sockets.
+        .target(name: "AtelierFarmTransport", dependencies: [
+            "CNNG", "AtelierFarmProtocol",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
+        .target(name: "AtelierFarmCoordinator", dependencies: [
+            "AtelierFarmProtocol", "AtelierFarmTransport", "AtelierImaging", "AtelierRequests",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        // The worker loop; it reaches an engine only through the `RenderEngine` protocol.
+        .target(name: "AtelierFarmWorker", dependencies: ["AtelierFarmProtocol", "AtelierFarmTransport", "AtelierRequests"]),
+        // Re-exports the four farm targets, for tools that use them all (the CLI, atelier-chaos).
+        .target(name: "AtelierFarm", dependencies: [
+            "AtelierFarmProtocol", "AtelierFarmTransport", "AtelierFarmCoordinator", "AtelierFarmWorker",
+        ]),
+        // The diffusion pipelines as a worker's `RenderEngine`.
+        .target(name: "AtelierRenderEngine", dependencies: [
+            "AtelierFarmWorker", "AtelierFarmProtocol", "AtelierDiffusion", "AtelierImaging", "AtelierModels", "AtelierKernels",
+        ]),
         .executableTarget(name: "atelier", dependencies: [
-            "AtelierFarm", "AtelierRequests", "AtelierDiffusion", "AtelierModels", "AtelierKernels",
+            "AtelierFarm", "AtelierRenderEngine", "AtelierRequests", "AtelierImaging", "AtelierDiffusion", "AtelierModels", "AtelierKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // The fault and load suites (scripts/chaos.sh, scripts/load.sh): real coordinator and worker
@@ -72,15 +110,20 @@ let package = Package(
         .executableTarget(name: "atelier-fuzz", dependencies: ["AtelierFuzzTargets"]),
         .testTarget(name: "AtelierKernelsTests", dependencies: ["AtelierKernels"]),
         .testTarget(name: "AtelierModelsTests", dependencies: ["AtelierModels", "AtelierKernels"]),
-        .testTarget(name: "AtelierDiffusionTests", dependencies: ["AtelierRequests", "AtelierDiffusion", "AtelierModels", "AtelierKernels"],
+        .testTarget(name: "AtelierDiffusionTests", dependencies: ["AtelierRequests", "AtelierImaging", "AtelierDiffusion", "AtelierModels", "AtelierKernels"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "AtelierFarmTests", dependencies: ["AtelierFarm", "AtelierRequests", "AtelierDiffusion",
-                                                        .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "AtelierFarmTests", dependencies: [
+            "AtelierFarmProtocol", "AtelierFarmTransport", "AtelierFarmCoordinator", "AtelierFarmWorker", "AtelierFarm",
+            "AtelierRenderEngine", "AtelierRequests", "AtelierImaging", "AtelierDiffusion",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         // Runs the built `atelier` executable as a user would (exit codes, messages, files).
         .testTarget(name: "AtelierCLITests", dependencies: ["AtelierDiffusion", "atelier"]),
         // CI's fast lanes of the suites: the committed fuzz corpora plus seeded mutations in-process,
         // and `atelier-chaos chaos --quick` run as a process.
         .testTarget(name: "AtelierFuzzTests", dependencies: ["AtelierFuzzTargets"]),
         .testTarget(name: "AtelierChaosTests", dependencies: []),
+        // Package.swift's layers, checked against the manifest and every target's imports.
+        .testTarget(name: "AtelierLayeringTests", dependencies: []),
     ]
 )

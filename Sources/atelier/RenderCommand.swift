@@ -158,17 +158,8 @@ enum CommandInputs {
 
     static func readGray(_ path: String) throws -> GrayImage { try PNGCodec.read(path: path, limits: .inputImage).gray() }
 
-    /// Sample values scaled to [0, 1] (v / (2^bits − 1)); only their relative order matters, the
-    /// pipeline min-max normalises the map.
-    static func readDepth(_ path: String) throws -> DepthMap { try depth(PNGCodec.read(path: path, limits: .inputImage)) }
-
-    static func depth(_ png: DecodedPNG) throws -> DepthMap {
-        if case .gray16(let samples) = png.pixels {
-            return DepthMap(width: png.width, height: png.height, values: samples.map { Float($0) / 65535 })
-        }
-        let g = png.gray()
-        return DepthMap(width: g.width, height: g.height, values: g.pixels.map { Float($0) / 255 })
-    }
+    /// See `DepthMap(png:)`: the same reading as a farm worker's.
+    static func readDepth(_ path: String) throws -> DepthMap { DepthMap(png: try PNGCodec.read(path: path, limits: .inputImage)) }
 
     static func outputPaths(_ output: String, count: Int) -> [String] {
         guard count > 1 else { return [output] }

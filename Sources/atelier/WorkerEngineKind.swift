@@ -1,6 +1,7 @@
 import ArgumentParser
 import AtelierFarm
 import AtelierKernels
+import AtelierRenderEngine
 import Foundation
 
 /// Which engine `atelier worker` renders with: the diffusion pipelines (always, in production)

@@ -1,5 +1,6 @@
 import XCTest
 @testable import AtelierDiffusion
+@testable import AtelierImaging
 
 /// The AUTOMATIC1111 infotext. Expected strings were produced by A1111's own `create_infotext`
 /// logic (`quote` = `json.dumps(v, ensure_ascii=False)` for values with `,` `:` or a newline,

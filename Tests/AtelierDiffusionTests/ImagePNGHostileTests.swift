@@ -1,5 +1,6 @@
 import XCTest
 @testable import AtelierDiffusion
+@testable import AtelierImaging
 
 /// Hostile and broken inputs: every one must come back as a typed `ImageError` naming the file,
 /// never a crash (libpng's longjmp stays inside the C shim).

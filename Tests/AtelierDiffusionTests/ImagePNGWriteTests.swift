@@ -1,5 +1,6 @@
 import XCTest
 @testable import AtelierDiffusion
+@testable import AtelierImaging
 
 /// Writing: round trips through our own reader, the chunk types PIL/A1111 would choose, and
 /// atomicity (a failed write leaves the destination as it was and no temp files behind).

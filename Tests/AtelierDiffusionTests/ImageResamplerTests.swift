@@ -1,5 +1,6 @@
 import XCTest
 @testable import AtelierDiffusion
+@testable import AtelierImaging
 
 /// The PIL port against `PIL.Image.resize` from the pinned Pillow: every output byte must match
 /// (compared through an FNV-1a hash of the whole output, plus sampled pixels for diagnosis).

@@ -1,4 +1,8 @@
-@testable import AtelierFarm
+@testable import AtelierFarmCoordinator
+@testable import AtelierFarmProtocol
+@testable import AtelierFarmTransport
+@testable import AtelierFarmWorker
+@testable import AtelierRenderEngine
 import AtelierModels
 import Foundation
 import XCTest

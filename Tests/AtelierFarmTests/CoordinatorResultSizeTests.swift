@@ -1,4 +1,7 @@
-@testable import AtelierFarm
+@testable import AtelierFarmCoordinator
+@testable import AtelierFarmProtocol
+@testable import AtelierFarmTransport
+@testable import AtelierFarmWorker
 import Foundation
 import XCTest
 

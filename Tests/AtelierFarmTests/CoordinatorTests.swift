@@ -1,5 +1,8 @@
 import AtelierDiffusion
-@testable import AtelierFarm
+@testable import AtelierFarmCoordinator
+@testable import AtelierFarmProtocol
+@testable import AtelierFarmTransport
+@testable import AtelierFarmWorker
 import Foundation
 import XCTest
 
@@ -143,7 +146,9 @@ final class CoordinatorHarness {
         return send(.failTask(r))
     }
 
+    /// Waits for background stitches first, as a client polling until the job ends would.
     func status(_ jobID: String, tasks: Bool = true) -> Atelier_V1_JobStatus {
+        coordinator.waitForStitches()
         var r = Atelier_V1_JobStatusRequest()
         r.jobID = jobID
         r.includeTasks = tasks
@@ -153,6 +158,7 @@ final class CoordinatorHarness {
     }
 
     func fetch(_ jobID: String, index: UInt32) -> Atelier_V1_Response {
+        coordinator.waitForStitches()
         var r = Atelier_V1_FetchResultRequest()
         r.jobID = jobID
         r.index = index

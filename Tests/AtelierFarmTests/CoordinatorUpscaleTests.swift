@@ -1,5 +1,8 @@
 import AtelierDiffusion
-@testable import AtelierFarm
+@testable import AtelierFarmCoordinator
+@testable import AtelierFarmProtocol
+@testable import AtelierFarmTransport
+@testable import AtelierFarmWorker
 import Foundation
 import XCTest
 
@@ -125,6 +128,31 @@ final class CoordinatorUpscaleTests: XCTestCase {
         XCTAssertEqual(status.state, .succeeded, "re-stitched from the tile PNGs on startup")
         let stitched = try PNGCodec.decode([UInt8](h.fetch(job, index: 0).fetchResult.png)).rgb()
         XCTAssertEqual(stitched.pixels, upscale4(lowRes(), width: width, height: height))
+    }
+
+    /// The last tile's complete_task is answered before the stitch runs: the stitch waits on the
+    /// coordinator's stitching queue (parked here), the job stays running with every tile done,
+    /// and succeeds once the queue runs it. (Stitching on the request path answered only after
+    /// the whole image was blended and written.)
+    func testLastTileIsAnsweredBeforeTheStitchRuns() throws {
+        let h = try CoordinatorHarness()
+        let worker = h.register("upscaler", models: [("x4", 7)])
+        let job = submitUpscale(h, tile: 64, overlap: 16)
+        let parked = DispatchSemaphore(value: 0)
+        h.coordinator.stitchQueue.async { parked.wait() }
+        while let lease = h.lease(worker) {
+            XCTAssertFalse(h.complete(worker, lease, png: try render(lease)).hasError)
+        }
+        var request = Atelier_V1_JobStatusRequest()
+        request.jobID = job
+        request.includeTasks = true
+        let before = h.send(.jobStatus(request)).jobStatus.job  // not h.status: that waits for stitches
+        XCTAssertEqual(before.state, .running)
+        XCTAssertTrue(before.tasks.allSatisfy { $0.state == .done })
+        parked.signal()
+        let after = h.status(job)
+        XCTAssertEqual(after.state, .succeeded, "\(after.errors)")
+        XCTAssertGreaterThan(after.seamRatio, 0)
     }
 
     func testLostTileFileIsRenderedAgain() throws {

@@ -1,6 +1,9 @@
 import Foundation
 import XCTest
-@testable import AtelierFarm
+@testable import AtelierFarmCoordinator
+@testable import AtelierFarmProtocol
+@testable import AtelierFarmTransport
+@testable import AtelierFarmWorker
 
 /// The typed layer: envelope rules (version, request ids, error replies) over real sockets.
 final class TransportFarmProtocolTests: XCTestCase {

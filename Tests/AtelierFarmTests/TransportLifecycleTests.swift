@@ -1,6 +1,9 @@
 import Foundation
 import XCTest
-@testable import AtelierFarm
+@testable import AtelierFarmCoordinator
+@testable import AtelierFarmProtocol
+@testable import AtelierFarmTransport
+@testable import AtelierFarmWorker
 
 /// Connecting, reconnecting, timeouts, limits, shutdown and address errors.
 final class TransportLifecycleTests: XCTestCase {

@@ -1,6 +1,9 @@
 import Foundation
 import XCTest
-@testable import AtelierFarm
+@testable import AtelierFarmCoordinator
+@testable import AtelierFarmProtocol
+@testable import AtelierFarmTransport
+@testable import AtelierFarmWorker
 
 /// Shared by the Transport*Tests files: real sockets on 127.0.0.1, a fresh port per test.
 enum TransportTestSupport {

@@ -1,5 +1,8 @@
 import AtelierDiffusion
-@testable import AtelierFarm
+@testable import AtelierFarmCoordinator
+@testable import AtelierFarmProtocol
+@testable import AtelierFarmTransport
+@testable import AtelierFarmWorker
 import AtelierRequests
 import Foundation
 import XCTest

@@ -80,7 +80,7 @@ public enum ImageTensor {
                 pixels[3 * i + c] = quantize(p[c * hw + i])
             }
         }
-        return RGBImage(unchecked: width, height: height, pixels: pixels)
+        return try RGBImage(width: width, height: height, pixels: pixels)
     }
 
     /// `2 * (v / 255) - 1` in float32, in that order.

@@ -1,0 +1,290 @@
+import AtelierFarmProtocol
+import AtelierRequests
+import Foundation
+import GRDB
+import SwiftProtobuf
+
+/// The farm's coordinator, without sockets: the transport decodes a `Request`, calls `handle`,
+/// and sends back the `Response`. Workers lease tasks with fencing tokens, heartbeat, and
+/// complete or fail them; clients submit, watch, cancel and fetch jobs.
+///
+/// Thread safety: `handle` may be called concurrently from any number of transport threads.
+/// Every state change happens in one SQLite write transaction (GRDB serialises them), which also
+/// re-checks the fencing token, so concurrent or duplicated requests cannot both win; reads
+/// (status, listings, results) run on WAL snapshots in parallel.
+///
+/// Durability: all state is in `DIR/atelier.sqlite` and `DIR/results/`. Constructing a
+/// coordinator on an existing directory resumes: queued tasks stay queued, leases in flight
+/// either complete (if their worker is still alive and reports with its token) or expire and are
+/// requeued, and upscales whose tiles were all in but not stitched are stitched from the stored
+/// tile PNGs.
+public final class Coordinator: @unchecked Sendable {
+    public let options: CoordinatorOptions
+    public let store: CoordinatorStore
+    let results: ResultStore
+    let now: @Sendable () -> Date
+
+    /// Jobs being stitched right now, so two threads never stitch the same job at once.
+    private var stitching = Set<String>()
+    /// Where the last tile's completion hands its upscale to be stitched: decoding every tile,
+    /// blending and encoding a 4096² PNG takes seconds, which the worker's complete_task must not
+    /// wait for (nor hold a transport thread). One at a time: stitching is memory-bound.
+    let stitchQueue = DispatchQueue(label: "atelier.coordinator.stitch", qos: .utility)
+    private var recordedSincePrune = 0
+    /// Test seam: runs in complete_task between putting the result file in place and the
+    /// transaction that records it (the window in which a lease can be lost).
+    var completionWillCommit: (() -> Void)?
+    private let lock = NSLock()
+
+    /// Opens (or creates) the coordinator state in `directory` and resumes unfinished work.
+    /// - Parameter now: the clock, injectable so tests can expire leases without sleeping.
+    public init(directory: URL, options: CoordinatorOptions = CoordinatorOptions(),
+                now: @escaping @Sendable () -> Date = { Date() }) throws {
+        self.options = try options.validated()
+        self.now = now
+        self.store = try CoordinatorStore(directory: directory)
+        self.results = ResultStore(directory: directory)
+        try resume()
+    }
+
+    /// The coordinator directory.
+    public var directory: URL { store.directory }
+
+    /// Closes the database, after the stitches already handed to the background have finished.
+    /// Further requests answer INTERNAL.
+    public func close() throws {
+        waitForStitches()
+        try store.close()
+    }
+
+    /// Stitches `jobID` on the stitching queue (see `finishUpscale`), off the request path.
+    func stitchInBackground(_ jobID: String) {
+        stitchQueue.async { [self] in finishUpscale(jobID) }
+    }
+
+    /// Blocks until every stitch handed to the background so far has finished (shutdown; tests
+    /// that look at a job right after its last tile, as a client polling its status would).
+    public func waitForStitches() {
+        stitchQueue.sync {}
+    }
+
+    // MARK: Entry points
+
+    /// Answers one request. Never throws and never traps on bad input: every failure is a
+    /// `Response` with `error` set (INTERNAL for the coordinator's own failures, after which it
+    /// keeps serving).
+    ///
+    /// - Parameter peer: who sent it (for diagnostics; idempotency is by request_id alone,
+    ///   because a resend may arrive over a new connection).
+    public func handle(_ request: Atelier_V1_Request, peer: String) -> Atelier_V1_Response {
+        var response: Atelier_V1_Response
+        do {
+            response = try dispatch(request, peer: peer)
+        } catch let error as CoordinatorError {
+            response = Coordinator.failure(error)
+        } catch let error as RequestValidationError {
+            response = Coordinator.failure(CoordinatorError(error))
+        } catch let error as DatabaseError {
+            response = Coordinator.failure(.internalError("database error: \(error.message ?? "\(error)")"))
+        } catch {
+            response = Coordinator.failure(.internalError("\(error)"))
+        }
+        response.protocolVersion = 1
+        response.requestID = request.requestID
+        return response
+    }
+
+    /// Answers serialized request bytes with serialized response bytes; MALFORMED when the bytes
+    /// are not a `Request`. For transports that do not want to touch protobuf.
+    public func handle(serializedRequest bytes: Data, peer: String) -> Data {
+        let response: Atelier_V1_Response
+        do {
+            let request = try Atelier_V1_Request(serializedBytes: bytes)
+            response = handle(request, peer: peer)
+        } catch {
+            var malformed = Coordinator.failure(CoordinatorError(
+                .malformed, "the message is not a serialized atelier.v1.Request (\(bytes.count) bytes): \(error)"))
+            malformed.protocolVersion = 1
+            response = malformed
+        }
+        return (try? response.serializedBytes()) ?? Data()
+    }
+
+    /// Housekeeping a transport may run on a timer (say every few seconds): requeues expired
+    /// leases (so status listings show them as queued again even while no worker asks for work),
+    /// prunes the request log and dead workers, and retries stitches that failed. Leasing requeues expired leases by
+    /// itself, so this is optional.
+    public func performMaintenance() throws {
+        let nowMs = unixMilliseconds(now())
+        try store.write { db in
+            // Pruned before the requeue: a worker whose lease only now expires is kept this
+            // round (it may be back any moment; it goes at the next maintenance if not).
+            try pruneWorkers(db, now: nowMs)
+            try requeueExpiredLeases(db, now: nowMs)
+            try pruneRequestLog(db, now: nowMs)
+        }
+        // Retries a stitch that failed for a passing reason (a full disk, say).
+        for jobID in try store.read({ db in try Coordinator.upscalesAwaitingStitch(db) }) {
+            finishUpscale(jobID)
+        }
+    }
+
+    // MARK: Dispatch
+
+    private func dispatch(_ request: Atelier_V1_Request, peer: String) throws -> Atelier_V1_Response {
+        guard request.protocolVersion == 1 else {
+            throw CoordinatorError(.unsupportedVersion,
+                                   "protocol_version \(request.protocolVersion) is not supported; this coordinator speaks version 1")
+        }
+        guard !request.requestID.isEmpty else {
+            throw CoordinatorError.invalid("request_id is empty: send a fresh UUID with every request (and the same one on resends)")
+        }
+        guard request.requestID.utf8.count <= 128 else {
+            throw CoordinatorError.invalid("request_id is longer than 128 bytes; use a UUID")
+        }
+        guard let body = request.body else {
+            throw CoordinatorError.invalid("the request has no body: set one of its request fields (submit_job, lease_task, …)")
+        }
+
+        switch body {
+        // Read-only requests: naturally idempotent, answered from a snapshot, not logged.
+        case .jobStatus(let r): return try jobStatus(r)
+        case .listJobs(let r): return try listJobs(r)
+        case .listWorkers(let r): return try listWorkers(r)
+        case .fetchResult(let r): return try fetchResult(r)
+        default: break
+        }
+
+        // Mutating requests: a resend gets the stored first response.
+        if let stored = try store.read({ db in try RequestLog.lookup(db, requestID: request.requestID) }) {
+            return try Coordinator.replay(stored, for: request)
+        }
+        switch body {
+        case .registerWorker(let r): return try registerWorker(r, request: request, peer: peer)
+        case .leaseTask(let r): return try leaseTask(r, request: request, peer: peer)
+        case .heartbeat(let r): return try heartbeat(r, request: request, peer: peer)
+        case .completeTask(let r): return try completeTask(r, request: request, peer: peer)
+        case .failTask(let r): return try failTask(r, request: request, peer: peer)
+        case .releaseTask(let r): return try releaseTask(r, request: request, peer: peer)
+        case .submitJob(let r): return try submitJob(r, request: request, peer: peer)
+        case .cancelJob(let r): return try cancelJob(r, request: request, peer: peer)
+        case .jobStatus, .listJobs, .listWorkers, .fetchResult:
+            throw CoordinatorError.internalError("read-only request reached the mutating path")
+        }
+    }
+
+    /// Runs a state change in one write transaction and stores its response under the request's
+    /// id in the same transaction. A concurrent resend that got here first wins: its stored
+    /// response is returned and `change` does not run. If `change` throws, nothing is changed
+    /// and nothing is stored.
+    ///
+    /// - Parameter logged: false for requests that are idempotent by themselves (heartbeats, by
+    ///   their fencing token): they run in the transaction but leave no request-log row.
+    /// - Returns: the response, and whether `change` ran (false for a replay).
+    func recorded(_ request: Atelier_V1_Request, peer: String, logged: Bool = true,
+                  _ change: (Database, Int64) throws -> Atelier_V1_Response) throws -> (Atelier_V1_Response, ran: Bool) {
+        let fingerprint = RequestLog.fingerprint(request)
+        let kind = Coordinator.kindName(request.body)
+        let nowMs = unixMilliseconds(now())
+        let prune = logged && shouldPruneRequestLog()
+        return try store.write { db in
+            if logged, let stored = try RequestLog.lookup(db, requestID: request.requestID) {
+                return (try Coordinator.replay(stored, for: request, fingerprint: fingerprint), false)
+            }
+            var response = try change(db, nowMs)
+            response.protocolVersion = 1
+            response.requestID = request.requestID
+            if logged {
+                try RequestLog.record(db, requestID: request.requestID, peer: peer, kind: kind,
+                                      fingerprint: fingerprint, response: response, now: nowMs)
+            }
+            if prune { try pruneRequestLog(db, now: nowMs) }
+            return (response, true)
+        }
+    }
+
+    private func shouldPruneRequestLog() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        recordedSincePrune += 1
+        if recordedSincePrune >= 200 {
+            recordedSincePrune = 0
+            return true
+        }
+        return false
+    }
+
+    func pruneRequestLog(_ db: Database, now: Int64) throws {
+        try RequestLog.prune(db, now: now, maxAge: Int64(options.requestLogMaxAge * 1000),
+                             maxRows: options.requestLogMaxRows)
+    }
+
+    private static func replay(_ entry: RequestLog.Entry, for request: Atelier_V1_Request,
+                               fingerprint: Int64? = nil) throws -> Atelier_V1_Response {
+        let expected = fingerprint ?? RequestLog.fingerprint(request)
+        guard entry.fingerprint == expected else {
+            throw CoordinatorError.invalid(
+                "request_id \(request.requestID) was already used for a different \(entry.kind) request; "
+                + "use a fresh UUID for every new request (reuse it only to resend the identical request)")
+        }
+        return entry.response
+    }
+
+    // MARK: Helpers
+
+    static func failure(_ error: CoordinatorError) -> Atelier_V1_Response {
+        var response = Atelier_V1_Response()
+        response.error = error.proto
+        return response
+    }
+
+    static func success(_ body: Atelier_V1_Response.OneOf_Body) -> Atelier_V1_Response {
+        var response = Atelier_V1_Response()
+        response.body = body
+        return response
+    }
+
+    static func kindName(_ body: Atelier_V1_Request.OneOf_Body?) -> String {
+        switch body {
+        case .registerWorker?: return "register_worker"
+        case .leaseTask?: return "lease_task"
+        case .heartbeat?: return "heartbeat"
+        case .completeTask?: return "complete_task"
+        case .failTask?: return "fail_task"
+        case .releaseTask?: return "release_task"
+        case .submitJob?: return "submit_job"
+        case .jobStatus?: return "job_status"
+        case .cancelJob?: return "cancel_job"
+        case .fetchResult?: return "fetch_result"
+        case .listWorkers?: return "list_workers"
+        case .listJobs?: return "list_jobs"
+        case nil: return "empty"
+        }
+    }
+
+    /// Marks `jobID` as being stitched; false if another thread already is.
+    func beginStitching(_ jobID: String) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return stitching.insert(jobID).inserted
+    }
+
+    func endStitching(_ jobID: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        stitching.remove(jobID)
+    }
+
+    // MARK: Resume
+
+    /// Picks up where a previous coordinator on this directory stopped: removes half-written
+    /// temporary files, stitches upscales whose tiles were all in, and prunes the request log.
+    /// Leases in flight are left alone: they finish or expire like any other.
+    private func resume() throws {
+        results.removeAbandonedTemporaries()
+        try store.write { db in try pruneRequestLog(db, now: unixMilliseconds(now())) }
+        for jobID in try store.read({ db in try Coordinator.upscalesAwaitingStitch(db) }) {
+            finishUpscale(jobID)
+        }
+    }
+}
