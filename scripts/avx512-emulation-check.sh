@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The AVX-512 kernels' bits, checked where there is no AVX-512 CPU (the unit tests check them on
-# machines that have one): builds AtelierKernelsC with the AVX-512 micro-kernel's intrinsics
-# emulated by SIMDe on AVX2+FMA (exact FMAs, so the chain is the same), forces the AVX-512 family
-# and compares random GEMMs with a scalar fmaf chain. Needs gcc and libsimde-dev (installed here).
+# machines that have one): builds AtelierKernelsC with the AVX-512 micro-kernels' intrinsics
+# emulated by SIMDe on AVX2+FMA (exact FMAs, so the chain is the same) and `vdpbf16ps` emulated by
+# its Intel SDM definition, forces the dispatch up to the avx512bf16 family and compares random
+# fp32 and bf16 GEMMs with scalar chains. Needs gcc and libsimde-dev (scripts/setup.sh --test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f /usr/include/simde/x86/avx512.h ] || bash scripts/setup.sh --test
@@ -10,12 +11,41 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 src=Sources/AtelierKernelsC
 cp "$src"/*.c "$src"/*.h "$src"/include/*.h "$work"/
-sed -e 's|#include <immintrin.h>|#define SIMDE_ENABLE_NATIVE_ALIASES\n#include <simde/x86/avx512.h>|' \
+simde='#define SIMDE_ENABLE_NATIVE_ALIASES\n#include <simde/x86/avx512.h>'
+sed -e "s|#include <immintrin.h>|$simde|" \
     -e 's|#define AK_TARGET __attribute__((target("avx512f")))|#define AK_TARGET|' \
     "$src/MicroKernelAVX512.c" > "$work/MicroKernelAVX512.c"
-sed -i 's|if (avx512f \&\& (xcr0 \& 0xe6) == 0xe6) return AK_ISA_AVX512;|return AK_ISA_AVX512;|' "$work/CPUDispatch.c"
-grep -q 'return AK_ISA_AVX512;  //' "$work/CPUDispatch.c" || { echo "could not force the AVX-512 family" >&2; exit 1; }
-gcc -O1 -mavx2 -mfma -ffp-contract=off -w -Wno-psabi -I"$work" Tests/KernelEmulation/avx512_gemm_check.c \
-    $(ls "$work"/*.c) -lm -o "$work/check"
-if objdump -d "$work/check" | grep -q zmm; then echo "binary uses real AVX-512 instructions" >&2; exit 1; fi
-"$work/check"
+# vdpbf16ps per the SDM: for each lane, acc += odd pair product, then += even pair product, each an
+# FMA rounded to nearest even, denormal inputs read as zero and denormal results flushed.
+cat > "$work/dpbf16_sdm.h" <<'SDM'
+#include <math.h>
+#include <string.h>
+static inline float ak_sdm_wide(uint32_t h) { uint32_t u = h << 16; float f; if ((u & 0x7f800000u) == 0) u &= 0x80000000u; memcpy(&f, &u, 4); return f; }
+static inline float ak_sdm_ftz(float x) { return fpclassify(x) == FP_SUBNORMAL ? copysignf(0.0f, x) : x; }
+static inline simde__m512 ak_sdm_dpbf16_ps(simde__m512 src, simde__m512i a, simde__m512i b) {
+    float s[16]; uint32_t ua[16], ub[16];
+    memcpy(s, &src, 64); memcpy(ua, &a, 64); memcpy(ub, &b, 64);
+    for (int i = 0; i < 16; i++) {
+        float acc = ak_sdm_ftz(s[i]);
+        acc = ak_sdm_ftz(fmaf(ak_sdm_wide(ua[i] >> 16), ak_sdm_wide(ub[i] >> 16), acc));
+        acc = ak_sdm_ftz(fmaf(ak_sdm_wide(ua[i] & 0xffffu), ak_sdm_wide(ub[i] & 0xffffu), acc));
+        s[i] = acc;
+    }
+    simde__m512 r; memcpy(&r, s, 64); return r;
+}
+#undef _mm512_dpbf16_ps
+#define _mm512_dpbf16_ps(src, a, b) ak_sdm_dpbf16_ps(src, a, b)
+SDM
+sed -e "s|#include <immintrin.h>|$simde\n#include \"dpbf16_sdm.h\"|" \
+    -e 's|#define AK_TARGET __attribute__((target("avx512f,avx512bf16")))|#define AK_TARGET|' \
+    -e 's|#define AK_BH(v) ((__m512bh)(v))|#define AK_BH(v) (v)|' \
+    -e 's|__m512bh |__m512i |g' \
+    "$src/MicroKernelAVX512BF16.c" > "$work/MicroKernelAVX512BF16.c"
+sed -i 's|    if (detected < 0) detected = detect();|    if (detected < 0) detected = AK_ISA_AVX512BF16;|' "$work/CPUDispatch.c"
+grep -q 'detected = AK_ISA_AVX512BF16;' "$work/CPUDispatch.c" || { echo "could not force the AVX-512 families" >&2; exit 1; }
+for check in avx512_gemm_check avx512bf16_gemm_check; do
+  gcc -O1 -mavx2 -mfma -ffp-contract=off -w -Wno-psabi -I"$work" Tests/KernelEmulation/$check.c \
+      $(ls "$work"/*.c) -lm -o "$work/$check"
+  if objdump -d "$work/$check" | grep -q zmm; then echo "$check uses real AVX-512 instructions" >&2; exit 1; fi
+  "$work/$check"
+done

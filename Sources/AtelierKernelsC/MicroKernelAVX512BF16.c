@@ -8,6 +8,8 @@
 #include "MicroKernels.h"
 
 #define AK_TARGET __attribute__((target("avx512f,avx512bf16")))
+/// Reinterprets 16 × 32 bits as 32 bf16 (a pair per lane).
+#define AK_BH(v) ((__m512bh)(v))
 
 AK_TARGET
 void ak_ukr_avx512bf16_6x32(int kp, const float *apack, const float *bpack, float *c, long ldc, int accumulate) {
@@ -24,7 +26,6 @@ void ak_ukr_avx512bf16_6x32(int kp, const float *apack, const float *bpack, floa
     } else {
         c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm512_setzero_ps();
     }
-#define AK_BH(v) ((__m512bh)(v))
 #define AK_STEP(p)                                                                          \
     do {                                                                                    \
         __m512bh b0 = AK_BH(_mm512_load_si512((const void *)(b + 32 * (p))));              \
@@ -49,7 +50,6 @@ void ak_ukr_avx512bf16_6x32(int kp, const float *apack, const float *bpack, floa
         a += 6; b += 32;
     }
 #undef AK_STEP
-#undef AK_BH
     _mm512_storeu_ps(c + 0 * ldc, c00); _mm512_storeu_ps(c + 0 * ldc + 16, c01);
     _mm512_storeu_ps(c + 1 * ldc, c10); _mm512_storeu_ps(c + 1 * ldc + 16, c11);
     _mm512_storeu_ps(c + 2 * ldc, c20); _mm512_storeu_ps(c + 2 * ldc + 16, c21);
@@ -62,8 +62,8 @@ AK_TARGET
 long ak_dpbf16_hardware(const uint32_t *a, const uint32_t *b, const float *acc, long n, float *out) {
     long i = 0;
     for (; i + 16 <= n; i += 16) {
-        __m512 r = _mm512_dpbf16_ps(_mm512_loadu_ps(acc + i), (__m512bh)_mm512_loadu_si512(a + i),
-                                    (__m512bh)_mm512_loadu_si512(b + i));
+        __m512 r = _mm512_dpbf16_ps(_mm512_loadu_ps(acc + i), AK_BH(_mm512_loadu_si512(a + i)),
+                                    AK_BH(_mm512_loadu_si512(b + i)));
         _mm512_storeu_ps(out + i, r);
     }
     return i;

@@ -10,6 +10,7 @@
 #include "AtelierKernelsC.h"
 int main(){
   srand(2); long bad=0, total=0;
+  ak_set_isa(AK_ISA_AVX512);
   printf("isa %s nr %d\n", ak_isa_name(ak_isa_current()), ak_nr());
   for(int trial=0;trial<60;trial++){
     int m=1+rand()%40,n=1+rand()%100,k=rand()%900; int ta=rand()%2,tb=rand()%2,acc=rand()%2; float alpha=(rand()%2)?1.0f:0.5f; if(acc)alpha=1;
