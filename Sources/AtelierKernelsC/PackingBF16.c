@@ -55,6 +55,35 @@ AK_AVX2 static void convert_pair_avx2(const float *even, const float *odd, int R
 }
 #endif
 
+/// One stored bf16 row, k [0, kc), widened to fp32 in the emulated layout's k order (pairs
+/// swapped, a zero for the missing odd k): kcp values. Denormals read as zero.
+static void widen_swapped_row_scalar(const uint16_t *src, int kc, float *dst) {
+    int kcp = (kc + 1) & ~1;
+    for (int q = 0; q < kcp; q += 2) {
+        uint32_t e = (uint32_t)src[q] << 16, o = q + 1 < kc ? (uint32_t)src[q + 1] << 16 : 0;
+        if ((e & 0x7f800000u) == 0) e &= 0x80000000u;
+        if ((o & 0x7f800000u) == 0) o &= 0x80000000u;
+        dst[q] = from_bits(o);
+        dst[q + 1] = from_bits(e);
+    }
+}
+
+#if defined(__x86_64__)
+AK_AVX2 static void widen_swapped_row_avx2(const uint16_t *src, int kc, float *dst) {
+    const __m256i inf = _mm256_set1_epi32(0x7f800000), sign = _mm256_set1_epi32((int)0x80000000u);
+    int q = 0;
+    for (; q + 8 <= (kc & ~1); q += 8) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(src + q));
+        v = _mm_shufflehi_epi16(_mm_shufflelo_epi16(v, 0xB1), 0xB1);  // swap the two halves of each pair
+        __m256i w = _mm256_slli_epi32(_mm256_cvtepu16_epi32(v), 16);
+        __m256i den = _mm256_cmpeq_epi32(_mm256_and_si256(w, inf), _mm256_setzero_si256());
+        w = _mm256_blendv_epi8(w, _mm256_and_si256(w, sign), den);
+        _mm256_storeu_si256((__m256i *)(dst + q), w);
+    }
+    widen_swapped_row_scalar(src + q, kc - q, dst + q);
+}
+#endif
+
 /// Converts one packed fp32 panel [kc][R] into the bf16 layout at dst (stride R·kcp floats).
 static void convert_panel(const float *src, int kc, int R, float *dst, int native) {
     int kcp = (kc + 1) & ~1;
@@ -92,11 +121,30 @@ void ak_pack_a_bf16(const float *a, long lda, int trans, int i0, int mc, int k0,
 
 void ak_pack_a_bf16_stored(const uint16_t *a, long lda, int i0, int mc, int k0, int kc, float *dst) {
     const int mr = AK_MR, kcp = (kc + 1) & ~1, native = ak_bf16_native();
+#if defined(__x86_64__)
+    // Full panels on AVX2: the native layout is a 6-row transpose of 32-bit pairs (rows start on a
+    // pair when lda and k0 are even); the emulated one widens the 6 rows (pairs swapped) into an
+    // fp32 block first. The transposes only move bits.
+    int fast = ak_isa_current() != AK_ISA_SCALAR;
+    float *rows = fast && !native ? ak_thread_scratch(7, (size_t)mr * kcp) : NULL;
+#endif
     for (int p = 0; p * mr < mc; p++) {
-        int rows = mc - p * mr < mr ? mc - p * mr : mr;
+        int nrows = mc - p * mr < mr ? mc - p * mr : mr;
         float *d = dst + (size_t)p * mr * kcp;
+        const uint16_t *base = a + (size_t)(i0 + p * mr) * lda + k0;
+#if defined(__x86_64__)
+        if (fast && nrows == mr && native && lda % 2 == 0 && k0 % 2 == 0 && kc % 2 == 0) {
+            ak_pack_a_rows6_avx2((const float *)(const void *)base, lda / 2, kc / 2, d);
+            continue;
+        }
+        if (fast && nrows == mr && rows) {
+            for (int r = 0; r < mr; r++) widen_swapped_row_avx2(base + (size_t)r * lda, kc, rows + (size_t)r * kcp);
+            ak_pack_a_rows6_avx2(rows, kcp, kcp, d);
+            continue;
+        }
+#endif
         for (int r = 0; r < mr; r++) {
-            const uint16_t *src = r < rows ? a + (size_t)(i0 + p * mr + r) * lda + k0 : NULL;
+            const uint16_t *src = r < nrows ? base + (size_t)r * lda : NULL;
             for (int q = 0; q < kcp; q += 2) {
                 uint32_t e = src ? (uint32_t)src[q] << 16 : 0;
                 uint32_t o = src && q + 1 < kc ? (uint32_t)src[q + 1] << 16 : 0;
@@ -141,11 +189,29 @@ void ak_pack_b_conv_bf16(const ak_conv_geometry *g, int k0, int kc, int j0, int 
 void ak_pack_b_bf16_stored_t(const uint16_t *b, long ldb, int k0, int kc, int j0, int nc,
                              int p0, int p1, float *dst) {
     const int nr = ak_nr(), kcp = (kc + 1) & ~1, native = ak_bf16_native();
+#if defined(__x86_64__)
+    // Full panels on AVX2, as for A: 8×8 transposes of 32-bit pairs (native) or of the widened,
+    // pair-swapped rows (emulated).
+    int fast = ak_isa_current() != AK_ISA_SCALAR;
+    float *rows = fast && !native ? ak_thread_scratch(6, (size_t)nr * kcp) : NULL;
+#endif
     for (int p = p0; p < p1; p++) {
         int cols = nc - p * nr < nr ? nc - p * nr : nr;
         float *d = dst + (size_t)p * nr * kcp;
+        const uint16_t *base = b + (size_t)(j0 + p * nr) * ldb + k0;
+#if defined(__x86_64__)
+        if (fast && cols == nr && native && ldb % 2 == 0 && k0 % 2 == 0 && kc % 2 == 0) {
+            ak_pack_b_transposed_avx2((const float *)(const void *)base, ldb / 2, kc / 2, nr, d);
+            continue;
+        }
+        if (fast && cols == nr && rows) {
+            for (int j = 0; j < nr; j++) widen_swapped_row_avx2(base + (size_t)j * ldb, kc, rows + (size_t)j * kcp);
+            ak_pack_b_transposed_avx2(rows, kcp, kcp, nr, d);
+            continue;
+        }
+#endif
         for (int j = 0; j < nr; j++) {
-            const uint16_t *src = j < cols ? b + (size_t)(j0 + p * nr + j) * ldb + k0 : NULL;
+            const uint16_t *src = j < cols ? base + (size_t)j * ldb : NULL;
             for (int q = 0; q < kcp; q += 2) {
                 uint32_t e = src ? (uint32_t)src[q] << 16 : 0;
                 uint32_t o = src && q + 1 < kc ? (uint32_t)src[q + 1] << 16 : 0;

@@ -174,6 +174,18 @@ public final class SafeTensorsFile: @unchecked Sendable {
         _ = madvise(UnsafeMutableRawPointer(mutating: base), fileSize, MADV_DONTNEED)
     }
 
+    /// The same for the pages under one tensor read in place (rounded out to whole pages: a
+    /// neighbour sharing an edge page faults it back in when read). A no-op for other memory.
+    public func releaseResidentPages(of tensor: Tensor) {
+        guard !ownsCopy, isMapped(tensor), tensor.count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = UnsafeRawPointer(tensor.pointer) - base
+        let lower = start / page * page
+        let upper = min(fileSize, (start + tensor.count * MemoryLayout<Float>.stride + page - 1) / page * page)
+        guard upper > lower else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + lower), upper - lower, MADV_DONTNEED)
+    }
+
     private static func systemError() -> String {
         String(cString: strerror(errno))
     }

@@ -42,6 +42,8 @@ public final class RenamedWeights: WeightSource {
         }
         return t.rows(r.lowerBound, r.count)
     }
+
+    public func releaseResidentPages(of tensor: Tensor) { base.releaseResidentPages(of: tensor) }
 }
 
 extension RenamedWeights {

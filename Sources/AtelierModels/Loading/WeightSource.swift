@@ -9,9 +9,15 @@ public protocol WeightSource: AnyObject {
     func contains(_ key: String) -> Bool
     func shape(of key: String) -> [Int]?
     func tensor(_ key: String) throws -> Tensor
+    /// Drops the pages behind `tensor` from the resident set when it was read in place from a
+    /// mapped file (the bf16 load rounds each weight into an owned copy: the fp32 pages it read
+    /// are then dead weight in RSS). Nothing happens for owned memory.
+    func releaseResidentPages(of tensor: Tensor)
 }
 
 extension WeightSource {
+    public func releaseResidentPages(of tensor: Tensor) {}
+
     /// Total elements over every tensor the source names.
     public var parameterCount: Int { keys.reduce(0) { $0 + (shape(of: $1)?.reduce(1, *) ?? 0) } }
 }
@@ -38,6 +44,9 @@ public final class SafeTensorsWeights: WeightSource {
         guard let f = index[key] else { throw ModelError.missingWeight(key: key, source: sourceDescription) }
         return try f.tensor(key)
     }
+    public func releaseResidentPages(of tensor: Tensor) {
+        for f in files where f.isMapped(tensor) { f.releaseResidentPages(of: tensor) }
+    }
 }
 
 /// Adds or strips a key prefix: transformers 4.x saves `text_model.…`, 5.x saves without.
@@ -52,4 +61,5 @@ public final class PrefixedWeights: WeightSource {
     public func contains(_ key: String) -> Bool { base.contains(prefix + key) }
     public func shape(of key: String) -> [Int]? { base.shape(of: prefix + key) }
     public func tensor(_ key: String) throws -> Tensor { try base.tensor(prefix + key) }
+    public func releaseResidentPages(of tensor: Tensor) { base.releaseResidentPages(of: tensor) }
 }

@@ -51,7 +51,10 @@ public struct Weights {
     /// fp32 tensor it came from is not kept).
     public func loadLayerWeight(_ name: String, shape: [Int]) throws -> LayerWeight {
         let t = try load(name, shape: shape)
-        return precision == .bf16 ? .bf16(BF16Tensor(rounding: t)) : .fp32(t)
+        guard precision == .bf16 else { return .fp32(t) }
+        let rounded = BF16Tensor(rounding: t)
+        source.releaseResidentPages(of: t)
+        return .bf16(rounded)
     }
 
     public func shape(_ name: String) -> [Int]? { source.shape(of: key(name)) }
