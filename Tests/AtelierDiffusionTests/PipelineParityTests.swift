@@ -24,11 +24,11 @@ final class PipelineParityTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/pipelines")
 
-    func loadCases() throws -> [Case] {
+    static func loadCases() throws -> [Case] {
         try JSONDecoder().decode([Case].self, from: Data(contentsOf: Self.root.appendingPathComponent("cases.json")))
     }
 
-    func request(for c: Case) throws -> GenerationRequest {
+    static func request(for c: Case) throws -> GenerationRequest {
         var r = GenerationRequest(prompt: c.prompt)
         r.negativePrompt = c.negative_prompt ?? ""
         r.seed = c.seed
@@ -55,7 +55,7 @@ final class PipelineParityTests: XCTestCase {
     }
 
     func testEveryModeAndSchedulerMatchesDiffusersWithinTwoLevels() throws {
-        let cases = try loadCases()
+        let cases = try Self.loadCases()
         XCTAssertGreaterThanOrEqual(cases.count, 40)
         var pipelines: [String: StableDiffusionPipeline] = [:]
         var worst = (name: "", max: 0, mean: 0.0)
@@ -65,7 +65,7 @@ final class PipelineParityTests: XCTestCase {
             if let ids = c.prompt_ids {
                 XCTAssertEqual(Array(pipe.tokenizer.encode(c.prompt).prefix(ids.count)), ids, "\(c.name): token ids")
             }
-            let result = try pipe.generate(try request(for: c))
+            let result = try pipe.generate(try Self.request(for: c))
             let expected = try PNGCodec.read(path: Self.root.appendingPathComponent(c.expected).path).rgb()
             XCTAssertEqual(result.image.width, expected.width, "\(c.name): width")
             XCTAssertEqual(result.image.height, expected.height, "\(c.name): height")
