@@ -135,6 +135,34 @@ final class RenderCommandTests: XCTestCase {
         for (isa, image) in images.dropFirst() { XCTAssertEqual(image, images[0].1, "\(isa) vs \(images[0].0)") }
     }
 
+    /// `--precision bf16`: one numerics class, so the same pixels for every instruction set and
+    /// thread count — and not the fp32 pixels (the option is not ignored).
+    func testBF16RenderGivesSamePixelsOnEveryInstructionSetAndThreadCount() throws {
+        var images: [(String, RGBImage)] = []
+        for isa in OwnGEMM.supportedISAs {
+            for threads in ["1", "3"] {
+                let path = dir.appendingPathComponent("bf16-\(isa)-\(threads).png").path
+                let r = try CLI.run(["render", "--model", base, "--prompt", "a harbour", "--seed", "503", "--steps", "2",
+                                     "--width", "64", "--height", "64", "--precision", "bf16", "--output", path, "--quiet"],
+                                    environment: ["ATELIER_KERNEL_ISA": isa, "ATELIER_THREADS": threads], timeout: 300)
+                XCTAssertEqual(r.status, 0, r.stderr)
+                images.append(("\(isa)/\(threads) threads", try PNGCodec.read(path: path).rgb()))
+            }
+        }
+        for (what, image) in images.dropFirst() { XCTAssertEqual(image, images[0].1, "\(what) vs \(images[0].0)") }
+        let fp32 = dir.appendingPathComponent("fp32.png").path
+        let r = try CLI.run(["render", "--model", base, "--prompt", "a harbour", "--seed", "503", "--steps", "2",
+                             "--width", "64", "--height", "64", "--output", fp32, "--quiet"], timeout: 300)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertNotEqual(try PNGCodec.read(path: fp32).rgb(), images[0].1, "bf16 must not silently render in fp32")
+    }
+
+    func testUnknownPrecisionIsRefusedNamingTheChoices() throws {
+        let r = try CLI.run(["render", "--prompt", "x", "--precision", "fp16", "--output", dir.appendingPathComponent("x.png").path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("fp32") && r.stderr.contains("bf16"), r.stderr)
+    }
+
     func testHelpTeachesWithExamples() throws {
         let r = try CLI.run(["render", "--help"])
         XCTAssertEqual(r.status, 0)

@@ -267,8 +267,9 @@ final class FarmCluster: @unchecked Sendable {
     /// local reference renders: results depend (by a unit in the last place, now and then) on it.
     @discardableResult
     func startWorker(name: String, models: [(String, URL)] = [("base", FarmProcessSupport.tinyBase),
-                                                              ("x4", FarmProcessSupport.tinyX4)]) throws -> FarmProcess {
-        var arguments = ["worker", "--coordinator", address, "--name", name]
+                                                              ("x4", FarmProcessSupport.tinyX4)],
+                     extra: [String] = []) throws -> FarmProcess {
+        var arguments = ["worker", "--coordinator", address, "--name", name] + extra
         for (model, path) in models { arguments += ["--model", "\(model)=\(path.path)"] }
         return try spawn("worker-\(name)", arguments)
     }

@@ -78,6 +78,31 @@ final class FarmProcessTests: XCTestCase {
         }
     }
 
+    /// A worker started with `--precision bf16` reports the bf16 numerics class, so jobs pin to it
+    /// apart from fp32 workers, and renders exactly what `atelier render --precision bf16` does.
+    func testBF16WorkerReportsItsNumericsAndRendersTheLocalBF16Image() throws {
+        let farm = try makeCluster()
+        try farm.startCoordinator(leaseSeconds: 6)
+        try farm.startWorker(name: "bf16", extra: ["--precision", "bf16"])
+        try farm.waitForWorkers(["bf16"])
+        let client = try farm.client()
+        let workers = try farm.call(client, .listWorkers(.init())).listWorkers.workers
+        XCTAssertEqual(workers.first { $0.name == "bf16" }?.capabilities.numerics, "bf16/atelier-bf16dp1")
+
+        let jobID = try submitBatch(farm, prompts: ["a lighthouse at dusk"], count: 2, seed: 21, steps: 6)
+        let out = farm.root.appendingPathComponent("out-bf16")
+        let wait = try farm.run("wait", ["wait", jobID, "--out", out.path, "--quiet", "--coordinator", farm.address], timeout: 150)
+        XCTAssertEqual(wait.status, 0, "atelier wait failed: \(wait.stderr)")
+        XCTAssertEqual(try farm.jobStatus(client, jobID).numerics, "bf16/atelier-bf16dp1")
+        let local = try renderLocally(farm, prompts: ["a lighthouse at dusk"], count: 2, seed: 21, steps: 6, extra: ["--precision", "bf16"])
+        let fp32 = try renderLocally(farm, prompts: ["a lighthouse at dusk"], count: 2, seed: 21, steps: 6)
+        for index in 0..<2 {
+            let got = try PNGCodec.read(contentsOf: out.appendingPathComponent("\(index).png")).rgb()
+            assertSamePixels(got, local[index], "image \(index)")
+            XCTAssertNotEqual(got, fp32[index], "image \(index) is the fp32 render")
+        }
+    }
+
     func testWorkerKilledMidRenderStillCompletesEveryImageOnce() throws {
         let farm = try makeCluster()
         try farm.startCoordinator(leaseSeconds: 2)
