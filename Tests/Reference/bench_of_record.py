@@ -58,6 +58,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -138,15 +139,22 @@ def child_env(threads: int) -> dict:
     return env
 
 
-def run_child(cmd: list[str], env: dict, log: Path) -> dict:
-    """Runs cmd to completion; returns wall seconds, the child's own peak RSS (ru_maxrss of that
-    child alone, via wait4), exit code, stdout and the tail of stderr."""
+def run_child(cmd: list[str], env: dict, log: Path, timeout: float | None = None) -> dict:
+    """Runs cmd to completion (or kills it after `timeout` seconds: timed_out); returns wall
+    seconds, the child's own peak RSS (ru_maxrss of that child alone, via wait4), exit code,
+    stdout and the tail of stderr."""
     with tempfile.TemporaryFile() as out, open(log, "ab") as err:
         err.write(("\n$ " + " ".join(cmd) + "\n").encode())
         err.flush()
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=REPO)
+        timer = threading.Timer(timeout, p.kill) if timeout else None
+        if timer:
+            timer.start()
         _, status, usage = os.wait4(p.pid, 0)
+        timed_out = bool(timer) and not timer.is_alive() and time.perf_counter() - t0 >= timeout
+        if timer:
+            timer.cancel()
         wall = time.perf_counter() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -157,7 +165,7 @@ def run_child(cmd: list[str], env: dict, log: Path) -> dict:
     except (OSError, IndexError):
         pass
     return {"wall_seconds": wall, "peak_rss_bytes": usage.ru_maxrss * 1024, "exit_code": p.returncode,
-            "stdout": stdout, "stderr_tail": tail}
+            "stdout": stdout, "stderr_tail": tail, "timed_out": timed_out}
 
 
 def last_json_line(text: str) -> dict | None:
@@ -615,7 +623,17 @@ def measure_torch(spec: dict, precision: str, s: dict, scratch: Path, paths: dic
                 torch_bf16=s["torch_bf16"], prompt=PROMPT, seed=SEED, image=str(paths["image"]),
                 output=str(scratch / f"torch-{spec['kind']}-{precision}.png"))
     cmd = [sys.executable, __file__, "_torch", json.dumps(task)]
-    r = run_child(cmd, child_env(s["threads"]), log)
+    # Without AVX512_BF16/AMX PyTorch has no bf16 kernels for this CPU (mkldnn refuses bf16; its
+    # fallback GEMM ran at 0.24 GFLOP/s on the Zen 3 development machine), so one UNet pass would
+    # take hours: the run is capped, and a capped run gives a lower bound on PyTorch's time (and an
+    # upper bound on the ratio), never a made-up figure.
+    cap = s["torch_cap"] if precision == "bf16" and not s["native_bf16"] else None
+    if cap:
+        task.update(warmup=0, reps=1)
+    r = run_child(cmd, child_env(s["threads"]), log, timeout=cap)
+    if r.get("timed_out"):
+        return {"lower_bound_seconds": r["wall_seconds"], "peak_rss_bytes": r["peak_rss_bytes"],
+                "note": f"PyTorch bf16 has no native kernels on this CPU; one run did not finish in {cap:.0f} s (killed)"}
     if r["exit_code"] != 0:
         return {"error": f"exit {r['exit_code']}: {r['stderr_tail']}"}
     rep = last_json_line(r["stdout"])
@@ -677,6 +695,8 @@ def cell(side: dict | None) -> tuple[str, str]:
         return "n/a", "-"
     if "error" in side:
         return "FAILED", "-"
+    if "lower_bound_seconds" in side:
+        return f">{side['lower_bound_seconds']:.0f}", gib(side.get("peak_rss_bytes"))
     return f"{side['seconds']:.2f}", gib(side.get("peak_rss_bytes"))
 
 
@@ -698,13 +718,13 @@ def print_table(results: list[dict], info: dict, s: dict, versions: dict) -> Non
     for r in results:
         a_t, a_m = cell(r.get("atelier"))
         p_t, p_m = cell(r.get("pytorch"))
-        ratio = f"{r['ratio']:.2f}" if r.get("ratio") else "-"
+        ratio = f"{r['ratio']:.2f}" if r.get("ratio") else (f"<{r['ratio_upper_bound']:.3f}" if r.get("ratio_upper_bound") else "-")
         print(f"{r['row']:<8} {r['precision']:<5} {a_t:>10} {p_t:>10} {ratio:>6} {a_m:>10} {p_m:>10}  {r['work']}")
     for r in results:
         for side in ("atelier", "pytorch"):
             v = r.get(side) or {}
-            if "error" in v or "skipped" in v:
-                print(f"note: {r['row']} {r['precision']} {side}: {v.get('error') or v.get('skipped')}")
+            if "error" in v or "skipped" in v or "note" in v:
+                print(f"note: {r['row']} {r['precision']} {side}: {v.get('error') or v.get('skipped') or v.get('note')}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -725,6 +745,9 @@ def main() -> None:
     ap.add_argument("--upscale-steps", type=int, default=None, help="denoising steps per tile (default 2; quick 1)")
     ap.add_argument("--torch-bf16", choices=["cast", "autocast"], default="cast",
                     help="PyTorch bf16: weights cast to bfloat16 (default) or fp32 weights under autocast")
+    ap.add_argument("--torch-cap", type=float, default=900,
+                    help="seconds after which a PyTorch bf16 run on a CPU without native bf16 is killed "
+                         "(its time is then reported as a lower bound; default 900)")
     ap.add_argument("--json", type=Path, default=None, help="write every figure to this file")
     ap.add_argument("--build-only", action="store_true", help="build the models and stop")
     ap.add_argument("--log", type=Path, default=None, help="children's stderr (default MODELS/bench.log)")
@@ -761,6 +784,8 @@ def main() -> None:
                  f"(scripts/bench-record.sh does) or pass --atelier")
 
     s = settings(args.quick, args)
+    s["torch_cap"] = args.torch_cap
+    s["native_bf16"] = native_bf16
     paths = model_paths(root)
     specs = row_specs(s, paths)
     scratch = Path(tempfile.mkdtemp(prefix="bench-record-"))
@@ -786,7 +811,9 @@ def main() -> None:
             p = measure_torch(spec, precision, s, scratch, paths, log)
             print(f" {cell(p)[0]}", flush=True)
             ratio = a["seconds"] / p["seconds"] if "seconds" in a and "seconds" in p and p["seconds"] > 0 else None
+            bound = a["seconds"] / p["lower_bound_seconds"] if "seconds" in a and "lower_bound_seconds" in p else None
             results.append({"row": row, "precision": precision, "work": spec["work"], "ratio": ratio,
+                            "ratio_upper_bound": bound,
                             "load_average": load_average(), "atelier": a, "pytorch": p})
             if "report" in p:
                 versions.update({k: p["report"][k] for k in ("torch", "diffusers", "cpu_capability")})
