@@ -97,10 +97,16 @@ extension SQLiteCoordinatorStore {
     /// STALE_LEASE (or NOT_FOUND for an unknown task). Cancelled tasks pass only when
     /// `acceptCancelled` (heartbeats, which must learn about the cancellation).
     static func leasedTask(_ db: Database, _ claim: LeaseClaim, acceptCancelled: Bool = false) throws -> TaskRow {
-        let (taskID, workerID, token) = (claim.taskID, claim.workerID, claim.token)
-        guard let task = try TaskRow.fetch(db, id: taskID) else {
-            throw CoordinatorError.notFound("no task \"\(taskID)\"")
+        guard let task = try TaskRow.fetch(db, id: claim.taskID) else {
+            throw CoordinatorError.notFound("no task \"\(claim.taskID)\"")
         }
+        return try checkClaim(task, claim, acceptCancelled: acceptCancelled)
+    }
+
+    /// `task` if `claim` is its current lease held by the claiming worker; otherwise STALE_LEASE
+    /// saying why. Shared by every store, so a worker hears the same words from each.
+    static func checkClaim(_ task: TaskRow, _ claim: LeaseClaim, acceptCancelled: Bool) throws -> TaskRow {
+        let (taskID, workerID, token) = (claim.taskID, claim.workerID, claim.token)
         guard token != 0, token == task.token else {
             throw CoordinatorError.stale(
                 "fencing token \(token) is not the current lease of task \(taskID) (current: \(task.token)); "

@@ -11,8 +11,12 @@ struct CoordinatorCommand: ParsableCommand {
             State lives in DIR/atelier.sqlite (WAL) and results under DIR/results; kill it at any time \
             and start it again on the same --data: jobs continue, leases in flight expire and are retried.
 
+            With --store postgres://USER@HOST:PORT/DATABASE the queue lives in that PostgreSQL database \
+            instead (its tables are created on first start); result PNGs stay under --data.
+
             Examples:
               atelier coordinator --data /var/lib/atelier
+              atelier coordinator --data /srv/farm --store postgres://atelier@db.lan:5432/atelier
               atelier coordinator --listen tcp://0.0.0.0:7733 --data ./farm --lease-seconds 60
             """)
 
@@ -21,6 +25,9 @@ struct CoordinatorCommand: ParsableCommand {
 
     @Option(help: "Folder for the database and the result PNGs (created if missing).")
     var data: String
+
+    @Option(help: "Where the queue lives: sqlite (default: DIR/atelier.sqlite) or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE.")
+    var store: String = "sqlite"
 
     @Option(parsing: .unconditional, help: "Seconds a lease lives without a heartbeat.")
     var leaseSeconds: Double = 30
@@ -51,7 +58,15 @@ struct CoordinatorCommand: ParsableCommand {
         options.defaultMaxAttempts = maxAttempts
         options.maxUnfinishedTasks = maxQueue
         options.workerRetention = workerRetentionSeconds
-        let coordinator = try Coordinator(directory: dir, options: options)
+        let coordinator: Coordinator
+        if store == "sqlite" {
+            coordinator = try Coordinator(directory: dir, options: options)
+        } else if store.hasPrefix("postgres://") || store.hasPrefix("postgresql://") {
+            let database = try PostgresCoordinatorStore(url: store, options: options, maxConnections: max(contexts, 1) + 2)
+            coordinator = try Coordinator(store: database, directory: dir, options: options)
+        } else {
+            throw ValidationError("--store must be sqlite or a postgres://USER@HOST:PORT/DATABASE URL, not \"\(store)\"")
+        }
         let address = FarmAddress.resolve(flag: listen)
         // Every connection is a file descriptor: take the hard limit, and cap connections below
         // it so idle peers cannot lock everyone out (EMFILE inside nng is silent).
@@ -68,7 +83,8 @@ struct CoordinatorCommand: ParsableCommand {
             idleConnectionTimeout: .milliseconds(Int64(idleConnectionSeconds * 1000)), log: { log($0) })
         let server = try RequestServer(listeningOn: address, options: serverOptions)
         try server.serve { request, peer in coordinator.handle(request, peer: peer.description) }
-        log("coordinator listening on \(server.address), data in \(dir.path)")
+        log("coordinator listening on \(server.address), data in \(dir.path)"
+            + (store == "sqlite" ? "" : ", queue in PostgreSQL"))
 
         let stop = SignalWaiter()
         // Expired leases are also requeued lazily on every lease request; the timer keeps status
