@@ -130,6 +130,15 @@ enum PostgresSchema {
 
             CREATE SEQUENCE atelier_fencing_token;
             """),
+        // Active/standby coordinators (`PostgresLeaderLease`): one row, the coordinator serving now.
+        (2, """
+            CREATE TABLE atelier_leader (
+                id BIGINT PRIMARY KEY CHECK (id = 1),
+                holder TEXT NOT NULL,
+                epoch BIGINT NOT NULL,
+                expires BIGINT NOT NULL
+            );
+            """),
     ]
 
     static func migrate(_ store: PostgresCoordinatorStore) throws {

@@ -56,6 +56,36 @@ final class PostgresStoreConformanceTests: StoreConformance {
     }
 
     func testEveryCheckIsDeclared() throws { try assertEveryCheckIsDeclared() }
+
+    /// Active/standby (PostgreSQL only): the leadership passes to another coordinator only once
+    /// its holder's lease has lapsed; a renewal keeps it; resigning frees it at once.
+    func testLeadershipPassesOnlyWhenItsLeaseLapses() throws {
+        let store = try XCTUnwrap(try makeStore(options: options) as? PostgresCoordinatorStore)
+        let a = try store.acquireLeadership(holder: "a", ttlMs: 3000, now: t0)
+        XCTAssertEqual(a, .init(holder: "a", epoch: 1, expiresUnixMs: t0 + 3000))
+        XCTAssertEqual(try store.acquireLeadership(holder: "b", ttlMs: 3000, now: t0 + 2999).holder, "a", "a standby waits")
+        XCTAssertEqual(try store.acquireLeadership(holder: "a", ttlMs: 3000, now: t0 + 2000),
+                       .init(holder: "a", epoch: 1, expiresUnixMs: t0 + 5000), "a renewal keeps the epoch")
+        XCTAssertEqual(try store.acquireLeadership(holder: "b", ttlMs: 3000, now: t0 + 5000).holder, "a", "not lapsed yet")
+        XCTAssertEqual(try store.acquireLeadership(holder: "b", ttlMs: 3000, now: t0 + 5001),
+                       .init(holder: "b", epoch: 2, expiresUnixMs: t0 + 8001), "lapsed: the standby takes over")
+        XCTAssertEqual(try store.acquireLeadership(holder: "a", ttlMs: 3000, now: t0 + 5002).holder, "b",
+                       "the old leader learns it lost")
+        try store.resignLeadership(holder: "b")
+        XCTAssertEqual(try store.acquireLeadership(holder: "a", ttlMs: 3000, now: t0 + 5003).epoch, 3, "resigned: free at once")
+    }
+
+    /// Many coordinators trying at once: exactly one leads.
+    func testConcurrentCandidatesElectExactlyOneLeader() throws {
+        let store = try XCTUnwrap(try makeStore(options: options) as? PostgresCoordinatorStore)
+        let leaders = Locked(Set<String>())
+        DispatchQueue.concurrentPerform(iterations: 8) { i in
+            if let won = try? store.acquireLeadership(holder: "c\(i)", ttlMs: 60_000, now: self.t0), won.holder == "c\(i)" {
+                leaders.update { $0.insert("c\(i)") }
+            }
+        }
+        XCTAssertEqual(leaders.value.count, 1)
+    }
     func testLeaseRaceAcrossProcessesNeverLeasesATaskTwice() throws { try checkLeaseRaceAcrossProcessesNeverLeasesATaskTwice() }
     func testLeasesFollowPriorityWithStrictlyIncreasingTokens() throws { try checkLeasesFollowPriorityWithStrictlyIncreasingTokens() }
     func testResentLeaseGetsTheSameLease() throws { try checkResentLeaseGetsTheSameLease() }
