@@ -388,10 +388,11 @@ final class FarmProcessTests: XCTestCase {
 
     // MARK: Active/standby on PostgreSQL
 
-    /// Two coordinators on one PostgreSQL database and one address: the standby waits; kill -9 of
-    /// the active mid-job; the standby takes over once the leader lease (2 s) lapses and binds the
-    /// address; the workers and `atelier wait` carry on through it; every image arrives once and
-    /// equals a local render. Prints the takeover time (kill to the standby answering).
+    /// Two coordinators on one PostgreSQL database, each on its own address; workers and clients
+    /// are given both (`--coordinator A,B`). The standby waits (not listening); kill -9 of the
+    /// active mid-job; the standby takes over once the leader lease (2 s) lapses and listens; the
+    /// workers and `atelier wait` follow it; every image arrives once and equals a local render.
+    /// Prints the takeover time (kill to the standby answering).
     func testStandbyCoordinatorTakesOverWhenTheActiveIsKilled() throws {
         let server = try PostgresStoreConformanceTests.serverURL()
         let database = "atelier_failover_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
@@ -404,7 +405,9 @@ final class FarmProcessTests: XCTestCase {
         let farm = try makeCluster()
         let storeArguments = ["--store", url, "--leader-lease-seconds", "2"]
         try farm.startCoordinator(leaseSeconds: 4, extra: storeArguments)
-        let standby = try farm.spawn("standby", ["coordinator", "--listen", farm.address, "--data", farm.dataDir.path,
+        let standbyAddress = "tcp://127.0.0.1:\(try FarmProcessSupport.freePort())"
+        farm.dialAddress = "\(farm.address),\(standbyAddress)"
+        let standby = try farm.spawn("standby", ["coordinator", "--listen", standbyAddress, "--data", farm.dataDir.path,
                                                  "--lease-seconds", "4"] + storeArguments)
         _ = try FarmProcessSupport.poll("the standby to wait for the lead", timeout: 30, interval: 0.1) { () -> Bool? in
             guard standby.isRunning else { throw FarmTestError("the standby exited\n\(standby.tail())") }
@@ -418,7 +421,7 @@ final class FarmProcessTests: XCTestCase {
         let total = prompts.count * count
         let jobID = try submitBatch(farm, prompts: prompts, count: count, seed: seed, steps: steps)
         let out = farm.root.appendingPathComponent("out")
-        let waiter = try farm.spawn("wait", ["wait", jobID, "--out", out.path, "--quiet", "--coordinator", farm.address])
+        let waiter = try farm.spawn("wait", ["wait", jobID, "--out", out.path, "--quiet", "--coordinator", farm.dialAddress ?? ""])
         let client = try farm.client()
         _ = try FarmProcessSupport.poll("some but not all images to be done", timeout: 90, interval: 0.05) { () -> UInt32? in
             let done = try farm.jobStatus(client, jobID).doneTasks
