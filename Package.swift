@@ -12,7 +12,8 @@ import PackageDescription
 //   AtelierDiffusion (tokenizer, RNG, schedulers, pipelines; re-exports AtelierImaging);
 // - the farm, which links no engine: AtelierFarmProtocol (generated `atelier.v1` messages and their
 //   validation) → AtelierFarmTransport (nng REQ/REP, the only target that touches sockets, so TLS
-//   changes only it) → AtelierFarmCoordinator (GRDB/SQLite queue, planner, stitcher) and
+//   changes only it) → AtelierFarmCoordinator (the queue behind `CoordinatorStore`: SQLite via GRDB,
+//   the embedded default, or PostgreSQL via postgres-nio; planner, stitcher) and
 //   AtelierFarmWorker (the worker loop; sees the engine only through `RenderEngine`). AtelierFarm
 //   re-exports the four for tools that use them all;
 // - AtelierRenderEngine: the adapter that plugs the diffusion pipelines into a worker (`RenderEngine`);
@@ -38,6 +39,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
@@ -79,6 +82,8 @@ let package = Package(
             "AtelierFarmProtocol", "AtelierFarmTransport", "AtelierImaging", "AtelierRequests",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         // The worker loop; it reaches an engine only through the `RenderEngine` protocol.
         .target(name: "AtelierFarmWorker", dependencies: ["AtelierFarmProtocol", "AtelierFarmTransport", "AtelierRequests"]),
@@ -116,6 +121,8 @@ let package = Package(
             "AtelierFarmProtocol", "AtelierFarmTransport", "AtelierFarmCoordinator", "AtelierFarmWorker", "AtelierFarm",
             "AtelierRenderEngine", "AtelierRequests", "AtelierImaging", "AtelierDiffusion",
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         // Runs the built `atelier` executable as a user would (exit codes, messages, files).
         .testTarget(name: "AtelierCLITests", dependencies: ["AtelierDiffusion", "atelier"]),

@@ -11,5 +11,12 @@ if bash scripts/setup.sh --test && [ -f /usr/include/simde/x86/avx512.h ]; then
 else
   echo "warning: SIMDe (libsimde-dev) is not installable here; the AVX-512 emulation check was skipped" >&2
 fi
+# A throwaway PostgreSQL server for the PostgreSQL store's conformance tests (they fail without
+# it; ATELIER_SKIP_POSTGRES_TESTS=1 skips them on a machine without PostgreSQL, never in CI).
+if [ "${ATELIER_SKIP_POSTGRES_TESTS:-}" != "1" ] && [ -z "${ATELIER_TEST_POSTGRES_URL:-}" ]; then
+  bash scripts/setup.sh --test >/dev/null || true
+  eval "$(bash scripts/postgres-test-server.sh start)"
+  trap 'bash scripts/postgres-test-server.sh stop "$ATELIER_TEST_POSTGRES_DIR"' EXIT
+fi
 swift build --build-tests
 swift test --skip-build 2>&1 | tee /tmp/atelier-test.log

@@ -1,9 +1,8 @@
 import AtelierFarmProtocol
 import Foundation
-import GRDB
-import SwiftProtobuf
 
-/// lease_task and heartbeat, and the expiry of leases whose worker went quiet.
+/// lease_task and heartbeat, answered through the store (`CoordinatorStore.leaseNext`,
+/// `idleLeaseWait`, `heartbeat`).
 ///
 /// Fencing: every lease gets a token from a durable, strictly increasing counter, stored as the
 /// task's current token. Heartbeat, complete and fail must present it; once a lease expires and
@@ -12,69 +11,28 @@ import SwiftProtobuf
 extension Coordinator {
     func leaseTask(_ r: Atelier_V1_LeaseTaskRequest, request: Atelier_V1_Request,
                    peer: String) throws -> Atelier_V1_Response {
-        if let idle = try idleLeaseAnswer(r, now: unixMilliseconds(now())) { return idle }
-        return try recorded(request, peer: peer) { db, now in
-            guard !r.workerID.isEmpty, let worker = try WorkerRow.fetch(db, id: r.workerID) else {
-                throw CoordinatorError(.unknownWorker,
-                    "worker \"\(r.workerID)\" is not registered (the coordinator may have been reset); send register_worker again")
-            }
-            try touchWorker(db, id: r.workerID, now: now)
-            try requeueExpiredLeases(db, now: now)
-
-            var body = Atelier_V1_LeaseTaskResponse()
-            switch try leaseDecision(db, worker: worker, now: now) {
-            case .wait(let retryAfterMs):
-                body.retryAfterMs = retryAfterMs
-            case .take(let task):
-                body.lease = try grant(db, task: task, to: r.workerID, now: now)
-            }
-            return Coordinator.success(.leaseTask(body))
-        }.0
-    }
-
-    /// What a lease poll gets: a task, or how long to wait.
-    private enum LeaseDecision {
-        case wait(retryAfterMs: UInt32)
-        case take(TaskRow)
-    }
-
-    private func leaseDecision(_ db: Database, worker: WorkerRow, now: Int64) throws -> LeaseDecision {
-        // Quarantined (its leases kept expiring): nothing until the period is over.
-        let quarantine = try Int64.fetchOne(db, sql: "SELECT quarantined_until FROM workers WHERE id = ?",
-                                            arguments: [worker.id]) ?? 0
-        if quarantine > now {
-            return .wait(retryAfterMs: UInt32(clamping: max(min(quarantine - now, 60_000), Int64(options.retryAfterMs))))
-        }
-        // At most its declared slots at once: a peer that leases in a loop cannot hoard tasks.
-        let held = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM tasks WHERE state = 'leased' AND worker_id = ?",
-                                    arguments: [worker.id]) ?? 0
-        guard held < max(worker.slots, 1), let task = try nextTask(db, for: worker, now: now) else {
-            return .wait(retryAfterMs: options.retryAfterMs)
-        }
-        return .take(task)
-    }
-
-    /// An idle poll answered from a snapshot, with no write transaction and no request-log row:
-    /// when the worker was seen within the last heartbeat interval, no lease has expired (a
-    /// requeue is a write) and there is nothing for it to take, the answer is "retry after" and
-    /// nothing persistent would change. Otherwise nil, and the poll takes the write path (which
-    /// decides again, in its transaction). An idle worker therefore costs one write per heartbeat
-    /// interval (its `last_seen`) instead of one per poll. Not logging the answer is safe: a
-    /// resend is simply decided afresh, and a grant is always logged.
-    private func idleLeaseAnswer(_ r: Atelier_V1_LeaseTaskRequest, now: Int64) throws -> Atelier_V1_Response? {
+        let nowMs = unixMilliseconds(now())
+        // An idle poll answered from a snapshot, with no write transaction and no request-log row:
+        // when the worker was seen within the last heartbeat interval, no lease has expired (a
+        // requeue is a write) and there is nothing for it to take, the answer is "retry after" and
+        // nothing persistent would change. Otherwise the poll takes the write path (which decides
+        // again, atomically). An idle worker therefore costs one write per heartbeat interval (its
+        // `last_seen`) instead of one per poll. Not logging the answer is safe: a resend is simply
+        // decided afresh, and a grant is always logged.
         let refreshMs = Int64((options.effectiveHeartbeatInterval * 1000).rounded())
-        return try store.read { db -> Atelier_V1_Response? in
-            guard !r.workerID.isEmpty, let worker = try WorkerRow.fetch(db, id: r.workerID),
-                  worker.lastSeen >= now - refreshMs, worker.lastSeen <= now else { return nil }
-            let expired = try Int.fetchOne(
-                db, sql: "SELECT 1 FROM tasks WHERE state = 'leased' AND lease_deadline < ? LIMIT 1", arguments: [now])
-            guard expired == nil, case .wait(let retryAfterMs) = try leaseDecision(db, worker: worker, now: now) else {
-                return nil
-            }
+        if let retryAfterMs = try store.idleLeaseWait(worker: r.workerID, now: nowMs, refreshMs: refreshMs) {
             var body = Atelier_V1_LeaseTaskResponse()
             body.retryAfterMs = retryAfterMs
             return Coordinator.success(.leaseTask(body))
         }
+        return try store.leaseNext(worker: r.workerID, now: nowMs, log: logged(request, peer: peer)) { outcome in
+            var body = Atelier_V1_LeaseTaskResponse()
+            switch outcome {
+            case .wait(let retryAfterMs): body.retryAfterMs = retryAfterMs
+            case .lease(let lease): body.lease = lease
+            }
+            return Coordinator.success(.leaseTask(body))
+        }.response
     }
 
     /// Not kept in the request log: a heartbeat is idempotent by its fencing token (a resend
@@ -82,30 +40,12 @@ extension Coordinator {
     /// only fed the log's pruning.
     func heartbeat(_ r: Atelier_V1_HeartbeatRequest, request: Atelier_V1_Request,
                    peer: String) throws -> Atelier_V1_Response {
-        try recorded(request, peer: peer, logged: false) { db, now in
-            let task = try Coordinator.leasedTask(db, taskID: r.taskID, workerID: r.workerID, token: r.fencingToken,
-                                                  acceptCancelled: true)
-            try db.execute(sql: "UPDATE workers SET last_seen = MAX(last_seen, ?), proven = 1 WHERE id = ?",
-                           arguments: [now, r.workerID])
-            try db.execute(sql: "UPDATE attempts SET last_heartbeat = ? WHERE fencing_token = ?",
-                           arguments: [now, task.fencingToken])
-            var body = Atelier_V1_HeartbeatResponse()
-            if task.state == .cancelled {
-                body.cancel = true
-                body.deadlineUnixMs = now
-                return Coordinator.success(.heartbeat(body))
-            }
-            // now + TTL, even when that is earlier than the first deadline: a fresh lease's deadline
-            // includes the work estimate only to cover the time before the first heartbeat. Once a
-            // worker heartbeats (from a timer thread, every TTL/3, whatever the render is doing),
-            // liveness keeps the lease, and a worker killed mid-render loses it within one TTL.
-            let deadline = now + leaseTTLMs
-            let progress = Coordinator.clampedProgress(step: r.step, total: r.totalSteps)
-            try db.execute(sql: "UPDATE tasks SET lease_deadline = ?, step = ?, total_steps = ? WHERE id = ?",
-                           arguments: [deadline, progress.step, progress.total, task.id])
-            body.deadlineUnixMs = deadline
-            return Coordinator.success(.heartbeat(body))
-        }.0
+        let outcome = try store.heartbeat(LeaseClaim(taskID: r.taskID, workerID: r.workerID, token: r.fencingToken),
+                                          step: r.step, totalSteps: r.totalSteps, now: unixMilliseconds(now()))
+        var body = Atelier_V1_HeartbeatResponse()
+        body.cancel = outcome.cancel
+        body.deadlineUnixMs = outcome.deadlineUnixMs
+        return Coordinator.success(.heartbeat(body))
     }
 
     /// Most denoising steps a heartbeat may report (the documented maximum is 1000; this leaves
@@ -118,165 +58,5 @@ extension Coordinator {
     static func clampedProgress(step: UInt32, total: UInt32) -> (step: Int64, total: Int64) {
         let total = min(total, maxReportedSteps)
         return (Int64(min(step, total)), Int64(total))
-    }
-
-    var leaseTTLMs: Int64 { Int64((options.leaseTTL * 1000).rounded()) }
-
-    /// Loads a task and checks that `token` is its current lease held by `workerID`; otherwise
-    /// STALE_LEASE (or NOT_FOUND for an unknown task). Cancelled tasks pass only when
-    /// `acceptCancelled` (heartbeats, which must learn about the cancellation).
-    static func leasedTask(_ db: Database, taskID: String, workerID: String, token: UInt64,
-                           acceptCancelled: Bool = false) throws -> TaskRow {
-        guard let task = try TaskRow.fetch(db, id: taskID) else {
-            throw CoordinatorError.notFound("no task \"\(taskID)\"")
-        }
-        guard token != 0, token == task.token else {
-            throw CoordinatorError.stale(
-                "fencing token \(token) is not the current lease of task \(taskID) (current: \(task.token)); "
-                + "the lease expired and the task was handed out again. Drop the work")
-        }
-        guard task.workerId == workerID else {
-            throw CoordinatorError.stale("task \(taskID) is not leased to worker \"\(workerID)\"; drop the work")
-        }
-        switch task.state {
-        case .leased:
-            return task
-        case .cancelled where acceptCancelled:
-            return task
-        case .cancelled:
-            throw CoordinatorError.stale("task \(taskID) was cancelled (its job was cancelled or failed); drop the work")
-        case .done:
-            throw CoordinatorError.stale("task \(taskID) is already complete; drop the work")
-        case .failed:
-            throw CoordinatorError.stale("task \(taskID) has failed for good; drop the work")
-        case .queued:
-            throw CoordinatorError.stale("the lease of task \(taskID) expired and it was queued again; drop the work")
-        }
-    }
-
-    /// Puts every lease whose deadline has passed back in the queue, with a back-off, without
-    /// charging an attempt (or fails its task once its expiry budget is used up: a task that keeps
-    /// killing its workers must not loop forever). See `recordExpiredLease`.
-    func requeueExpiredLeases(_ db: Database, now: Int64) throws {
-        let expired = try TaskRow.fetchAll(
-            db, sql: "SELECT \(TaskRow.columns) FROM tasks WHERE state = 'leased' AND lease_deadline < ? ORDER BY lease_deadline",
-            arguments: [now])
-        for task in expired {
-            let late = Double(now - (task.leaseDeadline ?? now)) / 1000
-            try recordExpiredLease(
-                db, task: task,
-                message: String(format: "lease expired (no heartbeat; deadline passed %.1f s ago)", late), now: now)
-        }
-    }
-
-    /// A queued task `workerID` may take: highest job priority first, then the oldest job, then
-    /// the lowest index; only tasks whose model the worker has, with a fitting UNet, and whose
-    /// expiry back-off (`not_before`) has passed.
-    ///
-    /// The blocklist is soft: a job whose tasks this worker failed `blocklistThreshold` times is
-    /// skipped only while another live worker could take the task instead. Otherwise (a farm of
-    /// one, or every capable worker blocklisted) the task would wait forever; letting it run
-    /// means it either succeeds or exhausts its attempts and fails the job with its errors.
-    ///
-    /// A task that has lost a lease before goes preferably to a *proven* worker (one that has
-    /// heartbeated or completed something): peers that register and lease without ever working
-    /// then only ever hold fresh tasks, once each, and cannot starve a job.
-    private func nextTask(_ db: Database, for worker: WorkerRow, now: Int64) throws -> TaskRow? {
-        let workerID = worker.id
-        let candidates = try Row.fetchCursor(db, sql: """
-            SELECT t.id, COALESCE(f.count, 0) AS failures
-            FROM tasks t
-            JOIN jobs j ON j.id = t.job_id
-            LEFT JOIN worker_job_failures f ON f.worker_id = ? AND f.job_id = t.job_id
-            WHERE t.state = 'queued' AND j.state IN ('queued', 'running') AND t.not_before <= ?
-              AND EXISTS (SELECT 1 FROM worker_models m
-                          WHERE m.worker_id = ? AND m.model = t.model
-                            AND \(ChannelRequirement.sqlFits(mask: "t.accepted_channels"))
-                            AND \(Coordinator.sqlMatchesPin(job: "j")))
-            ORDER BY j.priority DESC, j.seq ASC, t.idx ASC
-            """, arguments: [workerID, now, workerID])
-        var skippedJobs = [String: Bool]()
-        while let row = try candidates.next() {
-            let taskID: String = row["id"] ?? ""
-            let failures: Int = row["failures"] ?? 0
-            guard let task = try TaskRow.fetch(db, id: taskID) else { continue }
-            // The worker that lost this task's last lease takes other work first, if someone else
-            // could take this one: a crash-looping worker must not keep taking the same task.
-            // Only *proven* workers count as "someone else" here, and the one that lost the task is
-            // never someone else for the others: so two workers can never both step aside.
-            if task.lostBy == workerID,
-               try anotherWorkerCouldTake(db, task: task, besides: workerID, now: now, provenOnly: true) {
-                continue
-            }
-            if task.expiries > 0, !worker.proven,
-               try anotherWorkerCouldTake(db, task: task, besides: workerID, alsoBesides: task.lostBy ?? "",
-                                          now: now, provenOnly: true) {
-                continue
-            }
-            if failures >= options.blocklistThreshold {
-                let skip: Bool
-                if let known = skippedJobs[task.jobId] {
-                    skip = known
-                } else {
-                    skip = try anotherWorkerCouldTake(db, task: task, besides: workerID, now: now)
-                    skippedJobs[task.jobId] = skip
-                }
-                if skip { continue }
-            }
-            return task
-        }
-        return nil
-    }
-
-    /// SQL: the worker model `m` belongs to the group job `job` is pinned to (jobs from before
-    /// pinning have none and match any).
-    static func sqlMatchesPin(job: String) -> String {
-        "(\(job).weights_sha256 IS NULL OR (m.weights_sha256 = \(job).weights_sha256 AND m.numerics = \(job).numerics))"
-    }
-
-    /// Whether a live, unquarantined worker other than `workerID` (and, with `provenOnly`, one
-    /// that has proved it works) could run `task` and is not blocklisted for its job.
-    private func anotherWorkerCouldTake(_ db: Database, task: TaskRow, besides workerID: String, alsoBesides: String = "",
-                                        now: Int64, provenOnly: Bool = false) throws -> Bool {
-        try Int.fetchOne(db, sql: """
-            SELECT 1 FROM workers w JOIN worker_models m ON m.worker_id = w.id JOIN jobs j ON j.id = ?
-            WHERE w.id != ? AND w.id != ? AND w.last_seen >= ? AND w.quarantined_until <= ? AND w.proven >= ? AND m.model = ?
-              AND \(ChannelRequirement.sqlFits(mask: "?")) AND \(Coordinator.sqlMatchesPin(job: "j"))
-              AND COALESCE((SELECT count FROM worker_job_failures f WHERE f.worker_id = w.id AND f.job_id = ?), 0) < ?
-            LIMIT 1
-            """, arguments: [task.jobId, workerID, alsoBesides, now - aliveWindowMs, now, provenOnly ? 1 : 0, task.model, task.acceptedChannels,
-                             task.jobId, options.blocklistThreshold]) != nil
-    }
-
-    /// Leases `task` to `workerID`: a new token, one more attempt, a deadline of TTL plus the
-    /// work estimate (steps × output megapixels × `leaseSecondsPerStepMegapixel`).
-    private func grant(_ db: Database, task: TaskRow, to workerID: String, now: Int64) throws -> Atelier_V1_Lease {
-        let token = try store.nextFencingToken(db)
-        let estimate = max(task.work, 0) * max(options.leaseSecondsPerStepMegapixel, 0) * 1000
-        let deadline = now + leaseTTLMs + Int64(min(estimate, 7 * 24 * 3600 * 1000))
-        try db.execute(sql: """
-            UPDATE tasks SET state = 'leased', attempts = attempts + 1, fencing_token = ?, lease_deadline = ?,
-                             worker_id = ?, step = 0, total_steps = 0
-            WHERE id = ?
-            """, arguments: [Int64(bitPattern: token), deadline, workerID, task.id])
-        try db.execute(sql: "INSERT INTO attempts (task_id, fencing_token, worker_id, started) VALUES (?, ?, ?, ?)",
-                       arguments: [task.id, Int64(bitPattern: token), workerID, now])
-        try db.execute(sql: "UPDATE jobs SET state = 'running' WHERE id = ? AND state = 'queued'", arguments: [task.jobId])
-
-        guard let blob = try Data.fetchOne(db, sql: "SELECT spec FROM tasks WHERE id = ?", arguments: [task.id]) else {
-            throw CoordinatorError.internalError("task \(task.id) has no spec")
-        }
-        var spec = try Atelier_V1_TaskSpec(serializedBytes: blob)
-        if let jobBlob = try Data.fetchOne(db, sql: "SELECT spec FROM jobs WHERE id = ?", arguments: [task.jobId]) {
-            JobSplitter.hydrate(&spec, from: try Atelier_V1_SubmitJobRequest(serializedBytes: jobBlob))
-        }
-        var lease = Atelier_V1_Lease()
-        lease.taskID = task.id
-        lease.jobID = task.jobId
-        lease.fencingToken = token
-        lease.deadlineUnixMs = deadline
-        lease.attempt = UInt32(clamping: task.attempts + 1)
-        lease.task = spec
-        return lease
     }
 }

@@ -1,7 +1,6 @@
 import AtelierFarmProtocol
 import AtelierRequests
 import Foundation
-import GRDB
 import SwiftProtobuf
 
 /// The farm's coordinator, without sockets: the transport decodes a `Request`, calls `handle`,
@@ -9,18 +8,19 @@ import SwiftProtobuf
 /// complete or fail them; clients submit, watch, cancel and fetch jobs.
 ///
 /// Thread safety: `handle` may be called concurrently from any number of transport threads.
-/// Every state change happens in one SQLite write transaction (GRDB serialises them), which also
-/// re-checks the fencing token, so concurrent or duplicated requests cannot both win; reads
-/// (status, listings, results) run on WAL snapshots in parallel.
+/// Every state change is one atomic operation of its `CoordinatorStore`, which also re-checks the
+/// fencing token, so concurrent or duplicated requests cannot both win; reads (status, listings,
+/// results) run on snapshots in parallel.
 ///
-/// Durability: all state is in `DIR/atelier.sqlite` and `DIR/results/`. Constructing a
+/// Durability: all state is in the store (by default `DIR/atelier.sqlite`) and `DIR/results/`. Constructing a
 /// coordinator on an existing directory resumes: queued tasks stay queued, leases in flight
 /// either complete (if their worker is still alive and reports with its token) or expire and are
 /// requeued, and upscales whose tiles were all in but not stitched are stitched from the stored
 /// tile PNGs.
 public final class Coordinator: @unchecked Sendable {
     public let options: CoordinatorOptions
-    public let store: CoordinatorStore
+    /// Where the queue, the leases, the workers and the request log live.
+    public let store: any CoordinatorStore
     let results: ResultStore
     let now: @Sendable () -> Date
 
@@ -30,7 +30,6 @@ public final class Coordinator: @unchecked Sendable {
     /// blending and encoding a 4096² PNG takes seconds, which the worker's complete_task must not
     /// wait for (nor hold a transport thread). One at a time: stitching is memory-bound.
     let stitchQueue = DispatchQueue(label: "atelier.coordinator.stitch", qos: .utility)
-    private var recordedSincePrune = 0
     /// Test seam: runs in complete_task between putting the result file in place and the
     /// transaction that records it (the window in which a lease can be lost).
     var completionWillCommit: (() -> Void)?
@@ -38,17 +37,27 @@ public final class Coordinator: @unchecked Sendable {
 
     /// Opens (or creates) the coordinator state in `directory` and resumes unfinished work.
     /// - Parameter now: the clock, injectable so tests can expire leases without sleeping.
-    public init(directory: URL, options: CoordinatorOptions = CoordinatorOptions(),
+    public convenience init(directory: URL, options: CoordinatorOptions = CoordinatorOptions(),
+                            now: @escaping @Sendable () -> Date = { Date() }) throws {
+        let options = try options.validated()
+        try self.init(store: SQLiteCoordinatorStore(directory: directory, options: options), directory: directory,
+                      options: options, now: now)
+    }
+
+    /// A coordinator on `store`, keeping its result files under `directory`. The store must have
+    /// been opened with the same options (they carry the leasing policy it applies).
+    public init(store: any CoordinatorStore, directory: URL, options: CoordinatorOptions = CoordinatorOptions(),
                 now: @escaping @Sendable () -> Date = { Date() }) throws {
         self.options = try options.validated()
         self.now = now
-        self.store = try CoordinatorStore(directory: directory)
+        self.store = store
+        self.directory = directory
         self.results = ResultStore(directory: directory)
         try resume()
     }
 
-    /// The coordinator directory.
-    public var directory: URL { store.directory }
+    /// The coordinator directory (result files; with the default store also the database).
+    public let directory: URL
 
     /// Closes the database, after the stitches already handed to the background have finished.
     /// Further requests answer INTERNAL.
@@ -84,8 +93,6 @@ public final class Coordinator: @unchecked Sendable {
             response = Coordinator.failure(error)
         } catch let error as RequestValidationError {
             response = Coordinator.failure(CoordinatorError(error))
-        } catch let error as DatabaseError {
-            response = Coordinator.failure(.internalError("database error: \(error.message ?? "\(error)")"))
         } catch {
             response = Coordinator.failure(.internalError("\(error)"))
         }
@@ -116,15 +123,13 @@ public final class Coordinator: @unchecked Sendable {
     /// itself, so this is optional.
     public func performMaintenance() throws {
         let nowMs = unixMilliseconds(now())
-        try store.write { db in
-            // Pruned before the requeue: a worker whose lease only now expires is kept this
-            // round (it may be back any moment; it goes at the next maintenance if not).
-            try pruneWorkers(db, now: nowMs)
-            try requeueExpiredLeases(db, now: nowMs)
-            try pruneRequestLog(db, now: nowMs)
-        }
+        // Pruned before the requeue: a worker whose lease only now expires is kept this round (it
+        // may be back any moment; it goes at the next maintenance if not).
+        try store.pruneWorkers(now: nowMs)
+        try store.expireLeases(now: nowMs)
+        try store.pruneRequestLog(now: nowMs)
         // Retries a stitch that failed for a passing reason (a full disk, say).
-        for jobID in try store.read({ db in try Coordinator.upscalesAwaitingStitch(db) }) {
+        for jobID in try store.upscalesAwaitingStitch() {
             finishUpscale(jobID)
         }
     }
@@ -156,8 +161,8 @@ public final class Coordinator: @unchecked Sendable {
         }
 
         // Mutating requests: a resend gets the stored first response.
-        if let stored = try store.read({ db in try RequestLog.lookup(db, requestID: request.requestID) }) {
-            return try Coordinator.replay(stored, for: request)
+        if let stored = try store.loggedResponse(requestID: request.requestID) {
+            return try RequestLog.replay(stored, requestID: request.requestID, fingerprint: RequestLog.fingerprint(request))
         }
         switch body {
         case .registerWorker(let r): return try registerWorker(r, request: request, peer: peer)
@@ -173,61 +178,10 @@ public final class Coordinator: @unchecked Sendable {
         }
     }
 
-    /// Runs a state change in one write transaction and stores its response under the request's
-    /// id in the same transaction. A concurrent resend that got here first wins: its stored
-    /// response is returned and `change` does not run. If `change` throws, nothing is changed
-    /// and nothing is stored.
-    ///
-    /// - Parameter logged: false for requests that are idempotent by themselves (heartbeats, by
-    ///   their fencing token): they run in the transaction but leave no request-log row.
-    /// - Returns: the response, and whether `change` ran (false for a replay).
-    func recorded(_ request: Atelier_V1_Request, peer: String, logged: Bool = true,
-                  _ change: (Database, Int64) throws -> Atelier_V1_Response) throws -> (Atelier_V1_Response, ran: Bool) {
-        let fingerprint = RequestLog.fingerprint(request)
-        let kind = Coordinator.kindName(request.body)
-        let nowMs = unixMilliseconds(now())
-        let prune = logged && shouldPruneRequestLog()
-        return try store.write { db in
-            if logged, let stored = try RequestLog.lookup(db, requestID: request.requestID) {
-                return (try Coordinator.replay(stored, for: request, fingerprint: fingerprint), false)
-            }
-            var response = try change(db, nowMs)
-            response.protocolVersion = 1
-            response.requestID = request.requestID
-            if logged {
-                try RequestLog.record(db, requestID: request.requestID, peer: peer, kind: kind,
-                                      fingerprint: fingerprint, response: response, now: nowMs)
-            }
-            if prune { try pruneRequestLog(db, now: nowMs) }
-            return (response, true)
-        }
-    }
-
-    private func shouldPruneRequestLog() -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        recordedSincePrune += 1
-        if recordedSincePrune >= 200 {
-            recordedSincePrune = 0
-            return true
-        }
-        return false
-    }
-
-    func pruneRequestLog(_ db: Database, now: Int64) throws {
-        try RequestLog.prune(db, now: now, maxAge: Int64(options.requestLogMaxAge * 1000),
-                             maxRows: options.requestLogMaxRows)
-    }
-
-    private static func replay(_ entry: RequestLog.Entry, for request: Atelier_V1_Request,
-                               fingerprint: Int64? = nil) throws -> Atelier_V1_Response {
-        let expected = fingerprint ?? RequestLog.fingerprint(request)
-        guard entry.fingerprint == expected else {
-            throw CoordinatorError.invalid(
-                "request_id \(request.requestID) was already used for a different \(entry.kind) request; "
-                + "use a fresh UUID for every new request (reuse it only to resend the identical request)")
-        }
-        return entry.response
+    /// What a store needs to keep `request`'s response for resends (see `CoordinatorStore`).
+    func logged(_ request: Atelier_V1_Request, peer: String) -> LoggedRequest {
+        LoggedRequest(requestID: request.requestID, kind: Coordinator.kindName(request.body), peer: peer,
+                      fingerprint: RequestLog.fingerprint(request))
     }
 
     // MARK: Helpers
@@ -282,8 +236,8 @@ public final class Coordinator: @unchecked Sendable {
     /// Leases in flight are left alone: they finish or expire like any other.
     private func resume() throws {
         results.removeAbandonedTemporaries()
-        try store.write { db in try pruneRequestLog(db, now: unixMilliseconds(now())) }
-        for jobID in try store.read({ db in try Coordinator.upscalesAwaitingStitch(db) }) {
+        try store.pruneRequestLog(now: unixMilliseconds(now()))
+        for jobID in try store.upscalesAwaitingStitch() {
             finishUpscale(jobID)
         }
     }

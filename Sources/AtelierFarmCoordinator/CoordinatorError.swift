@@ -29,6 +29,13 @@ public struct CoordinatorError: Error, CustomStringConvertible, Equatable, Senda
     static func stale(_ message: String) -> CoordinatorError { .init(.staleLease, message) }
     static func tooLarge(_ message: String) -> CoordinatorError { .init(.tooLarge, message) }
     static func internalError(_ message: String) -> CoordinatorError { .init(.internal, message) }
+
+    /// QUEUE_FULL: the same words from every store.
+    static func queueFull(unfinished: Int, adding: Int, limit: Int) -> CoordinatorError {
+        .init(.queueFull,
+              "the queue holds \(unfinished) unfinished tasks; this job adds \(adding), over the limit of "
+              + "\(limit). Retry when some have finished, or submit a smaller job")
+    }
 }
 
 extension CoordinatorError {

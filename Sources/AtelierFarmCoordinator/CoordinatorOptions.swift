@@ -66,3 +66,24 @@ public struct CoordinatorOptions: Sendable {
         heartbeatInterval ?? leaseTTL / 3
     }
 }
+
+/// The policy numbers every store derives from the options the same way.
+extension CoordinatorOptions {
+    /// A worker counts as alive while its last request is at most this old (ms).
+    public var aliveWindowMs: Int64 {
+        Int64((effectiveHeartbeatInterval * aliveHeartbeats * 1000).rounded())
+    }
+
+    /// A lease's time to live after a heartbeat (ms).
+    public var leaseTTLMs: Int64 { Int64((leaseTTL * 1000).rounded()) }
+
+    /// The back-off before a task whose lease expired `expiries` times may be leased again (ms):
+    /// 0 after the first expiry (the worker was most likely killed or restarted: another one
+    /// takes the task at once), then `expiryBackoff × 2^(expiries-2)`, at most `expiryBackoffMax`.
+    public func expiryBackoffMs(expiries: Int) -> Int64 {
+        guard expiries >= 2 else { return 0 }
+        let base = max(expiryBackoff, 0), cap = max(expiryBackoffMax, 0)
+        let seconds = min(base * pow(2, Double(min(expiries - 2, 30))), cap)
+        return Int64((seconds * 1000).rounded())
+    }
+}

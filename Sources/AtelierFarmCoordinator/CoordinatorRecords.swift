@@ -35,7 +35,7 @@ enum TaskPhase: String, Codable, Sendable {
     }
 }
 
-enum JobKind: String, Codable, Sendable {
+public enum JobKind: String, Codable, Sendable {
     case batch, upscale
 }
 

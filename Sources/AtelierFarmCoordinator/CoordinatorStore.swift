@@ -1,90 +1,331 @@
+import AtelierFarmProtocol
 import Foundation
-import GRDB
 
-/// The coordinator's durable state: one SQLite database, `DIR/atelier.sqlite`, opened as a GRDB
-/// `DatabasePool` (WAL mode: status queries read a snapshot while a write transaction runs, and
-/// all writes are serialised by GRDB's single writer), plus the result files under
-/// `DIR/results/` (see `ResultStore`).
+/// The coordinator's durable state, as domain operations. `Coordinator` speaks only to this
+/// protocol: it decodes and validates requests, plans jobs, checks and files result PNGs and
+/// stitches upscales; everything that reads or changes the queue, the leases, the workers and the
+/// request log is one call here. Each store (`SQLiteCoordinatorStore`, the embedded default) owns
+/// its SQL and the transactions that make each operation atomic, so the correctness of leasing
+/// never rests on one database's quirks (SQLite's single writer, say): a store that runs several
+/// operations at once (several writers, several coordinator processes) must still give every
+/// guarantee written on the operation. `StoreConformanceTests` checks the same behaviour on every
+/// store, including concurrent lease races.
 ///
-/// Everything the coordinator needs to continue after a crash lives here; opening a store on an
-/// existing directory runs any pending migrations and carries on.
-public final class CoordinatorStore: @unchecked Sendable {
-    /// The coordinator directory.
-    public let directory: URL
-    public var databaseURL: URL { directory.appendingPathComponent("atelier.sqlite") }
-    let pool: DatabasePool
-    private let countLock = NSLock()
-    private var writes = 0
+/// Conventions, for every operation:
+/// - **Atomic**: an operation either happens entirely or not at all; a thrown error changes nothing.
+/// - **Time** is passed in (`now`, Unix ms) so tests can move a clock; a store never reads one.
+/// - **Fencing**: operations on a lease take a `LeaseClaim` and refuse it with STALE_LEASE unless
+///   its token is the task's current lease held by that worker (checked inside the operation's
+///   transaction, never before it).
+/// - **Idempotency**: mutating operations a client may resend take a `LoggedRequest`. The first
+///   run stores `respond(outcome)` under the request id in the same transaction as the change; a
+///   later call with the same id (a resend, even concurrent with the first) does not run the
+///   change and gets `.replayed` with the stored response (or INVALID if the id was used for a
+///   different request). Operations without one are idempotent by themselves (heartbeats by their
+///   token, reads).
+public protocol CoordinatorStore: AnyObject, Sendable {
+    // MARK: Request log
 
-    /// Write transactions run since the store was opened: every one takes SQLite's single writer
-    /// and, at `synchronous = FULL`, an fsync of the WAL. Reported so the cost of each kind of
-    /// request can be counted (`CoordinatorWriteLoadTests`).
-    public var writeTransactionCount: Int {
-        countLock.lock()
-        defer { countLock.unlock() }
-        return writes
-    }
+    /// The stored response of a logged request, if any (a snapshot read; the authoritative check
+    /// is repeated inside each logged operation).
+    func loggedResponse(requestID: String) throws -> LoggedResponse?
 
-    /// Opens (creating if needed) the store in `directory`.
-    public init(directory: URL) throws {
-        self.directory = directory
-        do {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        } catch {
-            throw CoordinatorError.internalError(
-                "cannot create the coordinator directory \(directory.path): \(error.localizedDescription)")
-        }
-        var configuration = Configuration()
-        configuration.label = "atelier.coordinator"
-        // Wait for a concurrent process rather than failing at once (e.g. an inspection with the
-        // sqlite3 shell); within this process GRDB serialises writers itself.
-        configuration.busyMode = .timeout(10)
-        configuration.prepareDatabase { db in
-            // A committed transaction survives power loss, not just a process crash: a completed
-            // task must never be forgotten once its worker was told it succeeded.
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
-        pool = try DatabasePool(path: directory.appendingPathComponent("atelier.sqlite").path,
-                                configuration: configuration)
-        try CoordinatorSchema.migrator().migrate(pool)
-    }
+    // MARK: Workers
 
-    /// Closes the database; later calls fail. Not needed before deinit, but lets a test (or a
-    /// restart in-process) prove that nothing lives only in memory.
-    public func close() throws {
-        try pool.close()
-    }
+    /// Registers a worker (or takes back the row of the same id, or of a quiet worker with the same
+    /// name on the same host that holds no lease), replaces its models, and requeues (uncharged)
+    /// its leases on jobs pinned to weights or numerics it no longer has. Prunes long-dead
+    /// workers first. Logged. Returns the worker id.
+    func registerWorker(_ registration: WorkerRegistration, now: Int64, log: LoggedRequest,
+                        respond: (String) throws -> Atelier_V1_Response) throws -> Logged<String>
 
-    /// Runs `updates` in one write transaction (serialised with every other write; rolled back if
-    /// it throws).
-    func write<T>(_ updates: (Database) throws -> T) throws -> T {
-        countLock.lock()
-        writes += 1
-        countLock.unlock()
-        return try pool.write(updates)
-    }
+    /// One page of workers in id order after `afterWorkerID` (keyset pagination), at most `limit`,
+    /// and whether more follow. Read-only (a snapshot).
+    func listWorkers(afterWorkerID: String, limit: Int, now: Int64) throws -> (workers: [Atelier_V1_WorkerStatus], more: Bool)
 
-    /// Runs `value` on a consistent snapshot, concurrently with other reads and the writer.
-    func read<T>(_ value: (Database) throws -> T) throws -> T {
-        try pool.read(value)
-    }
+    // MARK: Leasing
 
-    /// Hands out the next fencing token. The counter is a row updated in the caller's
-    /// transaction, so tokens are strictly increasing across restarts: a token is durable exactly
-    /// when the lease that carries it is.
-    func nextFencingToken(_ db: Database) throws -> UInt64 {
-        try db.execute(sql: "UPDATE counters SET value = value + 1 WHERE name = 'fencing_token'")
-        guard let value = try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = 'fencing_token'"),
-              value > 0 else {
-            throw CoordinatorError.internalError("the fencing token counter is missing from the database")
-        }
-        return UInt64(value)
-    }
+    /// Answers an idle lease poll from a snapshot, changing nothing: the retry-after when the
+    /// worker was seen within `refreshMs`, no lease has expired and there is nothing it may take;
+    /// nil when the poll must take `leaseNext` (which decides again, atomically). Not logged: a
+    /// resend is decided afresh.
+    func idleLeaseWait(worker: String, now: Int64, refreshMs: Int64) throws -> UInt32?
+
+    /// Requeues expired leases, then leases the next task `worker` may take (highest priority,
+    /// oldest job, lowest index; its models and pin; the soft blocklist; the expiry back-off; its
+    /// slots and quarantine) with a fresh fencing token greater than every token handed out
+    /// before; or says how long to wait. **Exclusive**: however many `leaseNext` calls run at once
+    /// (threads or processes), a task is leased to at most one worker at a time. Logged (a resent
+    /// poll gets the same lease, never a second one). UNKNOWN_WORKER for an unregistered worker.
+    func leaseNext(worker: String, now: Int64, log: LoggedRequest,
+                   respond: (LeaseOutcome) throws -> Atelier_V1_Response) throws -> Logged<LeaseOutcome>
+
+    /// Extends the claimed lease to `now + leaseTTL` and records progress and liveness; on a
+    /// cancelled task answers `cancel` instead. Idempotent by its token (not logged).
+    func heartbeat(_ claim: LeaseClaim, step: UInt32, totalSteps: UInt32, now: Int64) throws -> HeartbeatOutcome
+
+    /// Requeues every lease whose deadline is before `now` (uncharged; a back-off; fails the task
+    /// and its job once its expiry budget is spent). Atomic per call; idempotent (a second call
+    /// finds nothing expired). Returns how many leases expired.
+    @discardableResult
+    func expireLeases(now: Int64) throws -> Int
 
     /// The last fencing token handed out (0 before the first lease).
-    public func lastFencingToken() throws -> UInt64 {
-        try read { db in
-            UInt64(max(try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = 'fencing_token'") ?? 0, 0))
+    func lastFencingToken() throws -> UInt64
+
+    // MARK: Completion and failure
+
+    /// A snapshot check of a completion before its PNG is decoded or written: what the claimed
+    /// lease is for, or STALE_LEASE. Read-only; `complete` checks again atomically.
+    func completionTarget(_ claim: LeaseClaim) throws -> CompletionTarget
+
+    /// Marks the claimed task done with its result file (`result`, already written and placed or
+    /// staged by the caller), succeeds a batch job whose last task this was, and reports whether an
+    /// upscale now has every tile. `file.accepted` runs inside the transaction once the claim is
+    /// checked (to put a staged file in place before the commit); `file.refused` runs when the
+    /// claim is refused there. **Exactly once**: only the current token of a leased task wins;
+    /// a second completion (another token, or after success) is STALE_LEASE. Logged.
+    func complete(_ claim: LeaseClaim, result: StoredResult, file: ResultFileHooks, now: Int64, log: LoggedRequest,
+                  respond: (CompletionOutcome) throws -> Atelier_V1_Response) throws -> Logged<CompletionOutcome>
+
+    /// A failed attempt of the claimed task (`class`: the worker's failure, or a result the
+    /// coordinator rejected): charged against the job's attempts; the task is requeued, or fails
+    /// (with its job) when its attempts are spent or another worker failed it with the same
+    /// error. Logged.
+    func fail(_ claim: LeaseClaim, class: FailureClass, message: String, now: Int64, log: LoggedRequest,
+              respond: () throws -> Atelier_V1_Response) throws -> Logged<Void>
+
+    /// The worker hands its lease back: requeued at once, the attempt not charged. Logged.
+    func release(_ claim: LeaseClaim, reason: String, now: Int64, log: LoggedRequest,
+                 respond: () throws -> Atelier_V1_Response) throws -> Logged<Void>
+
+    // MARK: Jobs
+
+    /// Checks that a registered worker serves the job's model, pins it to the (weights, numerics)
+    /// group with most live workers, checks the queue cap, and inserts the job and its tasks, all
+    /// atomically (the cap holds under concurrent submissions). Logged (a resend never creates a
+    /// second job). Returns the new job id.
+    func submit(_ job: NewJob, now: Int64, log: LoggedRequest,
+                respond: (SubmitOutcome) throws -> Atelier_V1_Response) throws -> Logged<SubmitOutcome>
+
+    /// Cancels the job's queued and leased tasks (their workers learn it from their next
+    /// heartbeat) unless it has finished; returns its status. Logged; cancelling a finished job
+    /// changes nothing.
+    func cancel(jobID: String, now: Int64, log: LoggedRequest,
+                respond: (Atelier_V1_JobStatus) throws -> Atelier_V1_Response) throws -> Logged<Atelier_V1_JobStatus>
+
+    /// A job's status (with its tasks if asked). Read-only.
+    func jobStatus(jobID: String, includeTasks: Bool) throws -> Atelier_V1_JobStatus
+
+    /// The newest `limit` jobs first. Read-only.
+    func listJobs(limit: Int) throws -> [Atelier_V1_JobStatus]
+
+    /// The stored path (relative to the coordinator directory) of batch image `index`, or of an
+    /// upscale's stitched image (index 0); NOT_FOUND with the reason while it is not there.
+    func resultPath(jobID: String, index: Int) throws -> String
+
+    // MARK: Upscales
+
+    /// Running upscales with every tile done (a crash between the last tile and the stitch leaves
+    /// them so), in submission order.
+    func upscalesAwaitingStitch() throws -> [String]
+
+    /// What stitching `jobID` needs, or nil unless it is a running upscale with every tile done.
+    func stitchInputs(jobID: String) throws -> StitchInputs?
+
+    /// Records the stitched image and succeeds the job, unless it is no longer running (cancelled
+    /// meanwhile: then nothing changes). Idempotent.
+    func recordStitched(jobID: String, path: String, bytes: Int, seamRatio: Double?, now: Int64) throws
+
+    /// Queues the done tiles whose stored results are unusable again, forgetting their results.
+    func requeueLostTiles(jobID: String, lost: [(index: Int, reason: String)]) throws
+
+    /// Appends `message` to the job's errors unless it is already the last one (a retried failure
+    /// is noted once).
+    func noteJobError(jobID: String, message: String) throws
+
+    /// Fails the job (unless finished) with `reason`, cancelling its unfinished tasks.
+    func failJob(jobID: String, reason: String, now: Int64) throws
+
+    // MARK: Housekeeping
+
+    /// Removes workers not heard from for `workerRetention` that hold no lease.
+    func pruneWorkers(now: Int64) throws
+
+    /// Drops request-log entries beyond the configured age and count.
+    func pruneRequestLog(now: Int64) throws
+
+    /// Write transactions run since the store was opened (`CoordinatorWriteLoadTests`).
+    var writeTransactionCount: Int { get }
+
+    /// Closes the store; later operations fail.
+    func close() throws
+}
+
+/// A request whose response is kept for resends (see `CoordinatorStore`).
+public struct LoggedRequest: Sendable {
+    public var requestID: String
+    public var kind: String
+    public var peer: String
+    /// FNV-1a of the serialized request (`RequestLog.fingerprint`).
+    public var fingerprint: Int64
+
+    public init(requestID: String, kind: String, peer: String, fingerprint: Int64) {
+        self.requestID = requestID
+        self.kind = kind
+        self.peer = peer
+        self.fingerprint = fingerprint
+    }
+}
+
+/// A stored response of a logged request.
+public struct LoggedResponse: Sendable {
+    public var response: Atelier_V1_Response
+    public var fingerprint: Int64
+    public var kind: String
+}
+
+/// The result of a logged operation: it ran now (with its outcome and the response stored for
+/// it), or an earlier request with the same id had run it (the stored response).
+public enum Logged<Value> {
+    case ran(Value, Atelier_V1_Response)
+    case replayed(Atelier_V1_Response)
+
+    public var response: Atelier_V1_Response {
+        switch self {
+        case .ran(_, let response), .replayed(let response): return response
         }
     }
+
+    /// The outcome when the operation ran now.
+    public var outcome: Value? {
+        if case .ran(let value, _) = self { return value }
+        return nil
+    }
+}
+
+/// A worker's claim on a lease: the task, the worker, and the fencing token it was granted.
+public struct LeaseClaim: Sendable, Hashable {
+    public var taskID: String
+    public var workerID: String
+    public var token: UInt64
+
+    public init(taskID: String, workerID: String, token: UInt64) {
+        self.taskID = taskID
+        self.workerID = workerID
+        self.token = token
+    }
+}
+
+/// A validated registration.
+public struct WorkerRegistration: Sendable {
+    /// The id the worker asks for (empty: a new one, or its old row by name and host).
+    public var workerID: String
+    /// The name to show (empty: the host name, or one made from the id).
+    public var name: String
+    public var capabilities: Atelier_V1_WorkerCapabilities
+    /// Leases it may hold at once (at least 1).
+    public var slots: Int
+
+    public init(workerID: String, name: String, capabilities: Atelier_V1_WorkerCapabilities, slots: Int) {
+        self.workerID = workerID
+        self.name = name
+        self.capabilities = capabilities
+        self.slots = slots
+    }
+}
+
+/// What a lease poll gets.
+public enum LeaseOutcome: Sendable {
+    case lease(Atelier_V1_Lease)
+    case wait(retryAfterMs: UInt32)
+
+    public var lease: Atelier_V1_Lease? {
+        if case .lease(let lease) = self { return lease }
+        return nil
+    }
+}
+
+public struct HeartbeatOutcome: Sendable, Equatable {
+    /// The task was cancelled: the worker should stop.
+    public var cancel: Bool
+    public var deadlineUnixMs: Int64
+}
+
+/// What a completion is for, read before its PNG is checked.
+public struct CompletionTarget: Sendable {
+    public var taskIndex: Int
+    public var jobID: String
+    public var isUpscale: Bool
+    public var spec: Atelier_V1_TaskSpec
+    /// Batch jobs: the size each image must have (`exact`) or at most (width 0: unknown).
+    public var expectedWidth: Int
+    public var expectedHeight: Int
+    public var expectedExact: Bool
+}
+
+/// A result file as recorded: its path relative to the coordinator directory and its size.
+public struct StoredResult: Sendable {
+    public var path: String
+    public var bytes: Int
+
+    public init(path: String, bytes: Int) {
+        self.path = path
+        self.bytes = bytes
+    }
+}
+
+/// What `complete` runs around its check of the claim, for the result file.
+public struct ResultFileHooks {
+    /// Inside the transaction, after the claim was found current, before the commit.
+    public var accepted: () throws -> Void
+    /// When the claim was refused inside the transaction.
+    public var refused: () -> Void
+
+    public init(accepted: @escaping () throws -> Void = {}, refused: @escaping () -> Void = {}) {
+        self.accepted = accepted
+        self.refused = refused
+    }
+}
+
+public struct CompletionOutcome: Sendable {
+    public var jobID: String
+    /// An upscale whose tiles are now all done: it is ready to stitch.
+    public var allTilesIn: Bool
+}
+
+/// Why an attempt failed.
+public enum FailureClass: String, Sendable {
+    /// The worker reported a failure (fail_task).
+    case failed
+    /// The coordinator rejected the worker's result.
+    case rejected
+}
+
+/// A planned job, ready to store.
+public struct NewJob: Sendable {
+    public var request: Atelier_V1_SubmitJobRequest
+    public var plan: JobPlan
+    public var peer: String
+
+    public init(request: Atelier_V1_SubmitJobRequest, plan: JobPlan, peer: String) {
+        self.request = request
+        self.plan = plan
+        self.peer = peer
+    }
+}
+
+public struct SubmitOutcome: Sendable {
+    public var jobID: String
+    public var taskCount: Int
+}
+
+/// What stitching an upscale needs: its grid's inputs and its tiles' stored paths.
+public struct StitchInputs: Sendable {
+    public var imageWidth: Int
+    public var imageHeight: Int
+    public var tile: Int
+    public var overlap: Int
+    /// Tile index → path relative to the coordinator directory.
+    public var tilePaths: [Int: String]
 }

@@ -5,26 +5,26 @@ import Foundation
 import SwiftProtobuf
 
 /// A validated submission, split into the tasks the queue will hold.
-struct JobPlan {
-    struct Task {
-        var index: Int
+public struct JobPlan: Sendable {
+    public struct Task: Sendable {
+        public var index: Int
         /// Serialized `Atelier_V1_TaskSpec` as stored: only what differs per task (see `JobSplitter.hydrate`).
-        var spec: Data
+        public var spec: Data
         /// Steps × output megapixels, for the lease deadline.
-        var work: Double
+        public var work: Double
     }
 
-    var kind: JobKind
-    var model: String
-    var acceptedChannels: Int64
-    var tasks: [Task]
-    var priority: Int32
-    var maxAttempts: Int
+    public var kind: JobKind
+    public var model: String
+    public var acceptedChannels: Int64
+    public var tasks: [Task]
+    public var priority: Int32
+    public var maxAttempts: Int
     /// Upscale: the low-res image size and tile grid (0 for batches).
-    var imageWidth = 0
-    var imageHeight = 0
-    var tile = 0
-    var overlap = 0
+    public var imageWidth = 0
+    public var imageHeight = 0
+    public var tile = 0
+    public var overlap = 0
 }
 
 /// Validates a `SubmitJobRequest` and splits it into tasks, before any transaction starts (PNG

@@ -14,19 +14,13 @@ import SwiftProtobuf
 /// request_id reused for a *different* request (the fingerprint differs) is refused rather than
 /// answered with an unrelated response.
 enum RequestLog {
-    struct Entry {
-        var response: Atelier_V1_Response
-        var fingerprint: Int64
-        var kind: String
-    }
-
-    static func lookup(_ db: Database, requestID: String) throws -> Entry? {
+    static func lookup(_ db: Database, requestID: String) throws -> LoggedResponse? {
         guard let row = try Row.fetchOne(
             db, sql: "SELECT response, fingerprint, kind FROM requests WHERE request_id = ?", arguments: [requestID])
         else { return nil }
         let bytes: Data = row["response"] ?? Data()
         let response = try Atelier_V1_Response(serializedBytes: bytes)
-        return Entry(response: response, fingerprint: row["fingerprint"] ?? 0, kind: row["kind"] ?? "")
+        return LoggedResponse(response: response, fingerprint: row["fingerprint"] ?? 0, kind: row["kind"] ?? "")
     }
 
     static func record(_ db: Database, requestID: String, peer: String, kind: String, fingerprint: Int64,
@@ -36,6 +30,17 @@ enum RequestLog {
             INSERT OR REPLACE INTO requests (request_id, peer, kind, fingerprint, response, created)
             VALUES (?, ?, ?, ?, ?, ?)
             """, arguments: [requestID, peer, kind, fingerprint, bytes, now])
+    }
+
+    /// The stored response for a resend of `requestID`, or INVALID when the id was used for a
+    /// different request (its fingerprint differs).
+    static func replay(_ entry: LoggedResponse, requestID: String, fingerprint: Int64) throws -> Atelier_V1_Response {
+        guard entry.fingerprint == fingerprint else {
+            throw CoordinatorError.invalid(
+                "request_id \(requestID) was already used for a different \(entry.kind) request; "
+                + "use a fresh UUID for every new request (reuse it only to resend the identical request)")
+        }
+        return entry.response
     }
 
     /// Drops entries older than `maxAge` ms and all but the newest `maxRows`.

@@ -21,9 +21,12 @@ public enum FarmAddress {
     }
 
     /// Accepts any nng URL unchanged (tcp://, tcp4://, tcp6://, ipc://, tls+tcp://, …) and reads
-    /// a bare `host:port` as `tcp://host:port`.
+    /// a bare `host:port` as `tcp://host:port`; a comma-separated list (active/standby
+    /// coordinators: clients dial them all and follow whichever serves) element by element.
     public static func normalize(_ address: String) -> String {
-        let trimmed = address.trimmingCharacters(in: .whitespaces)
-        return trimmed.contains("://") ? trimmed : "tcp://" + trimmed
+        address.split(separator: ",").map { part -> String in
+            let trimmed = part.trimmingCharacters(in: .whitespaces)
+            return trimmed.contains("://") ? trimmed : "tcp://" + trimmed
+        }.joined(separator: ",")
     }
 }

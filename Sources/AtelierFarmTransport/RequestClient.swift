@@ -54,7 +54,8 @@ public final class RequestClient: @unchecked Sendable {
     private let lock = NSLock()
     private var closed = false
 
-    /// Opens a REQ socket and starts dialing `address` in the background.
+    /// Opens a REQ socket and starts dialing `address` in the background (or each of a
+    /// comma-separated list of addresses: see below).
     /// - Throws: `TransportError.invalidAddress` for a URL nng cannot dial, or `.nng`.
     public init(dialing address: String, options: RequestClientOptions = .init()) throws {
         self.address = address
@@ -78,27 +79,37 @@ public final class RequestClient: @unchecked Sendable {
         rv = nng_socket_set_ms(socket, NNG_OPT_REQ_RESENDTIME, resend)
         guard rv == 0 else { throw fail(.nng(operation: "setting req:resend-time", code: rv)) }
 
-        var dialer = nng_dialer()
-        rv = nng_dialer_create(&dialer, socket, address)
-        guard rv == 0 else {
-            switch rv {
-            case NNGErr.addressInvalid, NNGErr.invalid, NNGErr.notSupported:
-                throw fail(.invalidAddress(address: address, reason: nngErrorString(rv)))
-            default:
-                throw fail(.nng(operation: "dialing \(address)", code: rv))
+        // Several addresses, comma-separated: one dialer each on the one REQ socket. For
+        // active/standby coordinators, of which only the leader listens: requests go to the pipe
+        // that is up, and one pending when its pipe closes is resent as soon as another peer
+        // appears (NNG-NOTES: req resends on pipe close and on a new peer), so clients and workers
+        // follow the leader without knowing which it is.
+        let addresses = address.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+        guard !addresses.isEmpty else { throw fail(.invalidAddress(address: address, reason: "no address given")) }
+        for address in addresses {
+            var dialer = nng_dialer()
+            rv = nng_dialer_create(&dialer, socket, address)
+            guard rv == 0 else {
+                switch rv {
+                case NNGErr.addressInvalid, NNGErr.invalid, NNGErr.notSupported:
+                    throw fail(.invalidAddress(address: address, reason: nngErrorString(rv)))
+                default:
+                    throw fail(.nng(operation: "dialing \(address)", code: rv))
+                }
             }
-        }
-        for (option, value) in [(NNG_OPT_RECONNMINT, options.reconnectMin), (NNG_OPT_RECONNMAXT, options.reconnectMax)] {
-            rv = nng_dialer_set_ms(dialer, option, value.nngTimeout)
-            guard rv == 0 else { throw fail(.nng(operation: "setting \(option) on \(address)", code: rv)) }
-        }
-        rv = nng_dialer_set_size(dialer, NNG_OPT_RECVMAXSZ, options.maxMessageSize)
-        guard rv == 0 else { throw fail(.nng(operation: "setting recv-size-max on \(address)", code: rv)) }
-        rv = nng_dialer_start(dialer, Int32(NNG_FLAG_NONBLOCK))
-        guard rv == 0 else {
-            throw fail(rv == NNGErr.addressInvalid
-                ? .invalidAddress(address: address, reason: nngErrorString(rv))
-                : .nng(operation: "dialing \(address)", code: rv))
+            for (option, value) in [(NNG_OPT_RECONNMINT, options.reconnectMin), (NNG_OPT_RECONNMAXT, options.reconnectMax)] {
+                rv = nng_dialer_set_ms(dialer, option, value.nngTimeout)
+                guard rv == 0 else { throw fail(.nng(operation: "setting \(option) on \(address)", code: rv)) }
+            }
+            rv = nng_dialer_set_size(dialer, NNG_OPT_RECVMAXSZ, options.maxMessageSize)
+            guard rv == 0 else { throw fail(.nng(operation: "setting recv-size-max on \(address)", code: rv)) }
+            rv = nng_dialer_start(dialer, Int32(NNG_FLAG_NONBLOCK))
+            guard rv == 0 else {
+                throw fail(rv == NNGErr.addressInvalid
+                    ? .invalidAddress(address: address, reason: nngErrorString(rv))
+                    : .nng(operation: "dialing \(address)", code: rv))
+            }
         }
         self.socket = socket
         self.registry = registry

@@ -9,7 +9,7 @@ struct AtelierChaos: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "atelier-chaos",
         abstract: "Fault injection and load benchmark for the Atelier farm.",
-        subcommands: [Chaos.self, Load.self])
+        subcommands: [Chaos.self, Load.self, StoreRace.self])
 
     /// The `atelier` executable next to this one unless given.
     static func atelierExecutable(_ given: String?) throws -> URL {

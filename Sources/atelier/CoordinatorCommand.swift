@@ -11,8 +11,12 @@ struct CoordinatorCommand: ParsableCommand {
             State lives in DIR/atelier.sqlite (WAL) and results under DIR/results; kill it at any time \
             and start it again on the same --data: jobs continue, leases in flight expire and are retried.
 
+            With --store postgres://USER@HOST:PORT/DATABASE the queue lives in that PostgreSQL database \
+            instead (its tables are created on first start); result PNGs stay under --data.
+
             Examples:
               atelier coordinator --data /var/lib/atelier
+              atelier coordinator --data /srv/farm --store postgres://atelier@db.lan:5432/atelier
               atelier coordinator --listen tcp://0.0.0.0:7733 --data ./farm --lease-seconds 60
             """)
 
@@ -21,6 +25,12 @@ struct CoordinatorCommand: ParsableCommand {
 
     @Option(help: "Folder for the database and the result PNGs (created if missing).")
     var data: String
+
+    @Option(help: "Where the queue lives: sqlite (default: DIR/atelier.sqlite) or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE.")
+    var store: String = "sqlite"
+
+    @Option(parsing: .unconditional, help: "With --store postgres://…: seconds the serving coordinator's leadership lasts without renewal; a standby on the same database takes over once it lapses.")
+    var leaderLeaseSeconds: Double = 6
 
     @Option(parsing: .unconditional, help: "Seconds a lease lives without a heartbeat.")
     var leaseSeconds: Double = 30
@@ -51,7 +61,38 @@ struct CoordinatorCommand: ParsableCommand {
         options.defaultMaxAttempts = maxAttempts
         options.maxUnfinishedTasks = maxQueue
         options.workerRetention = workerRetentionSeconds
-        let coordinator = try Coordinator(directory: dir, options: options)
+        let stop = SignalWaiter()
+        let coordinator: Coordinator
+        var leadership: (store: PostgresCoordinatorStore, holder: String)?
+        if store == "sqlite" {
+            coordinator = try Coordinator(directory: dir, options: options)
+        } else if store.hasPrefix("postgres://") || store.hasPrefix("postgresql://") {
+            guard leaderLeaseSeconds.isFinite, leaderLeaseSeconds >= 1, leaderLeaseSeconds <= 3600 else {
+                throw ValidationError("--leader-lease-seconds must be in [1, 3600]")
+            }
+            let database = try PostgresCoordinatorStore(url: store, options: options, maxConnections: max(contexts, 1) + 2)
+            // Active/standby: serve only while holding the leadership; wait for it otherwise.
+            let holder = "\(ProcessInfo.processInfo.hostName)/\(getpid())/\(UUID().uuidString.prefix(8))"
+            let ttlMs = Int64(leaderLeaseSeconds * 1000)
+            var announced = false
+            while true {
+                let now = Int64(Date().timeIntervalSince1970 * 1000)
+                let current = try database.acquireLeadership(holder: holder, ttlMs: ttlMs, now: now)
+                if current.holder == holder {
+                    log("leading (epoch \(current.epoch)) as \(holder)")
+                    break
+                }
+                if !announced {
+                    log("standby: \(current.holder) leads (epoch \(current.epoch)); taking over when its lease lapses")
+                    announced = true
+                }
+                if stop.wait(seconds: max(0.2, leaderLeaseSeconds / 6)) { return }
+            }
+            leadership = (database, holder)
+            coordinator = try Coordinator(store: database, directory: dir, options: options)
+        } else {
+            throw ValidationError("--store must be sqlite or a postgres://USER@HOST:PORT/DATABASE URL, not \"\(store)\"")
+        }
         let address = FarmAddress.resolve(flag: listen)
         // Every connection is a file descriptor: take the hard limit, and cap connections below
         // it so idle peers cannot lock everyone out (EMFILE inside nng is silent).
@@ -68,16 +109,34 @@ struct CoordinatorCommand: ParsableCommand {
             idleConnectionTimeout: .milliseconds(Int64(idleConnectionSeconds * 1000)), log: { log($0) })
         let server = try RequestServer(listeningOn: address, options: serverOptions)
         try server.serve { request, peer in coordinator.handle(request, peer: peer.description) }
-        log("coordinator listening on \(server.address), data in \(dir.path)")
+        log("coordinator listening on \(server.address), data in \(dir.path)"
+            + (store == "sqlite" ? "" : ", queue in PostgreSQL"))
 
-        let stop = SignalWaiter()
         // Expired leases are also requeued lazily on every lease request; the timer keeps status
-        // honest when no worker is asking.
-        while !stop.wait(seconds: max(1, leaseSeconds / 6)) {
+        // honest when no worker is asking. A leader renews its leadership on the same timer and
+        // stops serving the moment it finds it lost (a standby has taken over).
+        let interval = leadership == nil ? max(1, leaseSeconds / 6) : min(max(1, leaseSeconds / 6), leaderLeaseSeconds / 3)
+        while !stop.wait(seconds: interval) {
+            if let (database, holder) = leadership {
+                let now = Int64(Date().timeIntervalSince1970 * 1000)
+                do {
+                    let current = try database.acquireLeadership(holder: holder, ttlMs: Int64(leaderLeaseSeconds * 1000), now: now)
+                    if current.holder != holder {
+                        log("lost the leadership to \(current.holder) (epoch \(current.epoch)); stopping")
+                        server.close()
+                        throw ExitCode(3)
+                    }
+                } catch let error as ExitCode {
+                    throw error
+                } catch {
+                    log("renewing the leadership: \(error)")
+                }
+            }
             do { try coordinator.performMaintenance() } catch { log("maintenance: \(error)") }
         }
         log("shutting down")
         server.close()
+        if let (database, holder) = leadership { try? database.resignLeadership(holder: holder) }
         try coordinator.close()
     }
 }

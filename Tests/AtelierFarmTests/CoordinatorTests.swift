@@ -440,3 +440,13 @@ final class CoordinatorTests: XCTestCase {
         XCTAssertEqual(status.resultCount, 3)
     }
 }
+
+extension Coordinator {
+    /// The default store, for tests that look at its tables directly.
+    var sqlite: SQLiteCoordinatorStore {
+        guard let store = store as? SQLiteCoordinatorStore else {
+            preconditionFailure("this test needs the SQLite store; the coordinator runs on \(type(of: store))")
+        }
+        return store
+    }
+}

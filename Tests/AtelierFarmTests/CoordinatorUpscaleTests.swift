@@ -115,7 +115,7 @@ final class CoordinatorUpscaleTests: XCTestCase {
         XCTAssertEqual(h.status(job).state, .succeeded)
 
         // Put the directory in the state a crash right after the last tile's commit leaves.
-        try h.coordinator.store.write { db in
+        try h.coordinator.sqlite.write { db in
             try db.execute(sql: "UPDATE jobs SET state = 'running', seam_ratio = NULL, finished = NULL WHERE id = ?",
                            arguments: [job])
             try db.execute(sql: "DELETE FROM results WHERE job_id = ? AND kind = 'upscaled'", arguments: [job])

@@ -83,9 +83,9 @@ final class CoordinatorWorkerRegistryTests: XCTestCase {
         h.clock.advance(3600)
         _ = register("box-1-last")
         try h.coordinator.performMaintenance()
-        let rows = try h.coordinator.store.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM workers") ?? 0 }
+        let rows = try h.coordinator.sqlite.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM workers") ?? 0 }
         XCTAssertEqual(rows, 1, "only the live worker is left")
-        XCTAssertEqual(try h.coordinator.store.read { db in
+        XCTAssertEqual(try h.coordinator.sqlite.read { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM worker_models") ?? 0 }, 1)
     }
 
@@ -101,8 +101,8 @@ final class CoordinatorWorkerRegistryTests: XCTestCase {
         // Maintenance of a coordinator with a short retention, before the lease expires.
         h.clock.advance(20)
         let short = try Coordinator(directory: h.directory, options: options, now: { h.clock.now })
-        try short.store.write { db in try short.pruneWorkers(db, now: unixMilliseconds(h.clock.now)) }
-        XCTAssertNotNil(try short.store.read { db in try WorkerRow.fetch(db, id: worker) })
+        try short.store.pruneWorkers(now: unixMilliseconds(h.clock.now))
+        XCTAssertNotNil(try short.sqlite.read { db in try WorkerRow.fetch(db, id: worker) })
         try short.close()
     }
 

@@ -80,6 +80,6 @@ final class CoordinatorWriteLoadTests: XCTestCase {
     }
 
     private func requestLogRows(_ h: CoordinatorHarness) throws -> Int {
-        try h.coordinator.store.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM requests") ?? 0 }
+        try h.coordinator.sqlite.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM requests") ?? 0 }
     }
 }

@@ -183,6 +183,8 @@ final class FarmCluster: @unchecked Sendable {
     let root: URL
     let dataDir: URL
     var address: String { "tcp://127.0.0.1:\(port)" }
+    /// What workers and protocol clients dial, when not just `address` (a list of coordinators).
+    var dialAddress: String?
 
     private(set) var coordinator: FarmProcess?
     private(set) var processes: [FarmProcess] = []
@@ -269,7 +271,7 @@ final class FarmCluster: @unchecked Sendable {
     func startWorker(name: String, models: [(String, URL)] = [("base", FarmProcessSupport.tinyBase),
                                                               ("x4", FarmProcessSupport.tinyX4)],
                      extra: [String] = []) throws -> FarmProcess {
-        var arguments = ["worker", "--coordinator", address, "--name", name] + extra
+        var arguments = ["worker", "--coordinator", dialAddress ?? address, "--name", name] + extra
         for (model, path) in models { arguments += ["--model", "\(model)=\(path.path)"] }
         return try spawn("worker-\(name)", arguments)
     }
@@ -292,7 +294,7 @@ final class FarmCluster: @unchecked Sendable {
 
     /// A protocol client dialing this cluster's coordinator, closed in `shutdown()`.
     func client() throws -> FarmClient {
-        let client = try FarmClient(address: address, defaultTimeout: .seconds(10))
+        let client = try FarmClient(address: dialAddress ?? address, defaultTimeout: .seconds(10))
         lock.lock()
         clients.append(client)
         lock.unlock()

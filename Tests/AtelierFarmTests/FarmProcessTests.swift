@@ -411,6 +411,74 @@ final class FarmProcessTests: XCTestCase {
         try assertStillServing(after: "a good submission", jobs: 1)
     }
 
+    // MARK: Active/standby on PostgreSQL
+
+    /// Two coordinators on one PostgreSQL database, each on its own address; workers and clients
+    /// are given both (`--coordinator A,B`). The standby waits (not listening); kill -9 of the
+    /// active mid-job; the standby takes over once the leader lease (2 s) lapses and listens; the
+    /// workers and `atelier wait` follow it; every image arrives once and equals a local render.
+    /// Prints the takeover time (kill to the standby answering).
+    func testStandbyCoordinatorTakesOverWhenTheActiveIsKilled() throws {
+        let server = try PostgresStoreConformanceTests.serverURL()
+        let database = "atelier_failover_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        try PostgresStoreConformanceTests.admin(server, "CREATE DATABASE \(database)")
+        defer { try? PostgresStoreConformanceTests.admin(server, "DROP DATABASE IF EXISTS \(database) WITH (FORCE)") }
+        var components = try XCTUnwrap(URLComponents(string: server))
+        components.path = "/" + database
+        let url = try XCTUnwrap(components.string)
+
+        let farm = try makeCluster()
+        let storeArguments = ["--store", url, "--leader-lease-seconds", "2"]
+        try farm.startCoordinator(leaseSeconds: 4, extra: storeArguments)
+        let standbyAddress = "tcp://127.0.0.1:\(try FarmProcessSupport.freePort())"
+        farm.dialAddress = "\(farm.address),\(standbyAddress)"
+        let standby = try farm.spawn("standby", ["coordinator", "--listen", standbyAddress, "--data", farm.dataDir.path,
+                                                 "--lease-seconds", "4"] + storeArguments)
+        _ = try FarmProcessSupport.poll("the standby to wait for the lead", timeout: 30, interval: 0.1) { () -> Bool? in
+            guard standby.isRunning else { throw FarmTestError("the standby exited\n\(standby.tail())") }
+            return standby.stderr.contains("standby:") ? true : nil
+        }
+        try farm.startWorker(name: "w1")
+        try farm.startWorker(name: "w2")
+        try farm.waitForWorkers(["w1", "w2"])
+
+        let prompts = ["a castle on a hill", "a sailing boat"], seed: UInt64 = 91, steps = 60, count = 3
+        let total = prompts.count * count
+        let jobID = try submitBatch(farm, prompts: prompts, count: count, seed: seed, steps: steps)
+        let out = farm.root.appendingPathComponent("out")
+        let waiter = try farm.spawn("wait", ["wait", jobID, "--out", out.path, "--quiet", "--coordinator", farm.dialAddress ?? ""])
+        let client = try farm.client()
+        _ = try FarmProcessSupport.poll("some but not all images to be done", timeout: 90, interval: 0.05) { () -> UInt32? in
+            let done = try farm.jobStatus(client, jobID).doneTasks
+            return done >= 1 && done < UInt32(total) - 1 ? done : nil
+        }
+        try XCTUnwrap(farm.coordinator).kill9()
+        let killed = Date()
+        let probe = try farm.client()
+        _ = try FarmProcessSupport.poll("the standby to serve", timeout: 60, interval: 0.05) { () -> Bool? in
+            guard standby.isRunning else { throw FarmTestError("the standby exited\n\(standby.tail())") }
+            guard case .listWorkers? = try? farm.call(probe, .listWorkers(.init()), timeout: .seconds(1)).body else { return nil }
+            return true
+        }
+        let takeover = Date().timeIntervalSince(killed)
+        print("[failover] the standby served \(String(format: "%.2f", takeover)) s after kill -9 of the active (leader lease 2 s)")
+        XCTAssertTrue(standby.stderr.contains("leading (epoch 2)"), "the standby took the lead:\n\(standby.tail())")
+
+        XCTAssertEqual(waiter.waitForExit(timeout: 150), 0, "`atelier wait` exits 0 once the job is done:\n\(waiter.tail())")
+        let status = try farm.jobStatus(client, jobID)
+        XCTAssertEqual(status.state, .succeeded)
+        XCTAssertEqual(status.doneTasks, UInt32(total))
+        XCTAssertEqual(status.resultCount, UInt32(total))
+        let workers = try farm.call(client, .listWorkers(.init())).listWorkers.workers
+        XCTAssertEqual(workers.reduce(0) { $0 + Int($1.completed) }, total, "one accepted completion per image, none duplicated")
+        XCTAssertEqual(try pngFiles(in: out), (0..<total).map { "\($0).png" })
+        let local = try renderLocally(farm, prompts: prompts, count: count, seed: seed, steps: steps)
+        for index in 0..<total {
+            assertSamePixels(try FarmProcessSupport.pixels(ofFile: out.appendingPathComponent("\(index).png")), local[index],
+                             "image \(index)")
+        }
+    }
+
     // MARK: Helpers
 
     /// `atelier submit` through the CLI; returns the job id it prints.

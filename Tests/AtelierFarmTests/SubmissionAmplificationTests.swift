@@ -13,7 +13,7 @@ import XCTest
 /// thousands of tiles is refused before anything is decoded.
 final class SubmissionAmplificationTests: XCTestCase {
     func storedTaskBytes(_ h: CoordinatorHarness, job: String) throws -> (total: Int, largest: Int) {
-        return try h.coordinator.store.pool.read { db in
+        return try h.coordinator.sqlite.pool.read { db in
             let row = try Row.fetchOne(db, sql: "SELECT SUM(LENGTH(spec)) AS total, MAX(LENGTH(spec)) AS largest FROM tasks WHERE job_id = ?",
                                        arguments: [job])
             return (row?["total"] ?? 0, row?["largest"] ?? 0)
@@ -84,7 +84,7 @@ final class SubmissionAmplificationTests: XCTestCase {
         up.upscale.params.model = "x4"
         up.upscale.params.prompt = String(repeating: "p", count: 5 << 20)
         XCTAssertEqual(h.send(.submitJob(up)).error.code, .tooLarge)
-        let tasks = try h.coordinator.store.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM tasks") }
+        let tasks = try h.coordinator.sqlite.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM tasks") }
         XCTAssertEqual(tasks, 0)
     }
 

@@ -238,6 +238,12 @@ final class TransportFarmProtocolTests: XCTestCase {
         XCTAssertEqual(FarmAddress.normalize("ipc:///run/atelier.sock"), "ipc:///run/atelier.sock")
     }
 
+    /// Active/standby coordinators: a comma-separated list, each element normalised.
+    func testFarmAddressListIsNormalisedElementByElement() {
+        XCTAssertEqual(FarmAddress.resolve(flag: "10.0.0.1:7733, tcp://10.0.0.2:7733", environment: [:]),
+                       "tcp://10.0.0.1:7733,tcp://10.0.0.2:7733")
+    }
+
     func testErrorDescriptionsAreActionable() {
         XCTAssertEqual(TransportError.timeout(address: "tcp://127.0.0.1:7733", after: .seconds(5), droppedConnections: 0).description,
                        "no answer from tcp://127.0.0.1:7733 within 5 s — is `atelier coordinator` running there?")

@@ -1,7 +1,9 @@
+import AtelierFarmProtocol
 import Foundation
 import GRDB
 
-/// What happens when an attempt does not produce a result. Two kinds, with separate budgets:
+/// `SQLiteCoordinatorStore`: fail_task, release_task and expiries. What happens when an attempt
+/// does not produce a result. Two kinds, with separate budgets:
 ///
 /// - **Render failures** (fail_task, a rejected result) say something about the task. They are
 ///   charged against the job's `max_attempts`; a task that used them all fails, and with it the
@@ -13,20 +15,65 @@ import GRDB
 ///   (`CoordinatorOptions.maxLeaseExpiries`), and the task is requeued with a back-off growing per
 ///   expiry and preferably handed to another worker than the one that lost it, so one task does
 ///   not absorb every kill of a flapping farm.
-extension Coordinator {
+extension SQLiteCoordinatorStore {
+    public func fail(_ claim: LeaseClaim, class failure: FailureClass, message: String, now: Int64, log: LoggedRequest,
+                     respond: () throws -> Atelier_V1_Response) throws -> Logged<Void> {
+        try recorded(log, now: now, { db in
+            let task = try SQLiteCoordinatorStore.leasedTask(db, claim)
+            try touchWorker(db, id: claim.workerID, now: now)
+            var message = message.trimmingCharacters(in: .whitespacesAndNewlines)
+            // Workers used to prefix their name; the job error names the worker already, and the
+            // bare error is what tells a deterministic failure (same error, different workers).
+            if failure == .failed, let name = try WorkerRow.fetch(db, id: claim.workerID)?.name, !name.isEmpty,
+               message.hasPrefix(name + ": ") {
+                message = String(message.dropFirst(name.count + 2))
+            }
+            try recordFailedAttempt(db, task: task, outcome: failure.rawValue,
+                                    message: message.isEmpty ? "the worker gave no reason" : message, now: now)
+        }, respond: { _ in try respond() })
+    }
+
+    public func release(_ claim: LeaseClaim, reason: String, now: Int64, log: LoggedRequest,
+                        respond: () throws -> Atelier_V1_Response) throws -> Logged<Void> {
+        try recorded(log, now: now, { db in
+            let task = try SQLiteCoordinatorStore.leasedTask(db, claim)
+            try touchWorker(db, id: claim.workerID, now: now)
+            let reason = SQLiteCoordinatorStore.truncated(reason.isEmpty ? "released by its worker" : reason)
+            try db.execute(sql: "UPDATE attempts SET ended = ?, outcome = 'released', error = ? WHERE fencing_token = ? AND ended IS NULL",
+                           arguments: [now, reason, task.fencingToken])
+            try db.execute(sql: """
+                UPDATE tasks SET state = 'queued', attempts = MAX(attempts - 1, 0), lease_deadline = NULL, worker_id = NULL,
+                                 step = 0, total_steps = 0
+                WHERE id = ?
+                """, arguments: [task.id])
+        }, respond: { _ in try respond() })
+    }
+
+    public func failJob(jobID: String, reason: String, now: Int64) throws {
+        try write { db in try failJob(db, jobID: jobID, reason: reason, now: now) }
+    }
+
+    public func noteJobError(jobID: String, message: String) throws {
+        try write { db in
+            if try JobRow.fetch(db, id: jobID)?.errorList.last != message {
+                try SQLiteCoordinatorStore.appendJobError(db, jobID: jobID, message)
+            }
+        }
+    }
+
     static let maxJobErrors = 1000
     static let maxErrorLength = 4000
 
     /// A render failure: `outcome` is "failed" (fail_task) or "rejected" (a result that failed
     /// validation). Counts towards the worker's failure counter and the job's blocklist.
     func recordFailedAttempt(_ db: Database, task: TaskRow, outcome: String, message: String, now: Int64) throws {
-        let message = Coordinator.truncated(message)
+        let message = SQLiteCoordinatorStore.truncated(message)
         let workerID = task.workerId ?? ""
         let workerLabel = try WorkerRow.fetch(db, id: workerID)?.label ?? (workerID.isEmpty ? "no worker" : workerID)
         try db.execute(sql: "UPDATE attempts SET ended = ?, outcome = ?, error = ? WHERE fencing_token = ? AND ended IS NULL",
                        arguments: [now, outcome, message, task.fencingToken])
         let failures = task.failures + 1
-        try Coordinator.appendJobError(
+        try SQLiteCoordinatorStore.appendJobError(
             db, jobID: task.jobId, "task \(task.idx) attempt \(failures)/\(task.maxAttempts) on \(workerLabel): \(message)")
         if !workerID.isEmpty {
             try db.execute(sql: "UPDATE workers SET failed = failed + 1 WHERE id = ?", arguments: [workerID])
@@ -61,14 +108,14 @@ extension Coordinator {
     /// lost it; only when it has expired `maxLeaseExpiries` times does it fail (a task that kills
     /// every worker that touches it must not loop forever).
     func recordExpiredLease(_ db: Database, task: TaskRow, message: String, now: Int64) throws {
-        let message = Coordinator.truncated(message)
+        let message = SQLiteCoordinatorStore.truncated(message)
         let workerID = task.workerId ?? ""
         let workerLabel = try WorkerRow.fetch(db, id: workerID)?.label ?? (workerID.isEmpty ? "no worker" : workerID)
         try db.execute(sql: "UPDATE attempts SET ended = ?, outcome = 'expired', error = ? WHERE fencing_token = ? AND ended IS NULL",
                        arguments: [now, message, task.fencingToken])
         let expiries = task.expiries + 1
         let budget = max(options.maxLeaseExpiries, 1)
-        try Coordinator.appendJobError(
+        try SQLiteCoordinatorStore.appendJobError(
             db, jobID: task.jobId, "task \(task.idx) lease expiry \(expiries)/\(budget) on \(workerLabel): \(message)")
         // Towards quarantine counts a lease its worker never heartbeated: what a peer that leases
         // without working leaves. A worker killed mid-render had heartbeated (Atelier's workers
@@ -98,10 +145,7 @@ extension Coordinator {
     /// takes the task at once), then `expiryBackoff × 2^(expiries-2)`, at most `expiryBackoffMax`,
     /// in ms.
     func expiryBackoffMs(expiries: Int) -> Int64 {
-        guard expiries >= 2 else { return 0 }
-        let base = max(options.expiryBackoff, 0), cap = max(options.expiryBackoffMax, 0)
-        let seconds = min(base * pow(2, Double(min(expiries - 2, 30))), cap)
-        return Int64((seconds * 1000).rounded())
+        options.expiryBackoffMs(expiries: expiries)
     }
 
     /// Counts an expiry against the worker that held the lease; after
@@ -125,8 +169,8 @@ extension Coordinator {
     /// workers learn it from their next heartbeat.
     func failJob(_ db: Database, jobID: String, reason: String, now: Int64) throws {
         guard let job = try JobRow.fetch(db, id: jobID), !job.state.isFinished else { return }
-        try Coordinator.stopUnfinishedTasks(db, jobID: jobID, now: now)
-        try Coordinator.appendJobError(db, jobID: jobID, reason)
+        try SQLiteCoordinatorStore.stopUnfinishedTasks(db, jobID: jobID, now: now)
+        try SQLiteCoordinatorStore.appendJobError(db, jobID: jobID, reason)
         try db.execute(sql: "UPDATE jobs SET state = 'failed', finished = ? WHERE id = ?", arguments: [now, jobID])
     }
 
