@@ -335,6 +335,45 @@ def stage_vae(args) -> None:
     log("vae", f"scaling_factor {sf:.5f}; recon mean |err| {err.mean():.2f}/255, max {err.max():.1f}/255")
 
 
+def stage_vaedec(args) -> None:
+    """Sharpen the decoder with the encoder frozen: the cached latents (and so the UNets trained
+    on them) stay valid while edges get crisper."""
+    torch.manual_seed(args.seed + 3)
+    images, _, hr, _ = load_data()
+    allimg = np.concatenate([images, hr])
+    vae = make_vae()
+    load_ckpt("vae", vae=vae)
+    vae.train()
+    vae.encoder.requires_grad_(False)
+    vae.quant_conv.requires_grad_(False)
+    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    opt = torch.optim.AdamW(params, lr=args.dec_lr, weight_decay=0.0)
+    step = load_ckpt("vaedec", vae=vae, opt=opt)
+    g = np.random.default_rng(args.seed + 4 + step)
+    t0 = time.time()
+    while step < args.dec_steps:
+        lr = args.dec_lr * 0.5 * (1 + math.cos(math.pi * step / args.dec_steps))
+        for pg in opt.param_groups:
+            pg["lr"] = lr
+        x = to_tensor(allimg[g.integers(0, len(allimg), args.vae_batch)])
+        with torch.no_grad():
+            z = vae.encode(x).latent_dist.mean
+        rec = vae.decode(z).sample
+        l2 = F.mse_loss(rec, x)
+        l1 = (rec - x).abs().mean()
+        loss = l2 + l1
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        if step % 50 == 0 or step == args.dec_steps:
+            log("vaedec", f"step {step} l2 {l2.item():.5f} l1 {l1.item():.4f} {(time.time() - t0) / 50:.2f}s/it")
+            t0 = time.time()
+        if step % 100 == 0 or step == args.dec_steps:
+            save_ckpt("vaedec", step, vae=vae, opt=opt)
+
+
 # ---------------------------------------------------------------------------------------------
 # base: text encoder + UNet
 # ---------------------------------------------------------------------------------------------
@@ -497,6 +536,8 @@ def stage_export(args) -> None:
     L = torch.load(WORK / "latents.pt", weights_only=True)
     vae = make_vae()
     load_ckpt("vae", vae=vae)
+    if (WORK / "vaedec.pt").exists():
+        log("export", f"vae decoder fine-tuned for {load_ckpt('vaedec', vae=vae)} steps")
     vae.register_to_config(scaling_factor=round(L["scaling_factor"], 5))
     vae.half().save_pretrained(str(base / "vae"), safe_serialization=True)
     te = make_te()
@@ -533,6 +574,9 @@ def stage_export(args) -> None:
         for part in ("text_encoder", "tokenizer", "vae"):
             os.symlink(f"../base/{part}", x4 / part)
         log("export", f"x4 unet from EMA at step {step}")
+    for f in out.rglob("*"):
+        if f.is_file() and not f.is_symlink():
+            f.chmod(0o644)
     (out / "heldout-captions.txt").write_text("\n".join(scenes.held_out_captions()) + "\n")
     total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file() and not f.is_symlink())
     log("export", f"total {total / 1e6:.2f} MB")
@@ -543,7 +587,7 @@ def stage_export(args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=["data", "vae", "base", "x4", "export", "all"])
+    p.add_argument("stage", choices=["data", "vae", "base", "x4", "vaedec", "export", "all"])
     p.add_argument("--out", default=str(OUT))
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--threads", type=int, default=2)
@@ -554,6 +598,8 @@ def main() -> None:
     p.add_argument("--vae-crop", type=int, default=32)
     p.add_argument("--vae-lr", type=float, default=2e-3)
     p.add_argument("--vae-kl", type=float, default=1e-4)
+    p.add_argument("--dec-steps", type=int, default=600)
+    p.add_argument("--dec-lr", type=float, default=3e-4)
     p.add_argument("--base-steps", type=int, default=6000)
     p.add_argument("--base-batch", type=int, default=32)
     p.add_argument("--base-lr", type=float, default=5e-4)
@@ -568,7 +614,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     WORK.mkdir(parents=True, exist_ok=True)
-    stages = ["data", "vae", "base", "x4", "export"] if args.stage == "all" else [args.stage]
+    stages = ["data", "vae", "base", "x4", "vaedec", "export"] if args.stage == "all" else [args.stage]
     for s in stages:
         t = time.time()
         globals()[f"stage_{s}"](args)

@@ -3,8 +3,9 @@ import AtelierDiffusion
 /// One grid image of several results with their captions lettered underneath — what the demo
 /// shows a new user, so that "does the picture follow the words?" is answered at a glance.
 ///
-/// Layout: `columns` cells per row; every cell is as wide as the widest image (times `scale`,
-/// nearest-neighbour, so small renders stay crisp) and holds the image centred above up to
+/// Layout: `columns` cells per row, all `cellSide` wide; each image is enlarged by the largest
+/// integer factor that fits the cell (nearest neighbour, so 64 px renders stay crisp next to a
+/// 256 px upscale of one of them), or by `scale` for all when given, and sits centred above up to
 /// `maxCaptionLines` word-wrapped lines of `BitmapFont` text, black on white.
 struct ContactSheet {
     struct Entry {
@@ -19,14 +20,23 @@ struct ContactSheet {
 
     let entries: [Entry]
     let columns: Int
-    let scale: Int
+    /// One enlargement for every image; nil: per image, to fill a cell of at least `minCell` px.
+    let scale: Int?
+    static let minCell = 128
+    static let maxScale = 8
+
+    func factor(_ image: RGBImage, cell: Int) -> Int {
+        scale ?? max(1, min(Self.maxScale, cell / max(image.width, image.height)))
+    }
 
     /// The sheet as an image; fails when it would exceed `maxSide` or there is nothing to show.
     func render() throws -> RGBImage {
         guard !entries.isEmpty else { throw CLIError("contact-sheet needs at least one image") }
-        guard columns >= 1, scale >= 1 else { throw CLIError("contact-sheet: --columns and --scale must be at least 1") }
-        let imageW = (entries.map(\.image.width).max() ?? 0) * scale
-        let imageH = (entries.map(\.image.height).max() ?? 0) * scale
+        guard columns >= 1, (scale ?? 1) >= 1 else { throw CLIError("contact-sheet: --columns and --scale must be at least 1") }
+        let side = entries.map { max($0.image.width, $0.image.height) }.max() ?? 0
+        let cell = scale.map { side * $0 } ?? max(side, Self.minCell)
+        let imageW = entries.map { $0.image.width * factor($0.image, cell: cell) }.max() ?? 0
+        let imageH = entries.map { $0.image.height * factor($0.image, cell: cell) }.max() ?? 0
         let cellW = max(imageW, BitmapFont.advance * 12)
         let charsPerLine = max(1, (cellW + 1) / BitmapFont.advance)
         let wrapped = entries.map { Self.wrap($0.caption, width: charsPerLine, maxLines: Self.maxCaptionLines) }
@@ -42,9 +52,10 @@ struct ContactSheet {
         for (i, entry) in entries.enumerated() {
             let x0 = Self.padding + (i % cols) * (cellW + Self.padding)
             let y0 = Self.padding + (i / cols) * (cellH + Self.padding)
-            let ox = x0 + (cellW - entry.image.width * scale) / 2
-            let oy = y0 + (imageH - entry.image.height * scale) / 2
-            canvas.blit(entry.image, x: ox, y: oy, scale: scale)
+            let f = factor(entry.image, cell: cell)
+            let ox = x0 + (cellW - entry.image.width * f) / 2
+            let oy = y0 + (imageH - entry.image.height * f) / 2
+            canvas.blit(entry.image, x: ox, y: oy, scale: f)
             for (line, text) in wrapped[i].enumerated() {
                 let textW = text.unicodeScalars.count * BitmapFont.advance - 1
                 canvas.letter(text, x: x0 + max(0, (cellW - textW) / 2), y: y0 + imageH + 4 + line * BitmapFont.lineHeight)

@@ -9,8 +9,9 @@ struct ContactSheetCommand: ParsableCommand {
         abstract: "Lay out PNGs in one grid with their prompts lettered underneath.",
         discussion: """
             The caption of each image is the prompt stored in its parameters (every PNG Atelier \
-            writes carries one), else its file name. Small images are enlarged by an integer \
-            factor (nearest neighbour) so that each cell is at least 128 px wide.
+            writes carries one), else its file name. Every image is enlarged by the largest integer \
+            factor (nearest neighbour, at most 8) that fits a cell as large as the largest image and \
+            at least 128 px, so 64 px renders sit next to a 256 px upscale at the same size.
 
             Example:
               atelier contact-sheet demo-out/batch/*.png --output demo-out/contact-sheet.png
@@ -24,7 +25,7 @@ struct ContactSheetCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Images per row (default: up to 5).")
     var columns: Int?
 
-    @Option(parsing: .unconditional, help: "Integer enlargement of the images (default: to at least 128 px wide, at most 8).")
+    @Option(parsing: .unconditional, help: "One integer enlargement for all images, 1…8 (default: per image, to fill the cell).")
     var scale: Int?
 
     @Option(help: "Output PNG.")
@@ -43,8 +44,7 @@ struct ContactSheetCommand: ParsableCommand {
                 ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
             entries.append(.init(image: png.rgb(), caption: caption))
         }
-        let widest = entries.map(\.image.width).max() ?? 1
-        let scale = try scale.map { try OptionRange.check($0, in: 1...8, "--scale") } ?? min(8, max(1, (128 + widest - 1) / widest))
+        let scale = try scale.map { try OptionRange.check($0, in: 1...ContactSheet.maxScale, "--scale") }
         try CommandInputs.checkWritable([output])
         let sheet = try ContactSheet(entries: entries, columns: columns, scale: scale).render()
         try PNGCodec.write(sheet, to: URL(fileURLWithPath: output))
