@@ -70,8 +70,8 @@ def main() -> None:
     for i, cap in enumerate(held[:4]):
         cases.append(dict(name=f"t2i-{i}", model="base", prompt=cap, seed=100 + i, steps=20, guidance=5.0,
                           width=64, height=64, noise_level=None, init_image=None))
-    cases.append(dict(name="t2i-negative-48x64", model="base", prompt=held[4], negative_prompt="a black background",
-                      seed=7, steps=10, guidance=7.5, width=48, height=64, noise_level=None, init_image=None))
+    cases.append(dict(name="t2i-negative-96x64", model="base", prompt=held[4], negative_prompt="a black background",
+                      seed=7, steps=10, guidance=7.5, width=96, height=64, noise_level=None, init_image=None))
     for i in range(2):
         cases.append(dict(name=f"x4-{i}", model="x4", prompt=scene_list[i]["caption"], seed=200 + i, steps=20,
                           guidance=1.0, width=None, height=None, noise_level=20, init_image=scene_list[i]["input"]))
