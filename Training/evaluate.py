@@ -26,6 +26,8 @@ def pipeline_from_ckpt():
     L = torch.load(train.WORK / "latents.pt", weights_only=True)
     vae = train.make_vae()
     train.load_ckpt("vae", vae=vae)
+    if (train.WORK / "vaedec.pt").exists():
+        train.load_ckpt("vaedec", vae=vae)
     vae.register_to_config(scaling_factor=L["scaling_factor"])
     te = train.make_te()
     unet = train.make_unet(train.UNET_CONFIG)
