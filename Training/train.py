@@ -576,8 +576,25 @@ def stage_export(args) -> None:
             "scheduler": ["diffusers", "DDIMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],
             "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"],
             "vae": ["diffusers", "AutoencoderKL"], "watermarker": [None, None]})
-        for part in ("text_encoder", "tokenizer", "vae"):
+        for part in ("text_encoder", "tokenizer"):
             os.symlink(f"../base/{part}", x4 / part)
+        # diffusers' StableDiffusionUpscalePipeline forces the VAE scaling factor to 0.08333 (and
+        # Atelier follows it), but the x4 UNet learned latents scaled by the base factor. The same
+        # VAE with its latent space rescaled is exactly equivalent: post_quant_conv takes k× its
+        # input and quant_conv gives means / k (log-variances - 2 log k), k = 0.08333 / factor.
+        sf = round(L["scaling_factor"], 5)
+        k = 0.08333 / sf
+        vx = make_vae()
+        load_ckpt("vae", vae=vx)
+        if (WORK / "vaedec.pt").exists():
+            load_ckpt("vaedec", vae=vx)
+        with torch.no_grad():
+            vx.post_quant_conv.weight.mul_(k)
+            vx.quant_conv.weight[:4].div_(k)
+            vx.quant_conv.bias[:4].div_(k)
+            vx.quant_conv.bias[4:].sub_(2 * math.log(k))
+        vx.register_to_config(scaling_factor=0.08333)
+        vx.half().save_pretrained(str(x4 / "vae"), safe_serialization=True)
         log("export", f"x4 unet from EMA at step {step}")
     for f in out.rglob("*"):
         if f.is_file() and not f.is_symlink():
