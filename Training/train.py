@@ -7,8 +7,8 @@ One command (deterministic: fixed seeds, one torch thread per process):
 
 The committed models were made by these stages as separate processes, `base` and `x4` side by
 side (x4 starts when base freezes the text encoder), on 2 CPU cores shared with other work:
-data 3.6 min, vae 14 min, base (2,600 steps) and x4 (2,000 steps) about 65 min together, vaedec
-(300 steps) a few minutes, export seconds: about 1 h 30 min in all.
+data 3.6 min, vae 14 min, base (2,600 steps) 77 min wall with x4 (2,000 steps, 42 min) alongside,
+vaedec (300 steps) 4 min, export seconds: about 1 h 40 min in all (including ~15 min paused).
 
 Stages (each resumable; checkpoints and logs under .train-logs/, git-ignored):
 
@@ -19,8 +19,10 @@ Stages (each resumable; checkpoints and logs under .train-logs/, git-ignored):
             the text encoder is frozen after --te-freeze steps so that the upscaler can share it
     x4      UNet2DConditionModel for StableDiffusionUpscalePipeline: 7 input channels (latent +
             noisy low-res RGB), noise-level class embedding, v prediction, 16 -> 64 px
-    export  fp16 safetensors in diffusers layout; x4 shares text_encoder, tokenizer and vae with
-            base through relative symlinks (one copy of the 49,408-row embedding in the repo)
+    vaedec  decoder-only fine-tune (encoder frozen, so the cached latents stay valid)
+    export  fp16 safetensors in diffusers layout; x4 shares text_encoder and tokenizer with base
+            through relative symlinks (one copy of the 49,408-row embedding in the repo) and gets
+            the base VAE rescaled to the 0.08333 scaling factor diffusers forces on x4 upscalers
 
 `base` and `x4` may run at the same time in two processes (x4 waits for the frozen text encoder).
 """
