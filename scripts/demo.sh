@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The main job, on a fresh Debian machine: install, build, then run a real farm on loopback —
-# one coordinator, two workers serving the embedded tiny SD2 models — submit a 6-image batch and
-# a tiled x4 upscale, wait for both and write the PNGs to ./demo-out/.
+# one coordinator, two workers serving the embedded demo models (Models/demo: SD2 architecture,
+# trained on procedural scenes) — submit a batch of held-out captions the models never saw in
+# training, then a tiled x4 upscale of the first result, and lay everything out on one contact
+# sheet with the captions under the pictures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 swift build -c release --product atelier
 A=.build/release/atelier
 out=${1:-demo-out}
+rm -rf "$out/batch" "$out/upscale" "$out/contact-sheet.png"
+mkdir -p "$out"
 data=$(mktemp -d /tmp/atelier-demo.XXXXXX)
 export ATELIER_COORDINATOR=${ATELIER_COORDINATOR:-tcp://127.0.0.1:7733}
 pids=()
@@ -25,12 +29,21 @@ for _ in $(seq 1 120); do
 done
 $A workers
 
-batch=$($A submit "a lighthouse at dusk" "a red fox in snow" --count 3 --seed 42 --steps 20)
-echo "submitted batch $batch (2 prompts × 3 images)"
-input="Tests/Fixtures/demo/pattern-96x64.png"   # 12 tiles of 32 px with 8 px overlap
-upscale=$($A submit-upscale --image "$input" --prompt "a lighthouse" --seed 7 --steps 20 --tile 32 --overlap 8)
-echo "submitted tiled upscale $upscale"
+# 11 held-out captions (Models/demo/heldout-captions.txt: never in the training set).
+head -n 11 Models/demo/heldout-captions.txt > "$data/prompts.txt"
+batch=$($A submit --prompts-file "$data/prompts.txt" --seed 42 --steps 20 --scheduler ddim --guidance 5 --width 64 --height 64)
+echo "submitted batch $batch ($(wc -l < "$data/prompts.txt") held-out captions, 64×64)"
 $A wait "$batch" --out "$out/batch"
+
+# A tiled x4 upscale of the first picture: 64 px → 256 px in 9 tiles of 32 px with 8 px overlap.
+first=$(head -n 1 "$data/prompts.txt")
+upscale=$($A submit-upscale --image "$out/batch/0.png" --prompt "$first" --seed 7 --steps 20 --guidance 1 --noise-level 20 --tile 32 --overlap 8)
+echo "submitted tiled upscale $upscale"
 $A wait "$upscale" --out "$out/upscale"
 $A status "$upscale" | head -2
-echo "results:"; ls -l "$out"/batch "$out"/upscale
+
+sheet=$($A contact-sheet "$out"/batch/{0..10}.png "$out/upscale/upscaled.png" --columns 4 --output "$out/contact-sheet.png")
+echo
+echo "pictures:      $out/batch/0.png … $out/batch/10.png (64×64)"
+echo "x4 upscale:    $out/upscale/upscaled.png (256×256, of batch/0.png)"
+echo "contact sheet: $sheet"

@@ -11,7 +11,7 @@ struct Atelier: ParsableCommand {
                       CoordinatorCommand.self, WorkerCommand.self,
                       SubmitCommand.self, SubmitUpscaleCommand.self, StatusCommand.self, WaitCommand.self,
                       CancelCommand.self, WorkersCommand.self,
-                      InspectCommand.self, BenchCommand.self])
+                      InspectCommand.self, BenchCommand.self, ContactSheetCommand.self])
 
     static func main() {
         BLASCoreSelection.reexecIfBeneficial()

@@ -2,15 +2,17 @@ import ArgumentParser
 import Foundation
 
 /// The models used when `--model` is omitted: `$ATELIER_MODEL` (or `$ATELIER_UPSCALER_MODEL`),
-/// else the tiny random-weight SD2 models committed with the tests. They prove the whole
-/// machinery end to end in seconds; they do not paint recognisable pictures.
+/// else the embedded demo models in Models/demo (SD2 architecture, a few MB, trained by
+/// Training/train.py on procedural scenes): 64 px pictures of one shape on a one- or two-tone
+/// background that follow prompts such as "a small red circle on a blue background", so the
+/// first command a new user runs shows the whole machinery drawing what it is told, in seconds.
 enum DefaultModel {
     enum Kind {
         case generator, upscaler
 
         var environment: String { self == .generator ? "ATELIER_MODEL" : "ATELIER_UPSCALER_MODEL" }
         var bundledPath: String {
-            self == .generator ? "Tests/Fixtures/pipelines/models/tiny-base" : "Tests/Fixtures/pipelines/models/tiny-x4"
+            self == .generator ? "Models/demo/base" : "Models/demo/x4"
         }
         /// The model name a worker serves it under, and submit's default.
         var farmName: String { self == .generator ? "default" : "x4" }
@@ -29,7 +31,7 @@ enum DefaultModel {
         for candidate in bundledCandidates(kind.bundledPath) where FileManager.default.fileExists(atPath: candidate.path) {
             return candidate
         }
-        throw CLIError("no --model given, $\(kind.environment) unset, and the bundled test model was not found; pass --model PATH (a diffusers folder or a .safetensors file)")
+        throw CLIError("no --model given, $\(kind.environment) unset, and the embedded demo model (Models/demo) was not found; pass --model PATH (a diffusers folder or a .safetensors file)")
     }
 
     /// The bundled model, looked up in the working directory, next to the source tree

@@ -17,7 +17,7 @@ struct InspectCommand: ParsableCommand {
               atelier inspect --model sd21-768-v.safetensors --latent 12 --no-forward
             """)
 
-    @Option(help: "Model: diffusers folder or single-file .safetensors (default: the bundled tiny test model).")
+    @Option(help: "Model: diffusers folder or single-file .safetensors (default: the embedded demo model, Models/demo/base).")
     var model: String?
 
     @Option(parsing: .unconditional, help: "Latent side for the test forward pass (image side = latent × VAE factor).")

@@ -31,7 +31,7 @@ struct RenderCommand: ParsableCommand {
             Schedulers: ddim, pndm, euler, euler-a, dpm++2m, dpm++2m-karras (default: the model's).
             """)
 
-    @Option(help: "Model: a diffusers folder or a single-file .safetensors (default: $ATELIER_MODEL, else the bundled tiny test model).")
+    @Option(help: "Model: a diffusers folder or a single-file .safetensors (default: $ATELIER_MODEL, else the embedded demo model, Models/demo/base).")
     var model: String?
 
     @Option(help: OwnGEMM.Precision.help)

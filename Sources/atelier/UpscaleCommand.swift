@@ -20,7 +20,7 @@ struct UpscaleCommand: ParsableCommand {
               atelier upscale --model x4-upscaler --image 512px.png --prompt "city" --tile 128 --overlap 32 --seed 7
             """)
 
-    @Option(help: "The x4 upscaler: a diffusers folder or a single-file .safetensors (default: $ATELIER_UPSCALER_MODEL, else the bundled tiny test upscaler).")
+    @Option(help: "The x4 upscaler: a diffusers folder or a single-file .safetensors (default: $ATELIER_UPSCALER_MODEL, else the embedded demo upscaler, Models/demo/x4).")
     var model: String?
 
     @Option(help: "The low-resolution PNG (sides are floored to a multiple of 4).")

@@ -21,7 +21,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Coordinator address (default: $ATELIER_COORDINATOR, else tcp://127.0.0.1:7733).")
     var coordinator: String?
 
-    @Option(help: "NAME=PATH of a model to serve (repeatable; default: the bundled tiny models as 'default' and 'x4').")
+    @Option(help: "NAME=PATH of a model to serve (repeatable; default: the embedded demo models, Models/demo, as 'default' and 'x4').")
     var model: [String] = []
 
     @Option(help: OwnGEMM.Precision.help)
@@ -50,7 +50,7 @@ struct WorkerCommand: ParsableCommand {
                       (DefaultModel.Kind.upscaler.farmName, URL(fileURLWithPath: "/dev/null"))]
         }
         if models.isEmpty {
-            // The bundled tiny models, under the names submit and submit-upscale default to.
+            // The embedded demo models (Models/demo), under the names submit and submit-upscale default to.
             models = [(DefaultModel.Kind.generator.farmName, try DefaultModel.resolve(nil, kind: .generator)),
                       (DefaultModel.Kind.upscaler.farmName, try DefaultModel.resolve(nil, kind: .upscaler))]
         }
