@@ -32,6 +32,7 @@ public enum Activation {
     /// GEGLU on the last axis: the first half is the value, the second the gate (diffusers'
     /// `hidden_states, gate = proj(x).chunk(2, dim=-1)`), out = value · GELU(gate).
     public static func geglu(_ x: Tensor) -> Tensor {
+        precondition(x.rank >= 1 && x.shape[x.rank - 1] % 2 == 0 && x.shape[x.rank - 1] > 0, "geglu wants an even last axis, got \(x.shape)")
         let d2 = x.shape[x.rank - 1], d = d2 / 2
         let rows = x.count / d2
         var shape = x.shape

@@ -26,6 +26,8 @@ public enum Elementwise {
 
     /// Concatenation along axis 1 (channels for NCHW), the UNet's skip joins.
     public static func concatChannels(_ parts: [Tensor]) -> Tensor {
+        precondition(!parts.isEmpty && parts.allSatisfy { $0.rank >= 2 && $0.shape[0] == parts[0].shape[0]
+                     && $0.shape.dropFirst(2) == parts[0].shape.dropFirst(2) }, "concatChannels: parts differ outside the channel axis")
         let n = parts[0].shape[0]
         let inner = parts[0].shape.dropFirst(2).reduce(1, *)
         let total = parts.reduce(0) { $0 + $1.shape[1] }
@@ -67,6 +69,7 @@ public enum Elementwise {
 
     /// Splits axis 1 into the first `first` channels and the rest.
     public static func splitChannels(_ x: Tensor, first: Int) -> (Tensor, Tensor) {
+        precondition(x.rank >= 2 && first >= 0 && first <= x.shape[1], "splitChannels: \(first) of \(x.shape)")
         let n = x.shape[0], c = x.shape[1]
         let inner = x.shape.dropFirst(2).reduce(1, *)
         var s1 = x.shape, s2 = x.shape
@@ -82,6 +85,7 @@ public enum Elementwise {
 
     /// [N, C, H, W] → [N, H·W, C] (feature map to token sequence).
     public static func channelsToTokens(_ x: Tensor) -> Tensor {
+        precondition(x.rank >= 2, "channelsToTokens wants [N, C, …], got \(x.shape)")
         let n = x.shape[0], c = x.shape[1], hw = x.count / max(1, n * c)
         let y = Tensor(uninitialized: [n, hw, c])
         for b in 0..<n { transpose(x.pointer + b * c * hw, rows: c, cols: hw, into: y.pointer + b * c * hw) }
@@ -116,6 +120,7 @@ public enum Elementwise {
     /// Nearest-neighbour resize of NCHW to an explicit size, torch's `mode="nearest"`
     /// (src = floor(dst · in / out)); for ×2 it is pixel duplication.
     public static func upsampleNearest(_ x: Tensor, height oh: Int, width ow: Int) -> Tensor {
+        precondition(x.rank == 4 && oh > 0 && ow > 0 && x.shape[2] > 0 && x.shape[3] > 0, "upsampleNearest: \(x.shape) to \(oh)×\(ow)")
         let n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
         let y = Tensor(uninitialized: [n, c, oh, ow])
         let sy = Float(h) / Float(oh), sx = Float(w) / Float(ow)

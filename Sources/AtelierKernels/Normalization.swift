@@ -7,8 +7,10 @@ public enum Normalization {
     /// GroupNorm over NCHW (or [N, C] / [N, C, L]): biased variance over (C/G)·spatial, then the
     /// per-channel affine transform.
     public static func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float) -> Tensor {
+        precondition(x.rank >= 2 && groups > 0, "GroupNorm wants [N, C, …] and groups > 0, got \(x.shape), \(groups)")
         let n = x.shape[0], c = x.shape[1]
         precondition(c % groups == 0, "GroupNorm: \(c) channels not divisible by \(groups) groups")
+        precondition((weight?.count ?? c) == c && (bias?.count ?? c) == c, "GroupNorm: affine parameters do not have \(c) channels")
         let spatial = x.count / max(1, n * c)
         let perGroup = c / groups
         let groupSize = perGroup * spatial
@@ -35,6 +37,9 @@ public enum Normalization {
 
     /// LayerNorm over the last axis.
     public static func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) -> Tensor {
+        precondition(x.rank >= 1 && x.shape[x.rank - 1] > 0, "LayerNorm wants a non-empty last axis, got \(x.shape)")
+        precondition((weight?.count ?? x.shape[x.rank - 1]) == x.shape[x.rank - 1] && (bias?.count ?? x.shape[x.rank - 1]) == x.shape[x.rank - 1],
+                     "LayerNorm: affine parameters do not match the last axis \(x.shape[x.rank - 1])")
         let d = x.shape[x.rank - 1]
         let rows = x.count / d
         let y = Tensor(uninitialized: x.shape)
