@@ -119,6 +119,25 @@ void ak_pack_a_bf16(const float *a, long lda, int trans, int i0, int mc, int k0,
         convert_panel(tmp + (size_t)p * mr * kc, kc, mr, dst + (size_t)p * mr * kcp, native);
 }
 
+/// One row of A (or column of B) of stored bf16 into lane `lane` of a panel with R lanes, in either
+/// layout; src NULL writes the zero padding. The scalar path of both stored packers.
+static void pack_stored_lane(const uint16_t *src, int kc, int R, int lane, float *d, int native) {
+    const int kcp = (kc + 1) & ~1;
+    for (int q = 0; q < kcp; q += 2) {
+        uint32_t e = src ? (uint32_t)src[q] << 16 : 0;
+        uint32_t o = src && q + 1 < kc ? (uint32_t)src[q + 1] << 16 : 0;
+        if ((e & 0x7f800000u) == 0) e &= 0x80000000u;  // denormals read as zero
+        if ((o & 0x7f800000u) == 0) o &= 0x80000000u;
+        if (native) {
+            uint32_t pair = o | (e >> 16);
+            memcpy(d + (size_t)(q / 2) * R + lane, &pair, 4);
+        } else {
+            d[(size_t)q * R + lane] = from_bits(o);
+            d[(size_t)(q + 1) * R + lane] = from_bits(e);
+        }
+    }
+}
+
 void ak_pack_a_bf16_stored(const uint16_t *a, long lda, int i0, int mc, int k0, int kc, float *dst) {
     const int mr = AK_MR, kcp = (kc + 1) & ~1, native = ak_bf16_native();
 #if defined(__x86_64__)
@@ -143,22 +162,8 @@ void ak_pack_a_bf16_stored(const uint16_t *a, long lda, int i0, int mc, int k0, 
             continue;
         }
 #endif
-        for (int r = 0; r < mr; r++) {
-            const uint16_t *src = r < nrows ? base + (size_t)r * lda : NULL;
-            for (int q = 0; q < kcp; q += 2) {
-                uint32_t e = src ? (uint32_t)src[q] << 16 : 0;
-                uint32_t o = src && q + 1 < kc ? (uint32_t)src[q + 1] << 16 : 0;
-                if ((e & 0x7f800000u) == 0) e &= 0x80000000u;  // denormals read as zero
-                if ((o & 0x7f800000u) == 0) o &= 0x80000000u;
-                if (native) {
-                    uint32_t lane = o | (e >> 16);
-                    memcpy(d + (size_t)(q / 2) * mr + r, &lane, 4);
-                } else {
-                    d[(size_t)q * mr + r] = from_bits(o);
-                    d[(size_t)(q + 1) * mr + r] = from_bits(e);
-                }
-            }
-        }
+        for (int r = 0; r < mr; r++)
+            pack_stored_lane(r < nrows ? base + (size_t)r * lda : NULL, kc, mr, r, d, native);
     }
 }
 
@@ -210,21 +215,7 @@ void ak_pack_b_bf16_stored_t(const uint16_t *b, long ldb, int k0, int kc, int j0
             continue;
         }
 #endif
-        for (int j = 0; j < nr; j++) {
-            const uint16_t *src = j < cols ? base + (size_t)j * ldb : NULL;
-            for (int q = 0; q < kcp; q += 2) {
-                uint32_t e = src ? (uint32_t)src[q] << 16 : 0;
-                uint32_t o = src && q + 1 < kc ? (uint32_t)src[q + 1] << 16 : 0;
-                if ((e & 0x7f800000u) == 0) e &= 0x80000000u;
-                if ((o & 0x7f800000u) == 0) o &= 0x80000000u;
-                if (native) {
-                    uint32_t lane = o | (e >> 16);
-                    memcpy(d + (size_t)(q / 2) * nr + j, &lane, 4);
-                } else {
-                    d[(size_t)q * nr + j] = from_bits(o);
-                    d[(size_t)(q + 1) * nr + j] = from_bits(e);
-                }
-            }
-        }
+        for (int j = 0; j < nr; j++)
+            pack_stored_lane(j < cols ? base + (size_t)j * ldb : NULL, kc, nr, j, d, native);
     }
 }
