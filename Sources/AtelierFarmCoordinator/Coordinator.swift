@@ -173,6 +173,8 @@ public final class Coordinator: @unchecked Sendable {
         case .releaseTask(let r): return try releaseTask(r, request: request, peer: peer)
         case .submitJob(let r): return try submitJob(r, request: request, peer: peer)
         case .cancelJob(let r): return try cancelJob(r, request: request, peer: peer)
+        case .watchJob, .drainWorker:
+            throw CoordinatorError.invalid("\(Coordinator.kindName(body)) is not served by this coordinator yet")
         case .jobStatus, .listJobs, .listWorkers, .fetchResult:
             throw CoordinatorError.internalError("read-only request reached the mutating path")
         }
@@ -212,6 +214,8 @@ public final class Coordinator: @unchecked Sendable {
         case .fetchResult?: return "fetch_result"
         case .listWorkers?: return "list_workers"
         case .listJobs?: return "list_jobs"
+        case .watchJob?: return "watch_job"
+        case .drainWorker?: return "drain_worker"
         case nil: return "empty"
         }
     }

@@ -63,6 +63,13 @@ public nonisolated enum Atelier_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
   /// The worker id is not registered (e.g. the coordinator lost it); register again.
   case unknownWorker // = 9
   case `internal` // = 10
+
+  /// The request carries no token, or one the coordinator does not know.
+  case unauthenticated // = 11
+
+  /// The token's role may not make this request (a submit token leasing a task, cancelling
+  /// another's job, …), or a worker acts on a lease it does not hold.
+  case permissionDenied // = 12
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -82,6 +89,8 @@ public nonisolated enum Atelier_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
     case 8: self = .tooLarge
     case 9: self = .unknownWorker
     case 10: self = .internal
+    case 11: self = .unauthenticated
+    case 12: self = .permissionDenied
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -99,6 +108,8 @@ public nonisolated enum Atelier_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
     case .tooLarge: return 8
     case .unknownWorker: return 9
     case .internal: return 10
+    case .unauthenticated: return 11
+    case .permissionDenied: return 12
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -116,6 +127,8 @@ public nonisolated enum Atelier_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
     .tooLarge,
     .unknownWorker,
     .internal,
+    .unauthenticated,
+    .permissionDenied,
   ]
 
 }
@@ -234,6 +247,11 @@ public nonisolated struct Atelier_V1_Request: Sendable {
   /// are harmless. Never reuse an id for a different request.
   public var requestID: String = String()
 
+  /// The caller's access token. Required when the coordinator runs with an access list
+  /// (`--tokens`); each token carries one role: submit (clients), work (workers) or admin.
+  /// Only a hash of it is stored on the coordinator. Empty when access is open.
+  public var authToken: String = String()
+
   public var body: Atelier_V1_Request.OneOf_Body? = nil
 
   public var registerWorker: Atelier_V1_RegisterWorkerRequest {
@@ -332,6 +350,22 @@ public nonisolated struct Atelier_V1_Request: Sendable {
     set {body = .releaseTask(newValue)}
   }
 
+  public var watchJob: Atelier_V1_WatchJobRequest {
+    get {
+      if case .watchJob(let v)? = body {return v}
+      return Atelier_V1_WatchJobRequest()
+    }
+    set {body = .watchJob(newValue)}
+  }
+
+  public var drainWorker: Atelier_V1_DrainWorkerRequest {
+    get {
+      if case .drainWorker(let v)? = body {return v}
+      return Atelier_V1_DrainWorkerRequest()
+    }
+    set {body = .drainWorker(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -347,6 +381,8 @@ public nonisolated struct Atelier_V1_Request: Sendable {
     case listWorkers(Atelier_V1_ListWorkersRequest)
     case listJobs(Atelier_V1_ListJobsRequest)
     case releaseTask(Atelier_V1_ReleaseTaskRequest)
+    case watchJob(Atelier_V1_WatchJobRequest)
+    case drainWorker(Atelier_V1_DrainWorkerRequest)
 
   }
 
@@ -480,6 +516,22 @@ public nonisolated struct Atelier_V1_Response: @unchecked Sendable {
     set {_uniqueStorage()._body = .releaseTask(newValue)}
   }
 
+  public var watchJob: Atelier_V1_WatchJobResponse {
+    get {
+      if case .watchJob(let v)? = _storage._body {return v}
+      return Atelier_V1_WatchJobResponse()
+    }
+    set {_uniqueStorage()._body = .watchJob(newValue)}
+  }
+
+  public var drainWorker: Atelier_V1_DrainWorkerResponse {
+    get {
+      if case .drainWorker(let v)? = _storage._body {return v}
+      return Atelier_V1_DrainWorkerResponse()
+    }
+    set {_uniqueStorage()._body = .drainWorker(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -495,6 +547,8 @@ public nonisolated struct Atelier_V1_Response: @unchecked Sendable {
     case listWorkers(Atelier_V1_ListWorkersResponse)
     case listJobs(Atelier_V1_ListJobsResponse)
     case releaseTask(Atelier_V1_ReleaseTaskResponse)
+    case watchJob(Atelier_V1_WatchJobResponse)
+    case drainWorker(Atelier_V1_DrainWorkerResponse)
 
   }
 
@@ -946,6 +1000,12 @@ public nonisolated struct Atelier_V1_HeartbeatRequest: Sendable {
 
   public var totalSteps: UInt32 = 0
 
+  /// the worker's recent denoising rate (0 = not known yet)
+  public var stepsPerSecond: Double = 0
+
+  /// optional small preview of the current latents
+  public var previewPng: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -960,6 +1020,9 @@ public nonisolated struct Atelier_V1_HeartbeatResponse: Sendable {
 
   /// the job was cancelled: stop and drop the task
   public var cancel: Bool = false
+
+  /// an admin drains this worker: finish this task, take no more
+  public var drain: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1148,6 +1211,13 @@ public nonisolated struct Atelier_V1_SubmitJobRequest: @unchecked Sendable {
     set {_uniqueStorage()._maxAttempts = newValue}
   }
 
+  /// Refuse (UNKNOWN_MODEL) when no live worker serves the model, instead of queueing the job
+  /// until one registers (scale from zero).
+  public var requireWorker: Bool {
+    get {_storage._requireWorker}
+    set {_uniqueStorage()._requireWorker = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Job: Equatable, Sendable {
@@ -1169,6 +1239,9 @@ public nonisolated struct Atelier_V1_SubmitJobResponse: Sendable {
   public var jobID: String = String()
 
   public var taskCount: UInt32 = 0
+
+  /// One-line notices for the submitter, e.g. that no live worker serves the model yet.
+  public var warnings: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1243,6 +1316,16 @@ public nonisolated struct Atelier_V1_JobStatus: Sendable {
   public var weightsSha256: String = String()
 
   public var numerics: String = String()
+
+  /// The name of the token that submitted the job ("" when access is open). Only it and
+  /// admin tokens may cancel the job.
+  public var owner: String = String()
+
+  /// 0 while the job is unfinished
+  public var finishedUnixMs: Int64 = 0
+
+  /// the model the job renders with
+  public var model: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1414,6 +1497,18 @@ public nonisolated struct Atelier_V1_WorkerStatus: @unchecked Sendable {
     set {_uniqueStorage()._leaseExpiries = newValue}
   }
 
+  /// from its latest heartbeat
+  public var stepsPerSecond: Double {
+    get {_storage._stepsPerSecond}
+    set {_uniqueStorage()._stepsPerSecond = newValue}
+  }
+
+  /// an admin drained it: it takes no new leases
+  public var draining: Bool {
+    get {_storage._draining}
+    set {_uniqueStorage()._draining = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1478,12 +1573,103 @@ public nonisolated struct Atelier_V1_ListJobsResponse: Sendable {
   public init() {}
 }
 
+/// A long poll: the reply comes as soon as the job's progress differs from `fingerprint` (state,
+/// tasks done, any task's step), or when `timeout_ms` passes with no change. Clients loop on it
+/// instead of polling job_status.
+public nonisolated struct Atelier_V1_WatchJobRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var jobID: String = String()
+
+  /// from the previous reply; "" answers at once
+  public var fingerprint: String = String()
+
+  /// 0 = the coordinator's default; capped by the coordinator
+  public var timeoutMs: UInt32 = 0
+
+  public var includeTasks: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Atelier_V1_WatchJobResponse: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var job: Atelier_V1_JobStatus {
+    get {_storage._job ?? Atelier_V1_JobStatus()}
+    set {_uniqueStorage()._job = newValue}
+  }
+  /// Returns true if `job` has been explicitly set.
+  public var hasJob: Bool {_storage._job != nil}
+  /// Clears the value of `job`. Subsequent reads from it will return its default value.
+  public mutating func clearJob() {_uniqueStorage()._job = nil}
+
+  /// pass it to the next watch_job
+  public var fingerprint: String {
+    get {_storage._fingerprint}
+    set {_uniqueStorage()._fingerprint = newValue}
+  }
+
+  /// false: the timeout passed with no change
+  public var changed: Bool {
+    get {_storage._changed}
+    set {_uniqueStorage()._changed = newValue}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// Admin only: the worker finishes its current task, takes no new leases and, told so in its
+/// next heartbeat or lease reply, exits.
+public nonisolated struct Atelier_V1_DrainWorkerRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var workerID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Atelier_V1_DrainWorkerResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var worker: Atelier_V1_WorkerStatus {
+    get {_worker ?? Atelier_V1_WorkerStatus()}
+    set {_worker = newValue}
+  }
+  /// Returns true if `worker` has been explicitly set.
+  public var hasWorker: Bool {self._worker != nil}
+  /// Clears the value of `worker`. Subsequent reads from it will return its default value.
+  public mutating func clearWorker() {self._worker = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _worker: Atelier_V1_WorkerStatus? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "atelier.v1"
 
 nonisolated extension Atelier_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_MALFORMED\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_INVALID_ARGUMENT\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_QUEUE_FULL\0\u{1}ERROR_CODE_STALE_LEASE\0\u{1}ERROR_CODE_UNKNOWN_MODEL\0\u{1}ERROR_CODE_TOO_LARGE\0\u{1}ERROR_CODE_UNKNOWN_WORKER\0\u{1}ERROR_CODE_INTERNAL\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_MALFORMED\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_INVALID_ARGUMENT\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_QUEUE_FULL\0\u{1}ERROR_CODE_STALE_LEASE\0\u{1}ERROR_CODE_UNKNOWN_MODEL\0\u{1}ERROR_CODE_TOO_LARGE\0\u{1}ERROR_CODE_UNKNOWN_WORKER\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_UNAUTHENTICATED\0\u{1}ERROR_CODE_PERMISSION_DENIED\0")
 }
 
 nonisolated extension Atelier_V1_JobState: SwiftProtobuf._ProtoNameProviding {
@@ -1496,7 +1682,7 @@ nonisolated extension Atelier_V1_TaskState: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Atelier_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}request_id\0\u{4}\u{8}register_worker\0\u{3}lease_task\0\u{1}heartbeat\0\u{3}complete_task\0\u{3}fail_task\0\u{3}release_task\0\u{4}\u{5}submit_job\0\u{3}job_status\0\u{3}cancel_job\0\u{3}fetch_result\0\u{3}list_workers\0\u{3}list_jobs\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}request_id\0\u{3}auth_token\0\u{4}\u{7}register_worker\0\u{3}lease_task\0\u{1}heartbeat\0\u{3}complete_task\0\u{3}fail_task\0\u{3}release_task\0\u{4}\u{5}submit_job\0\u{3}job_status\0\u{3}cancel_job\0\u{3}fetch_result\0\u{3}list_workers\0\u{3}list_jobs\0\u{3}watch_job\0\u{3}drain_worker\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1506,6 +1692,7 @@ nonisolated extension Atelier_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.authToken) }()
       case 10: try {
         var v: Atelier_V1_RegisterWorkerRequest?
         var hadOneofValue = false
@@ -1662,6 +1849,32 @@ nonisolated extension Atelier_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
           self.body = .listJobs(v)
         }
       }()
+      case 26: try {
+        var v: Atelier_V1_WatchJobRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .watchJob(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .watchJob(v)
+        }
+      }()
+      case 27: try {
+        var v: Atelier_V1_DrainWorkerRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .drainWorker(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .drainWorker(v)
+        }
+      }()
       default: break
       }
     }
@@ -1677,6 +1890,9 @@ nonisolated extension Atelier_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
     }
     if !self.requestID.isEmpty {
       try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 2)
+    }
+    if !self.authToken.isEmpty {
+      try visitor.visitSingularStringField(value: self.authToken, fieldNumber: 3)
     }
     switch self.body {
     case .registerWorker?: try {
@@ -1727,6 +1943,14 @@ nonisolated extension Atelier_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
       guard case .listJobs(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
     }()
+    case .watchJob?: try {
+      guard case .watchJob(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
+    }()
+    case .drainWorker?: try {
+      guard case .drainWorker(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -1735,6 +1959,7 @@ nonisolated extension Atelier_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
   public static func ==(lhs: Atelier_V1_Request, rhs: Atelier_V1_Request) -> Bool {
     if lhs.protocolVersion != rhs.protocolVersion {return false}
     if lhs.requestID != rhs.requestID {return false}
+    if lhs.authToken != rhs.authToken {return false}
     if lhs.body != rhs.body {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -1743,7 +1968,7 @@ nonisolated extension Atelier_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Atelier_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}request_id\0\u{1}error\0\u{4}\u{7}register_worker\0\u{3}lease_task\0\u{1}heartbeat\0\u{3}complete_task\0\u{3}fail_task\0\u{3}release_task\0\u{4}\u{5}submit_job\0\u{3}job_status\0\u{3}cancel_job\0\u{3}fetch_result\0\u{3}list_workers\0\u{3}list_jobs\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}request_id\0\u{1}error\0\u{4}\u{7}register_worker\0\u{3}lease_task\0\u{1}heartbeat\0\u{3}complete_task\0\u{3}fail_task\0\u{3}release_task\0\u{4}\u{5}submit_job\0\u{3}job_status\0\u{3}cancel_job\0\u{3}fetch_result\0\u{3}list_workers\0\u{3}list_jobs\0\u{3}watch_job\0\u{3}drain_worker\0")
 
   fileprivate class _StorageClass {
     var _protocolVersion: UInt32 = 0
@@ -1941,6 +2166,32 @@ nonisolated extension Atelier_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
             _storage._body = .listJobs(v)
           }
         }()
+        case 26: try {
+          var v: Atelier_V1_WatchJobResponse?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .watchJob(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .watchJob(v)
+          }
+        }()
+        case 27: try {
+          var v: Atelier_V1_DrainWorkerResponse?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .drainWorker(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .drainWorker(v)
+          }
+        }()
         default: break
         }
       }
@@ -2010,6 +2261,14 @@ nonisolated extension Atelier_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
       case .listJobs?: try {
         guard case .listJobs(let v)? = _storage._body else { preconditionFailure() }
         try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
+      }()
+      case .watchJob?: try {
+        guard case .watchJob(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
+      }()
+      case .drainWorker?: try {
+        guard case .drainWorker(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
       }()
       case nil: break
       }
@@ -2813,7 +3072,7 @@ nonisolated extension Atelier_V1_LeaseTaskResponse: SwiftProtobuf.Message, Swift
 
 nonisolated extension Atelier_V1_HeartbeatRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HeartbeatRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{3}task_id\0\u{3}fencing_token\0\u{1}step\0\u{3}total_steps\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{3}task_id\0\u{3}fencing_token\0\u{1}step\0\u{3}total_steps\0\u{3}steps_per_second\0\u{3}preview_png\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2826,6 +3085,8 @@ nonisolated extension Atelier_V1_HeartbeatRequest: SwiftProtobuf.Message, SwiftP
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.fencingToken) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.step) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.totalSteps) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self.stepsPerSecond) }()
+      case 7: try { try decoder.decodeSingularBytesField(value: &self.previewPng) }()
       default: break
       }
     }
@@ -2847,6 +3108,12 @@ nonisolated extension Atelier_V1_HeartbeatRequest: SwiftProtobuf.Message, SwiftP
     if self.totalSteps != 0 {
       try visitor.visitSingularUInt32Field(value: self.totalSteps, fieldNumber: 5)
     }
+    if self.stepsPerSecond.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.stepsPerSecond, fieldNumber: 6)
+    }
+    if !self.previewPng.isEmpty {
+      try visitor.visitSingularBytesField(value: self.previewPng, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2856,6 +3123,8 @@ nonisolated extension Atelier_V1_HeartbeatRequest: SwiftProtobuf.Message, SwiftP
     if lhs.fencingToken != rhs.fencingToken {return false}
     if lhs.step != rhs.step {return false}
     if lhs.totalSteps != rhs.totalSteps {return false}
+    if lhs.stepsPerSecond != rhs.stepsPerSecond {return false}
+    if lhs.previewPng != rhs.previewPng {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2863,7 +3132,7 @@ nonisolated extension Atelier_V1_HeartbeatRequest: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Atelier_V1_HeartbeatResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HeartbeatResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}deadline_unix_ms\0\u{1}cancel\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}deadline_unix_ms\0\u{1}cancel\0\u{1}drain\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2873,6 +3142,7 @@ nonisolated extension Atelier_V1_HeartbeatResponse: SwiftProtobuf.Message, Swift
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularInt64Field(value: &self.deadlineUnixMs) }()
       case 2: try { try decoder.decodeSingularBoolField(value: &self.cancel) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.drain) }()
       default: break
       }
     }
@@ -2885,12 +3155,16 @@ nonisolated extension Atelier_V1_HeartbeatResponse: SwiftProtobuf.Message, Swift
     if self.cancel != false {
       try visitor.visitSingularBoolField(value: self.cancel, fieldNumber: 2)
     }
+    if self.drain != false {
+      try visitor.visitSingularBoolField(value: self.drain, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Atelier_V1_HeartbeatResponse, rhs: Atelier_V1_HeartbeatResponse) -> Bool {
     if lhs.deadlineUnixMs != rhs.deadlineUnixMs {return false}
     if lhs.cancel != rhs.cancel {return false}
+    if lhs.drain != rhs.drain {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3188,12 +3462,13 @@ nonisolated extension Atelier_V1_UpscaleJob: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Atelier_V1_SubmitJobRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SubmitJobRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}batch\0\u{1}upscale\0\u{1}priority\0\u{3}max_attempts\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}batch\0\u{1}upscale\0\u{1}priority\0\u{3}max_attempts\0\u{3}require_worker\0")
 
   fileprivate class _StorageClass {
     var _job: Atelier_V1_SubmitJobRequest.OneOf_Job?
     var _priority: Int32 = 0
     var _maxAttempts: UInt32 = 0
+    var _requireWorker: Bool = false
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3207,6 +3482,7 @@ nonisolated extension Atelier_V1_SubmitJobRequest: SwiftProtobuf.Message, SwiftP
       _job = source._job
       _priority = source._priority
       _maxAttempts = source._maxAttempts
+      _requireWorker = source._requireWorker
     }
   }
 
@@ -3253,6 +3529,7 @@ nonisolated extension Atelier_V1_SubmitJobRequest: SwiftProtobuf.Message, SwiftP
         }()
         case 3: try { try decoder.decodeSingularInt32Field(value: &_storage._priority) }()
         case 4: try { try decoder.decodeSingularUInt32Field(value: &_storage._maxAttempts) }()
+        case 5: try { try decoder.decodeSingularBoolField(value: &_storage._requireWorker) }()
         default: break
         }
       }
@@ -3282,6 +3559,9 @@ nonisolated extension Atelier_V1_SubmitJobRequest: SwiftProtobuf.Message, SwiftP
       if _storage._maxAttempts != 0 {
         try visitor.visitSingularUInt32Field(value: _storage._maxAttempts, fieldNumber: 4)
       }
+      if _storage._requireWorker != false {
+        try visitor.visitSingularBoolField(value: _storage._requireWorker, fieldNumber: 5)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3294,6 +3574,7 @@ nonisolated extension Atelier_V1_SubmitJobRequest: SwiftProtobuf.Message, SwiftP
         if _storage._job != rhs_storage._job {return false}
         if _storage._priority != rhs_storage._priority {return false}
         if _storage._maxAttempts != rhs_storage._maxAttempts {return false}
+        if _storage._requireWorker != rhs_storage._requireWorker {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -3305,7 +3586,7 @@ nonisolated extension Atelier_V1_SubmitJobRequest: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Atelier_V1_SubmitJobResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SubmitJobResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{3}task_count\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{3}task_count\0\u{1}warnings\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3315,6 +3596,7 @@ nonisolated extension Atelier_V1_SubmitJobResponse: SwiftProtobuf.Message, Swift
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.taskCount) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.warnings) }()
       default: break
       }
     }
@@ -3327,12 +3609,16 @@ nonisolated extension Atelier_V1_SubmitJobResponse: SwiftProtobuf.Message, Swift
     if self.taskCount != 0 {
       try visitor.visitSingularUInt32Field(value: self.taskCount, fieldNumber: 2)
     }
+    if !self.warnings.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.warnings, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Atelier_V1_SubmitJobResponse, rhs: Atelier_V1_SubmitJobResponse) -> Bool {
     if lhs.jobID != rhs.jobID {return false}
     if lhs.taskCount != rhs.taskCount {return false}
+    if lhs.warnings != rhs.warnings {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3415,7 +3701,7 @@ nonisolated extension Atelier_V1_TaskStatus: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Atelier_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}state\0\u{1}kind\0\u{3}total_tasks\0\u{3}done_tasks\0\u{1}priority\0\u{3}created_unix_ms\0\u{1}tasks\0\u{1}errors\0\u{3}seam_ratio\0\u{3}result_count\0\u{3}weights_sha256\0\u{1}numerics\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}state\0\u{1}kind\0\u{3}total_tasks\0\u{3}done_tasks\0\u{1}priority\0\u{3}created_unix_ms\0\u{1}tasks\0\u{1}errors\0\u{3}seam_ratio\0\u{3}result_count\0\u{3}weights_sha256\0\u{1}numerics\0\u{1}owner\0\u{3}finished_unix_ms\0\u{1}model\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3436,6 +3722,9 @@ nonisolated extension Atelier_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf
       case 11: try { try decoder.decodeSingularUInt32Field(value: &self.resultCount) }()
       case 12: try { try decoder.decodeSingularStringField(value: &self.weightsSha256) }()
       case 13: try { try decoder.decodeSingularStringField(value: &self.numerics) }()
+      case 14: try { try decoder.decodeSingularStringField(value: &self.owner) }()
+      case 15: try { try decoder.decodeSingularInt64Field(value: &self.finishedUnixMs) }()
+      case 16: try { try decoder.decodeSingularStringField(value: &self.model) }()
       default: break
       }
     }
@@ -3481,6 +3770,15 @@ nonisolated extension Atelier_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf
     if !self.numerics.isEmpty {
       try visitor.visitSingularStringField(value: self.numerics, fieldNumber: 13)
     }
+    if !self.owner.isEmpty {
+      try visitor.visitSingularStringField(value: self.owner, fieldNumber: 14)
+    }
+    if self.finishedUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.finishedUnixMs, fieldNumber: 15)
+    }
+    if !self.model.isEmpty {
+      try visitor.visitSingularStringField(value: self.model, fieldNumber: 16)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3498,6 +3796,9 @@ nonisolated extension Atelier_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.resultCount != rhs.resultCount {return false}
     if lhs.weightsSha256 != rhs.weightsSha256 {return false}
     if lhs.numerics != rhs.numerics {return false}
+    if lhs.owner != rhs.owner {return false}
+    if lhs.finishedUnixMs != rhs.finishedUnixMs {return false}
+    if lhs.model != rhs.model {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3708,7 +4009,7 @@ nonisolated extension Atelier_V1_FetchResultResponse: SwiftProtobuf.Message, Swi
 
 nonisolated extension Atelier_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WorkerStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{1}name\0\u{1}capabilities\0\u{3}last_seen_unix_ms\0\u{1}alive\0\u{3}current_task_id\0\u{1}completed\0\u{1}failed\0\u{3}quarantined_until_unix_ms\0\u{1}leases\0\u{3}lease_expiries\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{1}name\0\u{1}capabilities\0\u{3}last_seen_unix_ms\0\u{1}alive\0\u{3}current_task_id\0\u{1}completed\0\u{1}failed\0\u{3}quarantined_until_unix_ms\0\u{1}leases\0\u{3}lease_expiries\0\u{3}steps_per_second\0\u{1}draining\0")
 
   fileprivate class _StorageClass {
     var _workerID: String = String()
@@ -3722,6 +4023,8 @@ nonisolated extension Atelier_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProto
     var _quarantinedUntilUnixMs: Int64 = 0
     var _leases: UInt32 = 0
     var _leaseExpiries: UInt32 = 0
+    var _stepsPerSecond: Double = 0
+    var _draining: Bool = false
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3743,6 +4046,8 @@ nonisolated extension Atelier_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProto
       _quarantinedUntilUnixMs = source._quarantinedUntilUnixMs
       _leases = source._leases
       _leaseExpiries = source._leaseExpiries
+      _stepsPerSecond = source._stepsPerSecond
+      _draining = source._draining
     }
   }
 
@@ -3772,6 +4077,8 @@ nonisolated extension Atelier_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProto
         case 9: try { try decoder.decodeSingularInt64Field(value: &_storage._quarantinedUntilUnixMs) }()
         case 10: try { try decoder.decodeSingularUInt32Field(value: &_storage._leases) }()
         case 11: try { try decoder.decodeSingularUInt32Field(value: &_storage._leaseExpiries) }()
+        case 12: try { try decoder.decodeSingularDoubleField(value: &_storage._stepsPerSecond) }()
+        case 13: try { try decoder.decodeSingularBoolField(value: &_storage._draining) }()
         default: break
         }
       }
@@ -3817,6 +4124,12 @@ nonisolated extension Atelier_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProto
       if _storage._leaseExpiries != 0 {
         try visitor.visitSingularUInt32Field(value: _storage._leaseExpiries, fieldNumber: 11)
       }
+      if _storage._stepsPerSecond.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._stepsPerSecond, fieldNumber: 12)
+      }
+      if _storage._draining != false {
+        try visitor.visitSingularBoolField(value: _storage._draining, fieldNumber: 13)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3837,6 +4150,8 @@ nonisolated extension Atelier_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProto
         if _storage._quarantinedUntilUnixMs != rhs_storage._quarantinedUntilUnixMs {return false}
         if _storage._leases != rhs_storage._leases {return false}
         if _storage._leaseExpiries != rhs_storage._leaseExpiries {return false}
+        if _storage._stepsPerSecond != rhs_storage._stepsPerSecond {return false}
+        if _storage._draining != rhs_storage._draining {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -3971,6 +4286,199 @@ nonisolated extension Atelier_V1_ListJobsResponse: SwiftProtobuf.Message, SwiftP
 
   public static func ==(lhs: Atelier_V1_ListJobsResponse, rhs: Atelier_V1_ListJobsResponse) -> Bool {
     if lhs.jobs != rhs.jobs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Atelier_V1_WatchJobRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WatchJobRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}fingerprint\0\u{3}timeout_ms\0\u{3}include_tasks\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.fingerprint) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.timeoutMs) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.includeTasks) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
+    }
+    if !self.fingerprint.isEmpty {
+      try visitor.visitSingularStringField(value: self.fingerprint, fieldNumber: 2)
+    }
+    if self.timeoutMs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.timeoutMs, fieldNumber: 3)
+    }
+    if self.includeTasks != false {
+      try visitor.visitSingularBoolField(value: self.includeTasks, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Atelier_V1_WatchJobRequest, rhs: Atelier_V1_WatchJobRequest) -> Bool {
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.fingerprint != rhs.fingerprint {return false}
+    if lhs.timeoutMs != rhs.timeoutMs {return false}
+    if lhs.includeTasks != rhs.includeTasks {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Atelier_V1_WatchJobResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WatchJobResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}fingerprint\0\u{1}changed\0")
+
+  fileprivate class _StorageClass {
+    var _job: Atelier_V1_JobStatus? = nil
+    var _fingerprint: String = String()
+    var _changed: Bool = false
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _job = source._job
+      _fingerprint = source._fingerprint
+      _changed = source._changed
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularMessageField(value: &_storage._job) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._fingerprint) }()
+        case 3: try { try decoder.decodeSingularBoolField(value: &_storage._changed) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      try { if let v = _storage._job {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+      } }()
+      if !_storage._fingerprint.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._fingerprint, fieldNumber: 2)
+      }
+      if _storage._changed != false {
+        try visitor.visitSingularBoolField(value: _storage._changed, fieldNumber: 3)
+      }
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Atelier_V1_WatchJobResponse, rhs: Atelier_V1_WatchJobResponse) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._job != rhs_storage._job {return false}
+        if _storage._fingerprint != rhs_storage._fingerprint {return false}
+        if _storage._changed != rhs_storage._changed {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Atelier_V1_DrainWorkerRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DrainWorkerRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.workerID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.workerID.isEmpty {
+      try visitor.visitSingularStringField(value: self.workerID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Atelier_V1_DrainWorkerRequest, rhs: Atelier_V1_DrainWorkerRequest) -> Bool {
+    if lhs.workerID != rhs.workerID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Atelier_V1_DrainWorkerResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DrainWorkerResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}worker\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._worker) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._worker {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Atelier_V1_DrainWorkerResponse, rhs: Atelier_V1_DrainWorkerResponse) -> Bool {
+    if lhs._worker != rhs._worker {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
