@@ -80,6 +80,7 @@ let package = Package(
         .target(name: "AtelierFarmTransport", dependencies: [
             "CNNG", "AtelierFarmProtocol",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "AtelierFarmCoordinator", dependencies: [
             "AtelierFarmProtocol", "AtelierFarmTransport", "AtelierImaging", "AtelierRequests",
@@ -89,7 +90,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The worker loop; it reaches an engine only through the `RenderEngine` protocol.
-        .target(name: "AtelierFarmWorker", dependencies: ["AtelierFarmProtocol", "AtelierFarmTransport", "AtelierRequests"]),
+        .target(name: "AtelierFarmWorker", dependencies: [
+            "AtelierFarmProtocol", "AtelierFarmTransport", "AtelierRequests", .product(name: "Logging", package: "swift-log"),
+        ]),
         // Re-exports the four farm targets, for tools that use them all (the CLI, atelier-chaos).
         .target(name: "AtelierFarm", dependencies: [
             "AtelierFarmProtocol", "AtelierFarmTransport", "AtelierFarmCoordinator", "AtelierFarmWorker",
@@ -101,6 +104,7 @@ let package = Package(
         .executableTarget(name: "atelier", dependencies: [
             "AtelierFarm", "AtelierRenderEngine", "AtelierRequests", "AtelierImaging", "AtelierDiffusion", "AtelierModels", "AtelierKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         // The fault and load suites (scripts/chaos.sh, scripts/load.sh): real coordinator and worker
         // processes under kill -9, SIGSTOP, a straggler, a full disk; or 10k tasks on no-op workers.
@@ -135,5 +139,7 @@ let package = Package(
         .testTarget(name: "AtelierChaosTests", dependencies: []),
         // Package.swift's layers, checked against the manifest and every target's imports.
         .testTarget(name: "AtelierLayeringTests", dependencies: []),
+        // Deploy/ read by the tools that consume it (PyYAML, systemd-analyze).
+        .testTarget(name: "AtelierDeployTests", dependencies: []),
     ]
 )

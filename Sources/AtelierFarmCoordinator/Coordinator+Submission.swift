@@ -15,8 +15,22 @@ extension Coordinator {
             var body = Atelier_V1_SubmitJobResponse()
             body.jobID = outcome.jobID
             body.taskCount = UInt32(clamping: outcome.taskCount)
+            body.warnings = outcome.warnings
             return Coordinator.success(.submitJob(body))
         }.response
+    }
+
+    /// The warning a job for a model no worker serves yet is accepted with (scale from zero).
+    static func waitingForWorkerWarning(model: String) -> String {
+        "no worker serves model \"\(model)\" yet: the job is queued and starts when a worker with --model \(model)=PATH "
+        + "registers (submit with --require-worker to be refused instead)"
+    }
+
+    /// The pin a job accepted with no worker serving its model gets from its first lease: the
+    /// leasing worker's (weights digest, numerics, default side), and the expected result size
+    /// that side implies (`expectedResultSize`). Later tasks go only to workers of that group.
+    static func firstLeasePin(jobSpec: Data, defaultSide: Int) throws -> (width: Int, height: Int, exact: Bool) {
+        try expectedResultSize(try Atelier_V1_SubmitJobRequest(serializedBytes: jobSpec), defaultSide: defaultSide)
     }
 
     /// The size every image of a batch must have, as the pipeline decides it:

@@ -1,6 +1,8 @@
 import AtelierFarmProtocol
+import AtelierFarmTransport
 import AtelierRequests
 import Foundation
+import Logging
 import SwiftProtobuf
 
 /// The farm's coordinator, without sockets: the transport decodes a `Request`, calls `handle`,
@@ -34,6 +36,15 @@ public final class Coordinator: @unchecked Sendable {
     /// transaction that records it (the window in which a lease can be lost).
     var completionWillCommit: (() -> Void)?
     private let lock = NSLock()
+    /// Where the coordinator logs (see `Coordinator+Logging`); set it before serving.
+    public var logger = Logger(label: "atelier.coordinator")
+    /// One line per kind per 10 s for what peers can cause by the thousand (hostile requests,
+    /// lease expiries).
+    public let noisyLog = LogRateLimiter(interval: 10)
+    /// Bumped on every state change; watch_job sleeps on it (`Coordinator+Watch`).
+    let changes = ChangeSignal()
+    let watchLock = NSLock()
+    var activeWatchers = 0
 
     /// Opens (or creates) the coordinator state in `directory` and resumes unfinished work.
     /// - Parameter now: the clock, injectable so tests can expire leases without sleeping.
@@ -68,7 +79,10 @@ public final class Coordinator: @unchecked Sendable {
 
     /// Stitches `jobID` on the stitching queue (see `finishUpscale`), off the request path.
     func stitchInBackground(_ jobID: String) {
-        stitchQueue.async { [self] in finishUpscale(jobID) }
+        stitchQueue.async { [self] in
+            finishUpscale(jobID)
+            changes.signal()
+        }
     }
 
     /// Blocks until every stitch handed to the background so far has finished (shutdown; tests
@@ -98,7 +112,17 @@ public final class Coordinator: @unchecked Sendable {
         }
         response.protocolVersion = 1
         response.requestID = request.requestID
+        if !response.hasError && Coordinator.changesState(request.body) { changes.signal() }
+        logOutcome(request, response, peer: peer)
         return response
+    }
+
+    /// Whether a successful request of this kind may have changed a job (wakes watchers).
+    static func changesState(_ body: Atelier_V1_Request.OneOf_Body?) -> Bool {
+        switch body {
+        case .leaseTask?, .heartbeat?, .completeTask?, .failTask?, .releaseTask?, .cancelJob?, .submitJob?: return true
+        default: return false
+        }
     }
 
     /// Answers serialized request bytes with serialized response bytes; MALFORMED when the bytes
@@ -109,6 +133,7 @@ public final class Coordinator: @unchecked Sendable {
             let request = try Atelier_V1_Request(serializedBytes: bytes)
             response = handle(request, peer: peer)
         } catch {
+            logMalformed(bytes: bytes.count, peer: peer)
             var malformed = Coordinator.failure(CoordinatorError(
                 .malformed, "the message is not a serialized atelier.v1.Request (\(bytes.count) bytes): \(error)"))
             malformed.protocolVersion = 1
@@ -126,11 +151,14 @@ public final class Coordinator: @unchecked Sendable {
         // Pruned before the requeue: a worker whose lease only now expires is kept this round (it
         // may be back any moment; it goes at the next maintenance if not).
         try store.pruneWorkers(now: nowMs)
-        try store.expireLeases(now: nowMs)
+        let expired = try store.expireLeases(now: nowMs)
+        if expired > 0 { changes.signal() }
+        logExpiries(expired)
         try store.pruneRequestLog(now: nowMs)
         // Retries a stitch that failed for a passing reason (a full disk, say).
         for jobID in try store.upscalesAwaitingStitch() {
             finishUpscale(jobID)
+            changes.signal()
         }
     }
 
@@ -152,11 +180,13 @@ public final class Coordinator: @unchecked Sendable {
         }
 
         switch body {
-        // Read-only requests: naturally idempotent, answered from a snapshot, not logged.
+        // Read-only requests: naturally idempotent, answered from a snapshot, not logged
+        // (watch_job too: it only waits before reading).
         case .jobStatus(let r): return try jobStatus(r)
         case .listJobs(let r): return try listJobs(r)
         case .listWorkers(let r): return try listWorkers(r)
         case .fetchResult(let r): return try fetchResult(r)
+        case .watchJob(let r): return try watchJob(r)
         default: break
         }
 
@@ -173,9 +203,9 @@ public final class Coordinator: @unchecked Sendable {
         case .releaseTask(let r): return try releaseTask(r, request: request, peer: peer)
         case .submitJob(let r): return try submitJob(r, request: request, peer: peer)
         case .cancelJob(let r): return try cancelJob(r, request: request, peer: peer)
-        case .watchJob, .drainWorker:
+        case .drainWorker:
             throw CoordinatorError.invalid("\(Coordinator.kindName(body)) is not served by this coordinator yet")
-        case .jobStatus, .listJobs, .listWorkers, .fetchResult:
+        case .jobStatus, .listJobs, .listWorkers, .fetchResult, .watchJob:
             throw CoordinatorError.internalError("read-only request reached the mutating path")
         }
     }

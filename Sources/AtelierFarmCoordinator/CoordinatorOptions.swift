@@ -58,6 +58,10 @@ public struct CoordinatorOptions: Sendable {
     public var maxUpscaleSide: Int = 1024
     /// Largest result PNG a worker may send.
     public var maxResultBytes: Int = 64 << 20
+    /// watch_job requests that may wait at once (each holds a REP context while it waits);
+    /// beyond it a watch is answered at once. The CLI sets it to half of `--contexts`, so
+    /// watchers never take the contexts workers need.
+    public var maxWatchers: Int = 4
 
     public init() {}
 

@@ -43,6 +43,7 @@ extension CoordinatorOptions {
         guard maxImageBytes >= 1, maxResultBytes >= 1, maxUpscaleSide >= 1 else {
             throw fail("maxImageBytes, maxResultBytes and maxUpscaleSide must be positive")
         }
+        guard maxWatchers >= 0 else { throw fail("maxWatchers must be at least 0, got \(maxWatchers)") }
         return self
     }
 }

@@ -177,6 +177,11 @@ enum CoordinatorSchema {
         migrator.registerMigration("v6-attempt-heartbeats") { db in
             try db.execute(sql: "ALTER TABLE attempts ADD COLUMN last_heartbeat INTEGER")
         }
+        // Scale from zero: a job accepted while no worker served its model is pinned by its first
+        // lease (pin_pending = 1 until then; its weights_sha256/numerics are NULL meanwhile).
+        migrator.registerMigration("v7-ops-pin-on-first-lease") { db in
+            try db.execute(sql: "ALTER TABLE jobs ADD COLUMN pin_pending INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 }

@@ -318,6 +318,9 @@ public struct NewJob: Sendable {
 public struct SubmitOutcome: Sendable {
     public var jobID: String
     public var taskCount: Int
+    /// One-line notes for the submitter (SubmitJobResponse.warnings), e.g. that no worker serves
+    /// the model yet and the job waits for one.
+    public var warnings: [String] = []
 }
 
 /// What stitching an upscale needs: its grid's inputs and its tiles' stored paths.

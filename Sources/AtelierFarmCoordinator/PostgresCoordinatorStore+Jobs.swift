@@ -16,6 +16,10 @@ extension PostgresCoordinatorStore {
             let channels = try db.rows("""
                 SELECT DISTINCT m.unet_in_channels FROM worker_models m WHERE m.model = \(plan.model)
                 """).map { try $0["unet_in_channels"].decode(Int64.self) }
+            // Scale from zero (see the SQLite store): accepted unpinned, pinned by the first lease.
+            if channels.isEmpty && !job.request.requireWorker {
+                return try insertJob(db, job, spec: spec, now: now, pin: nil)
+            }
             if channels.isEmpty {
                 let known = try db.rows("SELECT DISTINCT model FROM worker_models ORDER BY model").map { try $0["model"].decode(String.self) }
                 let list = known.isEmpty ? "no worker has registered yet" : "registered models: " + known.joined(separator: ", ")
@@ -42,7 +46,17 @@ extension PostgresCoordinatorStore {
             }
             let digest = try pin["digest"].decode(String.self), numerics = try pin["numerics"].decode(String.self)
             let side = try pin["side"].decode(Int.self)
+            return try insertJob(db, job, spec: spec, now: now, pin: (digest, numerics, side))
+        }, respond: respond)
+    }
 
+    /// Inserts a job and its tasks under the queue cap; `pin` nil: no worker serves the model yet,
+    /// so the job is pinned by its first lease and the submitter warned.
+    private func insertJob(_ db: PostgresSession, _ job: NewJob, spec: Data, now: Int64,
+                           pin: (digest: String, numerics: String, side: Int)?) throws -> SubmitOutcome {
+            let plan = job.plan
+            let digest = pin?.digest, numerics = pin?.numerics, side = pin?.side ?? 0
+            let pending = pin == nil
             let unfinished = try PostgresCoordinatorStore.int(db, "SELECT COUNT(*) FROM tasks WHERE state IN ('queued', 'leased')")
             guard unfinished + plan.tasks.count <= options.maxUnfinishedTasks else {
                 throw CoordinatorError.queueFull(unfinished: unfinished, adding: plan.tasks.count, limit: options.maxUnfinishedTasks)
@@ -56,11 +70,11 @@ extension PostgresCoordinatorStore {
                 let inserted = try db.execute("""
                     INSERT INTO jobs (id, kind, state, priority, created, spec, max_attempts, task_count, model,
                                       image_width, image_height, tile, overlap, peer, weights_sha256, numerics, default_side,
-                                      expected_width, expected_height, expected_exact)
+                                      expected_width, expected_height, expected_exact, pin_pending)
                     VALUES (\(candidate), \(plan.kind.rawValue), 'queued', \(Int64(plan.priority)), \(now), \(spec),
                             \(plan.maxAttempts), \(plan.tasks.count), \(plan.model), \(plan.imageWidth), \(plan.imageHeight),
                             \(plan.tile), \(plan.overlap), \(job.peer), \(digest), \(numerics), \(side),
-                            \(expected.width), \(expected.height), \(expected.exact))
+                            \(expected.width), \(expected.height), \(expected.exact), \(pending))
                     ON CONFLICT (id) DO NOTHING
                     """)
                 if inserted == 1 {
@@ -76,8 +90,8 @@ extension PostgresCoordinatorStore {
                             \(plan.acceptedChannels), \(task.work), \(plan.maxAttempts))
                     """)
             }
-            return SubmitOutcome(jobID: jobID, taskCount: plan.tasks.count)
-        }, respond: respond)
+            return SubmitOutcome(jobID: jobID, taskCount: plan.tasks.count,
+                                 warnings: pending ? [Coordinator.waitingForWorkerWarning(model: plan.model)] : [])
     }
 
     public func cancel(jobID: String, now: Int64, log: LoggedRequest,

@@ -17,7 +17,8 @@ extension PostgresCoordinatorStore {
             try touchWorker(db, id: workerID, now: now)
             try requeueExpiredLeases(db, now: now)
             if let wait = try waitReason(db, worker: worker, now: now) { return .wait(retryAfterMs: wait) }
-            guard let task = try nextTask(db, for: worker, now: now, lock: true) else {
+            guard let task = try nextTask(db, for: worker, now: now, lock: true),
+                  try pinOnFirstLease(db, task: task, workerID: workerID) else {
                 return .wait(retryAfterMs: options.retryAfterMs)
             }
             return .lease(try grant(db, task: task, to: workerID, now: now))
@@ -154,6 +155,43 @@ extension PostgresCoordinatorStore {
                   < \(options.blocklistThreshold)
             LIMIT 1
             """).isEmpty
+    }
+
+    /// Scale from zero (see the SQLite store's `pinOnFirstLease`): pins a job accepted before any
+    /// worker served its model to the leasing worker's group. The job row is locked first, so of
+    /// two first leases of one job in concurrent transactions the second sees the first's pin;
+    /// false when that pin is not this worker's group (it then waits and asks again).
+    private func pinOnFirstLease(_ db: PostgresSession, task: TaskRow, workerID: String) throws -> Bool {
+        // Locked only while unpinned: leases of a pinned job must not queue behind each other.
+        guard let peek = try db.rows("SELECT pin_pending FROM jobs WHERE id = \(task.jobId)").first else { return false }
+        let lock = try peek["pin_pending"].decode(Bool.self) ? "FOR UPDATE" : ""
+        guard let job = try db.rows("""
+            SELECT pin_pending, weights_sha256, numerics, spec FROM jobs WHERE id = \(task.jobId) \(unescaped: lock)
+            """).first else { return false }
+        let fits = PostgresCoordinatorStore.sqlFits(mask: "\(task.acceptedChannels)")
+        guard try job["pin_pending"].decode(Bool.self) else {
+            guard let digest = try job["weights_sha256"].decode(String?.self) else { return true }  // unpinned (old job)
+            let numerics = try job["numerics"].decode(String?.self) ?? ""
+            return try !db.rows("""
+                SELECT 1 FROM worker_models m WHERE m.worker_id = \(workerID) AND m.model = \(task.model)
+                  AND m.weights_sha256 = \(digest) AND m.numerics = \(numerics) AND \(unescaped: fits)
+                """).isEmpty
+        }
+        guard let model = try db.rows("""
+            SELECT weights_sha256, numerics, default_side FROM worker_models m
+            WHERE m.worker_id = \(workerID) AND m.model = \(task.model) AND \(unescaped: fits)
+            ORDER BY weights_sha256, numerics LIMIT 1
+            """).first else { return false }
+        let side = try model["default_side"].decode(Int.self)
+        let expected = try Coordinator.firstLeasePin(jobSpec: try job["spec"].decode(Data.self), defaultSide: side)
+        try db.execute("""
+            UPDATE jobs SET weights_sha256 = \(try model["weights_sha256"].decode(String.self)),
+                            numerics = \(try model["numerics"].decode(String.self)), default_side = \(side),
+                            expected_width = \(expected.width), expected_height = \(expected.height),
+                            expected_exact = \(expected.exact), pin_pending = FALSE
+            WHERE id = \(task.jobId)
+            """)
+        return true
     }
 
     private func grant(_ db: PostgresSession, task: TaskRow, to workerID: String, now: Int64) throws -> Atelier_V1_Lease {

@@ -139,6 +139,11 @@ enum PostgresSchema {
                 expires BIGINT NOT NULL
             );
             """),
+        // Scale from zero (helper ops): a job accepted while no worker served its model is pinned
+        // by its first lease; pin_pending until then.
+        (300, """
+            ALTER TABLE jobs ADD COLUMN pin_pending BOOLEAN NOT NULL DEFAULT FALSE;
+            """),
     ]
 
     static func migrate(_ store: PostgresCoordinatorStore) throws {

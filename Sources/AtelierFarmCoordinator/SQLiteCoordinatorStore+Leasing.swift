@@ -207,6 +207,31 @@ extension SQLiteCoordinatorStore {
         return nil
     }
 
+    /// Scale from zero: a job accepted before any worker served its model takes the group of the
+    /// worker that leases it first (the model row that made the task a candidate: same name, a
+    /// fitting UNet), and the result size that group's default side implies. One writer at a
+    /// time in SQLite, so two first leases cannot pin one job differently.
+    private func pinOnFirstLease(_ db: Database, task: TaskRow, workerID: String) throws {
+        guard let job = try Row.fetchOne(db, sql: "SELECT spec FROM jobs WHERE id = ? AND pin_pending = 1",
+                                         arguments: [task.jobId]) else { return }
+        guard let model = try Row.fetchOne(db, sql: """
+            SELECT weights_sha256, numerics, default_side FROM worker_models m
+            WHERE m.worker_id = ? AND m.model = ? AND \(ChannelRequirement.sqlFits(mask: "?"))
+            ORDER BY weights_sha256, numerics LIMIT 1
+            """, arguments: [workerID, task.model, task.acceptedChannels]) else {
+            throw CoordinatorError.internalError("worker \(workerID) leased \(task.id) without a fitting model row")
+        }
+        let side: Int = model["default_side"] ?? 0
+        let spec: Data = job["spec"] ?? Data()
+        let expected = try Coordinator.firstLeasePin(jobSpec: spec, defaultSide: side)
+        try db.execute(sql: """
+            UPDATE jobs SET weights_sha256 = ?, numerics = ?, default_side = ?, expected_width = ?, expected_height = ?,
+                            expected_exact = ?, pin_pending = 0
+            WHERE id = ?
+            """, arguments: [model["weights_sha256"] as String? ?? "", model["numerics"] as String? ?? "", side,
+                             expected.width, expected.height, expected.exact, task.jobId])
+    }
+
     /// SQL: the worker model `m` belongs to the group job `job` is pinned to (jobs from before
     /// pinning have none and match any).
     static func sqlMatchesPin(job: String) -> String {
@@ -241,6 +266,7 @@ extension SQLiteCoordinatorStore {
         try db.execute(sql: "INSERT INTO attempts (task_id, fencing_token, worker_id, started) VALUES (?, ?, ?, ?)",
                        arguments: [task.id, Int64(bitPattern: token), workerID, now])
         try db.execute(sql: "UPDATE jobs SET state = 'running' WHERE id = ? AND state = 'queued'", arguments: [task.jobId])
+        try pinOnFirstLease(db, task: task, workerID: workerID)
 
         guard let blob = try Data.fetchOne(db, sql: "SELECT spec FROM tasks WHERE id = ?", arguments: [task.id]) else {
             throw CoordinatorError.internalError("task \(task.id) has no spec")

@@ -10,9 +10,17 @@ extension SQLiteCoordinatorStore {
         let plan = job.plan
         let spec: Data = try job.request.serializedBytes()
         return try recorded(log, now: now, { db -> SubmitOutcome in
-            try SQLiteCoordinatorStore.checkModelServed(db, model: plan.model, accepted: plan.acceptedChannels)
-            let pin = try SQLiteCoordinatorStore.pinnedGroup(db, model: plan.model, accepted: plan.acceptedChannels,
-                                                             aliveSince: now - options.aliveWindowMs)
+            // Scale from zero: no worker has ever served the model, so nothing model-specific can be
+            // checked or pinned yet. Accepted with a warning (unless require_worker); the first
+            // lease pins it (`grant`).
+            let waitsForWorker = try !SQLiteCoordinatorStore.modelIsRegistered(db, model: plan.model) && !job.request.requireWorker
+            var pin: (weightsSha256: String?, numerics: String?, defaultSide: Int) = (nil, nil, 0)
+            if !waitsForWorker {
+                try SQLiteCoordinatorStore.checkModelServed(db, model: plan.model, accepted: plan.acceptedChannels)
+                let group = try SQLiteCoordinatorStore.pinnedGroup(db, model: plan.model, accepted: plan.acceptedChannels,
+                                                                   aliveSince: now - options.aliveWindowMs)
+                pin = (group.weightsSha256, group.numerics, group.defaultSide)
+            }
 
             let unfinished = try Int.fetchOne(
                 db, sql: "SELECT COUNT(*) FROM tasks WHERE state IN ('queued', 'leased')") ?? 0
@@ -26,12 +34,12 @@ extension SQLiteCoordinatorStore {
             try db.execute(sql: """
                 INSERT INTO jobs (id, kind, state, priority, created, spec, max_attempts, task_count, model,
                                   image_width, image_height, tile, overlap, peer, weights_sha256, numerics, default_side,
-                                  expected_width, expected_height, expected_exact)
-                VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                  expected_width, expected_height, expected_exact, pin_pending)
+                VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [jobID, plan.kind.rawValue, plan.priority, now, spec, plan.maxAttempts,
                                  plan.tasks.count, plan.model, plan.imageWidth, plan.imageHeight,
                                  plan.tile, plan.overlap, job.peer, pin.weightsSha256, pin.numerics, pin.defaultSide,
-                                 expected.width, expected.height, expected.exact])
+                                 expected.width, expected.height, expected.exact, waitsForWorker])
             let insert = try db.makeStatement(sql: """
                 INSERT INTO tasks (id, job_id, idx, state, spec, model, accepted_channels, work, max_attempts)
                 VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)
@@ -40,8 +48,14 @@ extension SQLiteCoordinatorStore {
                 try insert.execute(arguments: ["\(jobID)-\(task.index)", jobID, task.index, task.spec, plan.model,
                                                plan.acceptedChannels, task.work, plan.maxAttempts])
             }
-            return SubmitOutcome(jobID: jobID, taskCount: plan.tasks.count)
+            return SubmitOutcome(jobID: jobID, taskCount: plan.tasks.count,
+                                 warnings: waitsForWorker ? [Coordinator.waitingForWorkerWarning(model: plan.model)] : [])
         }, respond: respond)
+    }
+
+    /// Whether any registered worker (alive or not) has listed `model`.
+    static func modelIsRegistered(_ db: Database, model: String) throws -> Bool {
+        try Int.fetchOne(db, sql: "SELECT 1 FROM worker_models WHERE model = ? LIMIT 1", arguments: [model]) != nil
     }
 
     /// UNKNOWN_MODEL unless some registered worker (alive or not: workers come and go, and a job

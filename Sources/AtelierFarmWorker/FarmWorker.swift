@@ -1,6 +1,7 @@
 import AtelierFarmProtocol
 import AtelierFarmTransport
 import Foundation
+import Logging
 
 /// A worker daemon: registers with the coordinator, then pulls tasks (lease), renders them with
 /// its `RenderEngine` while heartbeating progress, and reports the result — for as long as it
@@ -32,7 +33,8 @@ public final class FarmWorker: @unchecked Sendable {
     public let client: FarmClient
     public let engine: RenderEngine
     public let options: Options
-    private let log: (String) -> Void
+    /// Every line carries worker_id (once registered), and task_id/job_id when about a lease.
+    private let logger: Logger
     private let stopLock = NSLock()
     private var stopped = false
     /// The registration, read by the heartbeat thread while the main loop may re-register:
@@ -49,8 +51,28 @@ public final class FarmWorker: @unchecked Sendable {
         set { sessionLock.lock(); sessionHeartbeatInterval = newValue; sessionLock.unlock() }
     }
 
-    public init(client: FarmClient, engine: RenderEngine, options: Options = .init(), log: @escaping (String) -> Void = { _ in }) {
-        self.client = client; self.engine = engine; self.options = options; self.log = log
+    /// A worker logging through `logger` (the CLI's: text or JSON lines with ids as metadata).
+    public init(client: FarmClient, engine: RenderEngine, options: Options = .init(), logger: Logger) {
+        self.client = client; self.engine = engine; self.options = options; self.logger = logger
+    }
+
+    /// A worker handing each log message, without metadata, to `log` (embedders, tests).
+    public convenience init(client: FarmClient, engine: RenderEngine, options: Options = .init(),
+                            log: @escaping (String) -> Void = { _ in }) {
+        self.init(client: client, engine: engine, options: options,
+                  logger: Logger(label: "atelier.worker") { _ in MessageClosureLogHandler(log) })
+    }
+
+    /// Logs `message` with this worker's id and, when given, the lease's task and job ids.
+    func log(_ message: String, _ lease: Atelier_V1_Lease? = nil, level: Logger.Level = .info) {
+        var metadata: Logger.Metadata = ["worker_name": .string(options.name)]
+        let id = workerID
+        if !id.isEmpty { metadata["worker_id"] = .string(id) }
+        if let lease {
+            metadata["task_id"] = .string(lease.taskID)
+            metadata["job_id"] = .string(lease.jobID)
+        }
+        logger.log(level: level, "\(message)", metadata: metadata)
     }
 
     public var isStopped: Bool { stopLock.lock(); defer { stopLock.unlock() }; return stopped }
@@ -67,7 +89,7 @@ public final class FarmWorker: @unchecked Sendable {
             guard let response = callUntilAnswered(.leaseTask(.with { $0.workerID = workerID })) else { continue }
             if response.hasError {
                 if response.error.code == .unknownWorker { workerID = "" } else {
-                    log("lease refused: \(response.error.message)")
+                    log("lease refused: \(response.error.message)", level: .warning)
                     sleep(seconds: 1)
                 }
                 continue
@@ -93,7 +115,7 @@ public final class FarmWorker: @unchecked Sendable {
         req.capabilities.slots = 1  // one render at a time: the coordinator never grants it more
         guard let response = callUntilAnswered(.registerWorker(req)) else { return }
         if response.hasError {
-            log("registration refused: \(response.error.message)")
+            log("registration refused: \(response.error.message)", level: .error)
             sleep(seconds: 2)
             return
         }
@@ -104,7 +126,7 @@ public final class FarmWorker: @unchecked Sendable {
 
     /// Renders one leased task with a heartbeat thread beside it.
     func work(on lease: Atelier_V1_Lease) {
-        log("task \(lease.taskID) (attempt \(lease.attempt))")
+        log("task \(lease.taskID) (attempt \(lease.attempt))", lease)
         // The same rules as every other door, before the engine sees the task: one that slipped
         // past an older coordinator fails with the rule's message (the same on every worker, so
         // the coordinator fails the job as deterministic) instead of reaching the engine.
@@ -130,12 +152,12 @@ public final class FarmWorker: @unchecked Sendable {
                 hb.totalSteps = UInt32(total)
                 guard let r = try? call(.heartbeat(hb)) else { continue }  // unreachable: try again next time
                 if r.heartbeat.cancel || (r.hasError && FarmWorker.leaseIsGone(r.error.code)) {
-                    log("task \(lease.taskID): \(r.hasError ? r.error.message : "cancelled") — dropping it")
+                    log("task \(lease.taskID): \(r.hasError ? r.error.message : "cancelled") — dropping it", lease, level: .warning)
                     state.cancel()
                 } else if r.hasError {
                     // INTERNAL (a full disk on the coordinator, say) and the like pass: the render
                     // goes on, and the next heartbeat or the completion will tell.
-                    log("heartbeat for \(lease.taskID) refused (\(r.error.code): \(r.error.message)); carrying on")
+                    log("heartbeat for \(lease.taskID) refused (\(r.error.code): \(r.error.message)); carrying on", lease, level: .warning)
                 }
             }
         }
@@ -177,7 +199,7 @@ public final class FarmWorker: @unchecked Sendable {
         fail.taskID = lease.taskID
         fail.fencingToken = lease.fencingToken
         fail.message = "\(error)"
-        log("task \(lease.taskID) failed: \(error)")
+        log("task \(lease.taskID) failed: \(error)", lease, level: .error)
         _ = callUntilAnswered(.failTask(fail))
     }
 
@@ -203,7 +225,7 @@ public final class FarmWorker: @unchecked Sendable {
                 response = try call(.completeTask(done), requestID: id)
             } catch {
                 if isStopped { release(lease, reason: "worker \(options.name) is stopping"); return }
-                if !warnedUnreachable { log("coordinator unreachable (\(error)); retrying"); warnedUnreachable = true }
+                if !warnedUnreachable { log("coordinator unreachable (\(error)); retrying", lease, level: .warning); warnedUnreachable = true }
                 sleep(seconds: delay)
                 delay = min(delay * 2, 5)
                 continue
@@ -218,13 +240,13 @@ public final class FarmWorker: @unchecked Sendable {
                 }
                 let wait = failures <= 5 ? delay : 30
                 log(String(format: "complete_task for %@ got %@ (%@); retrying with the same request id in %.1f s",
-                           lease.taskID, "\(response.error.code)", response.error.message, wait))
+                           lease.taskID, "\(response.error.code)", response.error.message, wait), lease, level: .warning)
                 sleep(seconds: wait)
                 delay = min(delay * 2, 8)
             default:
                 // STALE_LEASE / NOT_FOUND: the task is someone else's or gone; INVALID_ARGUMENT /
                 // TOO_LARGE: the coordinator rejected the result (a failed attempt it records).
-                log("result for \(lease.taskID) refused: \(response.error.message)")
+                log("result for \(lease.taskID) refused: \(response.error.message)", lease, level: .error)
                 return
             }
         }
@@ -243,13 +265,13 @@ public final class FarmWorker: @unchecked Sendable {
             do {
                 let response = try client.call(Self.request(.releaseTask(r), id: id), timeout: .seconds(2))
                 if response.hasError {
-                    log("release of \(lease.taskID) refused: \(response.error.message)")
+                    log("release of \(lease.taskID) refused: \(response.error.message)", lease, level: .warning)
                 } else {
-                    log("released \(lease.taskID) (\(reason))")
+                    log("released \(lease.taskID) (\(reason))", lease)
                 }
                 return
             } catch {
-                if attempt == 2 { log("could not release \(lease.taskID) (\(error)); its lease will expire") }
+                if attempt == 2 { log("could not release \(lease.taskID) (\(error)); its lease will expire", lease, level: .warning) }
             }
         }
     }
@@ -278,7 +300,7 @@ public final class FarmWorker: @unchecked Sendable {
         var warned = false
         while !isStopped {
             do { return try call(body, requestID: id) } catch {
-                if !warned { log("coordinator unreachable (\(error)); retrying"); warned = true }
+                if !warned { log("coordinator unreachable (\(error)); retrying", level: .warning); warned = true }
                 sleep(seconds: delay)
                 delay = min(delay * 2, 5)
             }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import AtelierFarm
+import Logging
 
 /// `atelier coordinator`: the farm's durable queue, serving workers and clients on one address.
 struct CoordinatorCommand: ParsableCommand {
@@ -53,7 +54,10 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Near the connection cap, connections idle this many seconds are closed.")
     var idleConnectionSeconds: Double = 120
 
+    @OptionGroup var logging: LogOptions
+
     func run() throws {
+        logging.bootstrap()
         let dir = URL(fileURLWithPath: (data as NSString).expandingTildeInPath)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var options = CoordinatorOptions()
@@ -61,6 +65,8 @@ struct CoordinatorCommand: ParsableCommand {
         options.defaultMaxAttempts = maxAttempts
         options.maxUnfinishedTasks = maxQueue
         options.workerRetention = workerRetentionSeconds
+        // Watches wait in a REP context: leave at least half of them to workers.
+        options.maxWatchers = max(contexts, 1) / 2
         let stop = SignalWaiter()
         let coordinator: Coordinator
         var leadership: (store: PostgresCoordinatorStore, holder: String)?
@@ -93,6 +99,7 @@ struct CoordinatorCommand: ParsableCommand {
         } else {
             throw ValidationError("--store must be sqlite or a postgres://USER@HOST:PORT/DATABASE URL, not \"\(store)\"")
         }
+        coordinator.logger = Logger(label: "atelier.coordinator")
         let address = FarmAddress.resolve(flag: listen)
         // Every connection is a file descriptor: take the hard limit, and cap connections below
         // it so idle peers cannot lock everyone out (EMFILE inside nng is silent).
@@ -106,7 +113,8 @@ struct CoordinatorCommand: ParsableCommand {
             + "at most \(cap) connections, idle ones closed after \(Int(idleConnectionSeconds)) s near the cap")
         let serverOptions = RequestServerOptions(
             contexts: contexts, maxConnections: cap,
-            idleConnectionTimeout: .milliseconds(Int64(idleConnectionSeconds * 1000)), log: { log($0) })
+            idleConnectionTimeout: .milliseconds(Int64(idleConnectionSeconds * 1000)),
+            log: { log($0, level: .warning, metadata: ["event": "connection_limit"]) })
         let server = try RequestServer(listeningOn: address, options: serverOptions)
         try server.serve { request, peer in coordinator.handle(request, peer: peer.description) }
         log("coordinator listening on \(server.address), data in \(dir.path)"
@@ -122,17 +130,17 @@ struct CoordinatorCommand: ParsableCommand {
                 do {
                     let current = try database.acquireLeadership(holder: holder, ttlMs: Int64(leaderLeaseSeconds * 1000), now: now)
                     if current.holder != holder {
-                        log("lost the leadership to \(current.holder) (epoch \(current.epoch)); stopping")
+                        log("lost the leadership to \(current.holder) (epoch \(current.epoch)); stopping", level: .error)
                         server.close()
                         throw ExitCode(3)
                     }
                 } catch let error as ExitCode {
                     throw error
                 } catch {
-                    log("renewing the leadership: \(error)")
+                    log("renewing the leadership: \(error)", level: .error)
                 }
             }
-            do { try coordinator.performMaintenance() } catch { log("maintenance: \(error)") }
+            do { try coordinator.performMaintenance() } catch { log("maintenance: \(error)", level: .error) }
         }
         log("shutting down")
         server.close()
@@ -164,7 +172,3 @@ final class SignalWaiter: @unchecked Sendable {
     }
 }
 
-func log(_ message: String) {
-    let stamp = ISO8601DateFormatter().string(from: Date())
-    FileHandle.standardError.write(Data("\(stamp) \(message)\n".utf8))
-}

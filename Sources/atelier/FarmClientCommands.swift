@@ -192,13 +192,29 @@ struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "Show one job (with its tasks) or the recent jobs.")
     @OptionGroup var farm: CoordinatorOption
     @Argument(help: "Job id (omit to list recent jobs).") var job: String?
+    @Flag(help: "With a job id: follow it (watch_job), printing its progress whenever it changes, until it ends.")
+    var watch = false
 
     func run() throws {
         let client = try farm.client()
         defer { client.close() }
+        if let job, watch {
+            var watcher = JobWatch(client: client, jobID: job)
+            var last = ""
+            while true {
+                let s = try watcher.next()
+                let line = "\(s.jobID)  \(JobText.state(s.state))  \(JobProgressText.summary(s))"
+                if line != last { print(line); fflush(stdout); last = line }
+                if s.state == .succeeded || s.state == .failed || s.state == .cancelled {
+                    for e in s.errors { print("  error: \(e)") }
+                    return
+                }
+            }
+        }
         if let job {
             let s = try farmCall(client, .jobStatus(.with { $0.jobID = job; $0.includeTasks = true })).jobStatus.job
             print("\(s.jobID)  \(s.kind)  \(JobText.state(s.state))  \(s.doneTasks)/\(s.totalTasks) tasks  priority \(s.priority)")
+            print("progress: \(JobProgressText.summary(s))")
             if s.kind == "upscale" && s.seamRatio > 0 { print(String(format: "seam ratio %.3f", s.seamRatio)) }
             for t in s.tasks {
                 let progress = t.totalSteps > 0 ? " step \(t.step)/\(t.totalSteps)" : ""
@@ -210,6 +226,10 @@ struct StatusCommand: ParsableCommand {
             if jobs.isEmpty { print("no jobs") }
             for s in jobs {
                 print("\(s.jobID)  \(s.kind)  \(JobText.state(s.state))  \(s.doneTasks)/\(s.totalTasks)  priority \(s.priority)")
+                // Running jobs: the step of each image being rendered.
+                if s.state == .running, let full = try? farmCall(client, .jobStatus(.with { $0.jobID = s.jobID; $0.includeTasks = true })).jobStatus.job {
+                    for (_, text) in JobProgressText.running(full) { print("    \(text)") }
+                }
             }
         }
     }
@@ -301,7 +321,9 @@ struct WaitCommand: ParsableCommand {
     }
 }
 
-/// Polls a job until it ends, writing each result as soon as it exists.
+/// Follows a job (watch_job) until it ends, showing each image's step progress and writing
+/// each result as soon as it exists. On a terminal the progress is one redrawn bar line; piped,
+/// it is one line per change of an image ("JOB image 3/8: step 12/30"), so logs stay readable.
 struct JobWaiter {
     let client: FarmClient
     let jobID: String
@@ -313,11 +335,13 @@ struct JobWaiter {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let bar = ProgressBar(label: jobID, quiet: quiet)
         var written = Set<UInt32>()
+        var printed = [UInt32: String]()
         var warned = false
+        var watch = JobWatch(client: client, jobID: jobID)
         while true {
             let status: Atelier_V1_JobStatus
             do {
-                status = try farmCall(client, .jobStatus(.with { $0.jobID = jobID; $0.includeTasks = true })).jobStatus.job
+                status = try watch.next()
                 warned = false
             } catch let e as FarmCLIError where e.description.hasPrefix("coordinator:") {
                 throw e
@@ -327,14 +351,22 @@ struct JobWaiter {
                 Thread.sleep(forTimeInterval: 1)
                 continue
             }
-            let steps = status.tasks.reduce(0) { $0 + (Int($1.state == .done ? 1 : 0)) * 100
-                + ($1.state == .leased && $1.totalSteps > 0 ? Int(min($1.step, $1.totalSteps)) * 100 / Int($1.totalSteps) : 0) }
-            bar.update(steps, max(Int(status.totalTasks) * 100, 1))
+            let (done, total) = JobProgressText.hundredths(status)
+            bar.update(done, total, detail: JobProgressText.running(status).map(\.text).joined(separator: ", "))
+            if !bar.enabled && !quiet {
+                for (index, text) in JobProgressText.running(status) where printed[index] != text {
+                    FileHandle.standardError.write(Data("\(jobID) \(text)\n".utf8))
+                    printed[index] = text
+                }
+            }
             do {
                 if status.kind == "batch" {
                     for t in status.tasks where t.state == .done && !written.contains(t.index) {
                         try fetch(index: t.index, to: dir.appendingPathComponent("\(t.index).png"))
                         written.insert(t.index)
+                        if !bar.enabled && !quiet {
+                            FileHandle.standardError.write(Data("\(jobID) image \(t.index + 1)/\(status.totalTasks): done\n".utf8))
+                        }
                     }
                 }
                 if status.state == .succeeded && status.kind == "upscale" {
@@ -359,7 +391,7 @@ struct JobWaiter {
                 bar.finish()
                 throw FarmCLIError("job \(jobID) was cancelled")
             default:
-                Thread.sleep(forTimeInterval: 0.3)
+                continue  // watch_job waits for the next change
             }
         }
     }

@@ -16,14 +16,17 @@ final class ProgressBar {
     /// Draws `done` of `total`. Any pair is safe: a heartbeat may report step > total_steps (the
     /// coordinator stores what workers send), a job may report 0 tasks; the bar clamps instead of
     /// trusting them.
-    func update(_ done: Int, _ total: Int) {
+    /// `detail` follows the bar (the farm's "image 3/8: step 12/30"); the line is cleared to its
+    /// end, so a shorter detail leaves nothing behind.
+    func update(_ done: Int, _ total: Int, detail: String = "") {
         guard enabled else { return }
         let now = Date()
         let (done, total) = Self.clamped(done, total)
         if done < total && now.timeIntervalSince(lastDraw) < 0.1 { return }
         lastDraw = now
-        FileHandle.standardError.write(Data(Self.line(label: label, done: done, total: total,
-                                                       elapsed: now.timeIntervalSince(start)).utf8))
+        let suffix = detail.isEmpty ? "" : "  " + detail + "\u{1B}[K"
+        FileHandle.standardError.write(Data((Self.line(label: label, done: done, total: total,
+                                                        elapsed: now.timeIntervalSince(start)) + suffix).utf8))
         if done >= total { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import AtelierFarm
+import Logging
 import AtelierKernels
 
 /// `atelier worker`: loads its models once and renders whatever the coordinator hands it.
@@ -36,7 +37,10 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Testing only: sleep this many milliseconds after every step (a slow straggler for chaos runs).")
     var stragglerStepDelayMs: Int = 0
 
+    @OptionGroup var logging: LogOptions
+
     func run() throws {
+        logging.bootstrap()
         var models: [(name: String, path: URL)] = []
         for spec in model {
             guard let eq = spec.firstIndex(of: "="), eq != spec.startIndex, spec.index(after: eq) != spec.endIndex else {
@@ -60,7 +64,8 @@ struct WorkerCommand: ParsableCommand {
         let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
         let worker = FarmWorker(client: client, engine: engine,
                                 options: .init(name: workerName, version: "\(atelierVersion) kernels=\(BLAS.kernelDescription)\(engineKind.versionSuffix)",
-                                               numerics: engineKind == .noop ? "noop" : WorkerCommand.numerics(precision)), log: log)
+                                               numerics: engineKind == .noop ? "noop" : WorkerCommand.numerics(precision)),
+                                logger: Logger(label: "atelier.worker"))
         log("worker \(workerName) (\(BLAS.kernelDescription) kernels, \(precision.rawValue)) serving \(models.map(\.name).joined(separator: ", ")) for \(address)")
         // SIGTERM/SIGINT (DispatchSource, in SignalWaiter): stop at the next step and hand the
         // current lease back (release_task), so the task is requeued at once and not charged. A
