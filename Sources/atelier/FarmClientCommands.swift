@@ -69,6 +69,8 @@ struct SubmitCommand: ParsableCommand {
     @Option(help: "Inpainting mask PNG.") var mask: String?
     @Option(help: "Depth map PNG.") var depthMap: String?
     @Option(parsing: .unconditional, help: "Guidance rescale in [0, 1].") var guidanceRescale: Double = 0
+    @Flag(help: "Refuse the job (UNKNOWN_MODEL) when no worker serves --model, instead of queueing it until one starts.")
+    var requireWorker = false
     @Flag(help: "Wait for the job and write its images to --out.") var wait = false
     @Option(help: "Folder for the results (with --wait).") var out: String?
 
@@ -109,9 +111,11 @@ struct SubmitCommand: ParsableCommand {
         submit.batch.count = UInt32(clamping: count)
         submit.batch.params = params
         submit.priority = priority
+        submit.requireWorker = requireWorker
         let client = try farm.client()
         defer { client.close() }
         let job = try farmCall(client, .submitJob(submit), timeout: .seconds(60)).submitJob
+        printWarnings(job)
         print(job.jobID)
         if wait, let out { try JobWaiter(client: client, jobID: job.jobID, out: out, quiet: false).run() }
     }
@@ -144,6 +148,8 @@ struct SubmitUpscaleCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Tile side in low-res pixels (multiple of 8, 32…256).") var tile: Int = 128
     @Option(parsing: .unconditional, help: "Overlap in low-res pixels (multiple of 4, < tile/2).") var overlap: Int = 32
     @Option(parsing: .unconditional, help: "Higher runs first.") var priority: Int = 0
+    @Flag(help: "Refuse the job (UNKNOWN_MODEL) when no worker serves --model, instead of queueing it until one starts.")
+    var requireWorker = false
     @Flag(help: "Wait and write DIR/upscaled.png.") var wait = false
     @Option(help: "Folder for the result (with --wait).") var out: String?
 
@@ -171,11 +177,21 @@ struct SubmitUpscaleCommand: ParsableCommand {
         submit.upscale.tile = UInt32(clamping: tile)
         submit.upscale.overlap = UInt32(clamping: overlap)
         submit.priority = priority
+        submit.requireWorker = requireWorker
         let client = try farm.client()
         defer { client.close() }
         let job = try farmCall(client, .submitJob(submit), timeout: .seconds(60)).submitJob
+        printWarnings(job)
         print(job.jobID)
         if wait, let out { try JobWaiter(client: client, jobID: job.jobID, out: out, quiet: false).run() }
+    }
+}
+
+/// The coordinator's one-line warnings about an accepted job (e.g. no worker serves its model
+/// yet), on stderr so stdout stays the job id alone.
+func printWarnings(_ job: Atelier_V1_SubmitJobResponse) {
+    for warning in job.warnings {
+        FileHandle.standardError.write(Data("warning: \(warning)\n".utf8))
     }
 }
 

@@ -267,11 +267,15 @@ final class CoordinatorTests: XCTestCase {
         XCTAssertEqual(h.send(.submitJob(h.batch(count: 20))).error.code, .queueFull, "larger than the whole queue")
     }
 
-    func testUnknownModelIsRefused() throws {
+    func testUnknownModelIsRefusedWhenTheSubmitterRequiresAWorker() throws {
         let h = try CoordinatorHarness()
-        XCTAssertEqual(h.send(.submitJob(h.batch(model: "sd2"))).error.code, .unknownModel, "no workers at all")
+        var strict = h.batch(model: "sd2")
+        strict.requireWorker = true
+        XCTAssertEqual(h.send(.submitJob(strict)).error.code, .unknownModel, "no workers at all")
         _ = h.register("w", models: [("sd2", 4)])
-        let refused = h.send(.submitJob(h.batch(model: "sdxl")))
+        var sdxl = h.batch(model: "sdxl")
+        sdxl.requireWorker = true
+        let refused = h.send(.submitJob(sdxl))
         XCTAssertEqual(refused.error.code, .unknownModel)
         XCTAssertTrue(refused.error.message.contains("sd2"), "lists the registered models: \(refused.error.message)")
 

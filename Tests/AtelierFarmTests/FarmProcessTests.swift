@@ -359,11 +359,12 @@ final class FarmProcessTests: XCTestCase {
         unknown.batch.prompts = ["a cat"]
         unknown.batch.count = 1
         unknown.batch.params.model = "no-such-model"
+        unknown.requireWorker = true
         let refused = try farm.call(client, .submitJob(unknown))
         XCTAssertEqual(refused.error.code, .unknownModel, refused.error.message)
         XCTAssertTrue(refused.error.message.contains("no-such-model"), refused.error.message)
         try assertStillServing(after: "UNKNOWN_MODEL", jobs: 0)
-        let cli = try farm.run("submit", ["submit", "--coordinator", farm.address, "--model", "no-such-model", "a cat"],
+        let cli = try farm.run("submit", ["submit", "--coordinator", farm.address, "--model", "no-such-model", "--require-worker", "a cat"],
                                timeout: 30)
         XCTAssertNotEqual(cli.status, 0, "atelier submit fails for an unknown model")
         XCTAssertTrue(cli.stderr.contains("no-such-model"), cli.stderr)

@@ -96,6 +96,9 @@ final class PostgresStoreConformanceTests: StoreConformance {
     func testReleaseRequeuesWithoutCharge() throws { try checkReleaseRequeuesWithoutCharge() }
     func testCancelStopsTasksAndTellsTheHeartbeat() throws { try checkCancelStopsTasksAndTellsTheHeartbeat() }
     func testUnknownWorkerCannotLease() throws { try checkUnknownWorkerCannotLease() }
+    func testJobForAModelNoWorkerServesIsQueuedAndPinnedByItsFirstLease() throws {
+        try checkJobForAModelNoWorkerServesIsQueuedAndPinnedByItsFirstLease()
+    }
     func testWorkerSlotsBoundItsLeases() throws { try checkWorkerSlotsBoundItsLeases() }
     func testQueueCapHoldsUnderConcurrentSubmissions() throws { try checkQueueCapHoldsUnderConcurrentSubmissions() }
     func testConcurrentLeaseRaceNeverLeasesATaskTwice() throws { try checkConcurrentLeaseRaceNeverLeasesATaskTwice() }

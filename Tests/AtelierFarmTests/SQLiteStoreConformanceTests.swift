@@ -32,6 +32,9 @@ final class SQLiteStoreConformanceTests: StoreConformance {
     func testReleaseRequeuesWithoutCharge() throws { try checkReleaseRequeuesWithoutCharge() }
     func testCancelStopsTasksAndTellsTheHeartbeat() throws { try checkCancelStopsTasksAndTellsTheHeartbeat() }
     func testUnknownWorkerCannotLease() throws { try checkUnknownWorkerCannotLease() }
+    func testJobForAModelNoWorkerServesIsQueuedAndPinnedByItsFirstLease() throws {
+        try checkJobForAModelNoWorkerServesIsQueuedAndPinnedByItsFirstLease()
+    }
     func testWorkerSlotsBoundItsLeases() throws { try checkWorkerSlotsBoundItsLeases() }
     func testQueueCapHoldsUnderConcurrentSubmissions() throws { try checkQueueCapHoldsUnderConcurrentSubmissions() }
     func testConcurrentLeaseRaceNeverLeasesATaskTwice() throws { try checkConcurrentLeaseRaceNeverLeasesATaskTwice() }

@@ -292,8 +292,45 @@ class StoreConformance: XCTestCase {
     func checkUnknownWorkerCannotLease() throws {
         let store = try makeStore(options: options)
         assertCode(.unknownWorker) { _ = try self.lease(store, "ghost") }
-        assertCode(.unknownModel, { _ = try self.submit(store, self.batch(count: 1), options: self.options) },
-                   "no worker serves the model")
+        var strict = batch(count: 1)
+        strict.requireWorker = true
+        assertCode(.unknownModel, { _ = try self.submit(store, strict, options: self.options) },
+                   "no worker serves the model, and the submitter requires one")
+    }
+
+    /// Scale from zero: a job for a model no worker has served is queued with a warning (refused
+    /// only with require_worker), and its first lease pins it to the leasing worker's weights and
+    /// numerics, so a worker with other weights under the same name never takes its other tasks.
+    func checkJobForAModelNoWorkerServesIsQueuedAndPinnedByItsFirstLease() throws {
+        let store = try makeStore(options: options)
+        let request = batch(count: 3)
+        let plan = try JobSplitter.plan(request, options: options)
+        let accepted = try XCTUnwrap(try store.submit(NewJob(request: request, plan: plan, peer: "test"), now: t0,
+                                                      log: log("submit_job")) { _ in Self.ok() }.outcome)
+        XCTAssertEqual(accepted.warnings, [Coordinator.waitingForWorkerWarning(model: "sd2")])
+        XCTAssertEqual(try store.jobStatus(jobID: accepted.jobID, includeTasks: false).state, .queued)
+
+        func register(_ name: String, digest: Character, numerics: String) throws -> String {
+            var caps = Atelier_V1_WorkerCapabilities()
+            caps.models = [.with { $0.name = "sd2"; $0.unetInChannels = 4; $0.weightsSha256 = String(repeating: digest, count: 64) }]
+            caps.numerics = numerics
+            let registration = WorkerRegistration(workerID: "", name: name, capabilities: caps, slots: 16)
+            return try XCTUnwrap(try store.registerWorker(registration, now: t0 + 1, log: log("register_worker")) { _ in
+                Self.ok()
+            }.outcome)
+        }
+        let a = try register("a", digest: "a", numerics: "fp32/x")
+        let b = try register("b", digest: "b", numerics: "fp32/y")
+        let first = try XCTUnwrap(try lease(store, b, now: t0 + 2), "any worker serving the model may lease first")
+        XCTAssertEqual(first.jobID, accepted.jobID)
+        XCTAssertNil(try lease(store, a, now: t0 + 3), "pinned to b's weights and numerics by its first lease")
+        XCTAssertNotNil(try lease(store, b, now: t0 + 4))
+        XCTAssertEqual(try store.jobStatus(jobID: accepted.jobID, includeTasks: false).numerics, "fp32/y")
+
+        // With a worker registered, a job for the model is pinned at submit and gets no warning.
+        let pinned = try XCTUnwrap(try store.submit(NewJob(request: request, plan: plan, peer: "test"), now: t0 + 5,
+                                                    log: log("submit_job")) { _ in Self.ok() }.outcome)
+        XCTAssertEqual(pinned.warnings, [])
     }
 
     func checkWorkerSlotsBoundItsLeases() throws {
