@@ -3,7 +3,8 @@
 set -euo pipefail
 packages=(libopenblas-dev libpng-dev libnng-dev libsqlite3-dev pkg-config)
 # `scripts/setup.sh --test`: also what only the tests need (SIMDe and gcc for the AVX-512 kernel
-# check on machines without AVX-512; a PostgreSQL server for the PostgreSQL store's tests).
+# check on machines without AVX-512; a PostgreSQL server for the PostgreSQL store's tests; PyYAML
+# and systemd-analyze for the Deploy/ manifest tests).
 if [ "${1:-}" = "--test" ]; then packages+=(libsimde-dev gcc postgresql python3-yaml systemd); fi
 missing=()
 for p in "${packages[@]}"; do

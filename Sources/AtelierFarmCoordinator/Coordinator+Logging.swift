@@ -63,8 +63,9 @@ extension Coordinator {
             logger.info("cancelled job \(r.jobID)", metadata: metadata)
         case .registerWorker(let r)?:
             metadata["worker_id"] = .string(response.registerWorker.workerID)
-            logger.info("registered worker \(response.registerWorker.workerID) (\(r.workerName)) serving "
-                        + r.capabilities.models.map(\.name).joined(separator: ", "), metadata: metadata)
+            let models = r.capabilities.models.map(\.name).joined(separator: ", ")
+            logger.info("registered worker \(response.registerWorker.workerID) (\(r.workerName)) serving \(models)",
+                        metadata: metadata)
         case .heartbeat(let r)?:
             ids(task: r.taskID, worker: r.workerID)
             logger.trace("heartbeat \(r.taskID) step \(r.step)/\(r.totalSteps)", metadata: metadata)

@@ -54,44 +54,44 @@ extension PostgresCoordinatorStore {
     /// so the job is pinned by its first lease and the submitter warned.
     private func insertJob(_ db: PostgresSession, _ job: NewJob, spec: Data, now: Int64,
                            pin: (digest: String, numerics: String, side: Int)?) throws -> SubmitOutcome {
-            let plan = job.plan
-            let digest = pin?.digest, numerics = pin?.numerics, side = pin?.side ?? 0
-            let pending = pin == nil
-            let unfinished = try PostgresCoordinatorStore.int(db, "SELECT COUNT(*) FROM tasks WHERE state IN ('queued', 'leased')")
-            guard unfinished + plan.tasks.count <= options.maxUnfinishedTasks else {
-                throw CoordinatorError.queueFull(unfinished: unfinished, adding: plan.tasks.count, limit: options.maxUnfinishedTasks)
+        let plan = job.plan
+        let digest = pin?.digest, numerics = pin?.numerics, side = pin?.side ?? 0
+        let pending = pin == nil
+        let unfinished = try PostgresCoordinatorStore.int(db, "SELECT COUNT(*) FROM tasks WHERE state IN ('queued', 'leased')")
+        guard unfinished + plan.tasks.count <= options.maxUnfinishedTasks else {
+            throw CoordinatorError.queueFull(unfinished: unfinished, adding: plan.tasks.count, limit: options.maxUnfinishedTasks)
+        }
+        let expected = try Coordinator.expectedResultSize(job.request, defaultSide: side)
+        var jobID = ""
+        for _ in 0..<16 {
+            let value = UInt64.random(in: 0..<(1 << 48))
+            let hex = String(value, radix: 16)
+            let candidate = String(repeating: "0", count: 12 - hex.count) + hex
+            let inserted = try db.execute("""
+                INSERT INTO jobs (id, kind, state, priority, created, spec, max_attempts, task_count, model,
+                                  image_width, image_height, tile, overlap, peer, weights_sha256, numerics, default_side,
+                                  expected_width, expected_height, expected_exact, pin_pending)
+                VALUES (\(candidate), \(plan.kind.rawValue), 'queued', \(Int64(plan.priority)), \(now), \(spec),
+                        \(plan.maxAttempts), \(plan.tasks.count), \(plan.model), \(plan.imageWidth), \(plan.imageHeight),
+                        \(plan.tile), \(plan.overlap), \(job.peer), \(digest), \(numerics), \(side),
+                        \(expected.width), \(expected.height), \(expected.exact), \(pending))
+                ON CONFLICT (id) DO NOTHING
+                """)
+            if inserted == 1 {
+                jobID = candidate
+                break
             }
-            let expected = try Coordinator.expectedResultSize(job.request, defaultSide: side)
-            var jobID = ""
-            for _ in 0..<16 {
-                let value = UInt64.random(in: 0..<(1 << 48))
-                let hex = String(value, radix: 16)
-                let candidate = String(repeating: "0", count: 12 - hex.count) + hex
-                let inserted = try db.execute("""
-                    INSERT INTO jobs (id, kind, state, priority, created, spec, max_attempts, task_count, model,
-                                      image_width, image_height, tile, overlap, peer, weights_sha256, numerics, default_side,
-                                      expected_width, expected_height, expected_exact, pin_pending)
-                    VALUES (\(candidate), \(plan.kind.rawValue), 'queued', \(Int64(plan.priority)), \(now), \(spec),
-                            \(plan.maxAttempts), \(plan.tasks.count), \(plan.model), \(plan.imageWidth), \(plan.imageHeight),
-                            \(plan.tile), \(plan.overlap), \(job.peer), \(digest), \(numerics), \(side),
-                            \(expected.width), \(expected.height), \(expected.exact), \(pending))
-                    ON CONFLICT (id) DO NOTHING
-                    """)
-                if inserted == 1 {
-                    jobID = candidate
-                    break
-                }
-            }
-            guard !jobID.isEmpty else { throw CoordinatorError.internalError("could not find an unused job id") }
-            for task in plan.tasks {
-                try db.execute("""
-                    INSERT INTO tasks (id, job_id, idx, state, spec, model, accepted_channels, work, max_attempts)
-                    VALUES (\("\(jobID)-\(task.index)"), \(jobID), \(task.index), 'queued', \(task.spec), \(plan.model),
-                            \(plan.acceptedChannels), \(task.work), \(plan.maxAttempts))
-                    """)
-            }
-            return SubmitOutcome(jobID: jobID, taskCount: plan.tasks.count,
-                                 warnings: pending ? [Coordinator.waitingForWorkerWarning(model: plan.model)] : [])
+        }
+        guard !jobID.isEmpty else { throw CoordinatorError.internalError("could not find an unused job id") }
+        for task in plan.tasks {
+            try db.execute("""
+                INSERT INTO tasks (id, job_id, idx, state, spec, model, accepted_channels, work, max_attempts)
+                VALUES (\("\(jobID)-\(task.index)"), \(jobID), \(task.index), 'queued', \(task.spec), \(plan.model),
+                        \(plan.acceptedChannels), \(task.work), \(plan.maxAttempts))
+                """)
+        }
+        return SubmitOutcome(jobID: jobID, taskCount: plan.tasks.count,
+                             warnings: pending ? [Coordinator.waitingForWorkerWarning(model: plan.model)] : [])
     }
 
     public func cancel(jobID: String, now: Int64, log: LoggedRequest,

@@ -108,16 +108,16 @@ public struct FarmLogHandler: LogHandler {
 /// line is written whole.
 public final class FarmLogSink: @unchecked Sendable {
     private let lock = NSLock()
-    private let write: (String) -> Void
+    private let writer: (String) -> Void
 
-    public init(_ write: @escaping (String) -> Void) { self.write = write }
+    public init(_ writer: @escaping (String) -> Void) { self.writer = writer }
 
     public static let standardError = FarmLogSink { FileHandle.standardError.write(Data($0.utf8)) }
 
     func write(_ line: String) {
         lock.lock()
         defer { lock.unlock() }
-        write(line)
+        writer(line)
     }
 }
 
