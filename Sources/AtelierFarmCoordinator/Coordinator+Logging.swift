@@ -76,9 +76,14 @@ extension Coordinator {
 
     /// Bytes that are not a `Request` at all.
     func logMalformed(bytes: Int, peer: String) {
-        noisyLog.log(logger, .warning, kind: "refused_request.malformed",
-                     "refused \(bytes) bytes from \(peer): not an atelier.v1.Request",
-                     metadata: ["peer": .string(peer), "kind": "malformed"])
+        logRefusal(.malformed, "the \(bytes)-byte message is not an atelier.v1.Request", peer: peer)
+    }
+
+    /// A message the transport answered with an error before it reached `handle` (malformed,
+    /// wrong version, reply too large): pass this to `RequestServer.serve(refused:)`.
+    public func logRefusal(_ code: Atelier_V1_ErrorCode, _ message: String, peer: String) {
+        noisyLog.log(logger, .warning, kind: "refused_request.\(code)", "refused a message from \(peer): \(message)",
+                     metadata: ["peer": .string(peer), "kind": "unparsed"])
     }
 
     /// Leases requeued by maintenance because their worker went silent.

@@ -6,13 +6,18 @@ import SwiftProtobuf
 /// and may block. Handlers see duplicates of a request (same `request_id`) when nng resends.
 public typealias FarmRequestHandler = @Sendable (Atelier_V1_Request, PeerInfo) -> Atelier_V1_Response
 
+/// Told about every message answered with an error before it reached the handler (malformed,
+/// wrong version, reply too large), so the server's owner can log it (rate-limited).
+public typealias FarmRefusalHandler = @Sendable (Atelier_V1_ErrorCode, String, PeerInfo) -> Void
+
 extension RequestServer {
     /// Starts serving typed requests: see `FarmWire.respond`. Bad input is answered with an
-    /// error response and never reaches `handler`, so the coordinator keeps serving.
-    public func serve(handler: @escaping FarmRequestHandler) throws {
+    /// error response and never reaches `handler`, so the coordinator keeps serving; `refused`
+    /// hears about it.
+    public func serve(refused: FarmRefusalHandler? = nil, handler: @escaping FarmRequestHandler) throws {
         let limit = min(options.maxMessageSize, FarmWire.maxMessageSize)
         try start { body, peer in
-            FarmWire.respond(to: body, from: peer, maxReplySize: limit, handler: handler)
+            FarmWire.respond(to: body, from: peer, maxReplySize: limit, refused: refused, handler: handler)
         }
     }
 }
@@ -35,28 +40,30 @@ public enum FarmWire {
     ///   connection in the middle of a multi-MiB message can wedge nng 1.5.2's reaper
     ///   (`NNGSocketClose`), so such a reply must never be sent.
     public static func respond(to body: Data, from peer: PeerInfo, maxReplySize: Int,
-                               handler: FarmRequestHandler) -> Data {
+                               refused: FarmRefusalHandler? = nil, handler: FarmRequestHandler) -> Data {
+        func refuse(_ code: Atelier_V1_ErrorCode, _ message: String, requestID: String) -> Data {
+            refused?(code, message, peer)
+            return encode(errorResponse(code, message, requestID: requestID))
+        }
         let request: Atelier_V1_Request
         do {
             request = try Atelier_V1_Request(serializedBytes: body)
         } catch {
-            return encode(errorResponse(.malformed, "the \(body.count)-byte message is not an atelier.v1.Request",
-                                        requestID: ""))
+            return refuse(.malformed, "the \(body.count)-byte message is not an atelier.v1.Request", requestID: "")
         }
         guard request.protocolVersion == FarmClient.protocolVersion else {
-            return encode(errorResponse(
+            return refuse(
                 .unsupportedVersion,
                 "protocol_version \(request.protocolVersion) is not supported; this coordinator speaks \(FarmClient.protocolVersion)",
-                requestID: request.requestID))
+                requestID: request.requestID)
         }
         var response = handler(request, peer)
         if response.protocolVersion == 0 { response.protocolVersion = FarmClient.protocolVersion }
         if response.requestID.isEmpty { response.requestID = request.requestID }
         let data = encode(response)
         if data.count > maxReplySize {
-            return encode(errorResponse(
-                .tooLarge, "the response is \(data.count) bytes, over the limit of \(maxReplySize) bytes",
-                requestID: request.requestID))
+            return refuse(.tooLarge, "the response is \(data.count) bytes, over the limit of \(maxReplySize) bytes",
+                          requestID: request.requestID)
         }
         return data
     }

@@ -116,7 +116,9 @@ struct CoordinatorCommand: ParsableCommand {
             idleConnectionTimeout: .milliseconds(Int64(idleConnectionSeconds * 1000)),
             log: { log($0, level: .warning, metadata: ["event": "connection_limit"]) })
         let server = try RequestServer(listeningOn: address, options: serverOptions)
-        try server.serve { request, peer in coordinator.handle(request, peer: peer.description) }
+        try server.serve(refused: { code, message, peer in coordinator.logRefusal(code, message, peer: peer.description) }) {
+            request, peer in coordinator.handle(request, peer: peer.description)
+        }
         log("coordinator listening on \(server.address), data in \(dir.path)"
             + (store == "sqlite" ? "" : ", queue in PostgreSQL"))
 
