@@ -167,7 +167,7 @@ final class FarmOpsProcessTests: XCTestCase {
         let wait = try farm.spawn("wait", ["wait", jobID, "--out", out.path, "--coordinator", farm.address])
         // Slow steps (the pipeline engine, 250 ms after each step), so heartbeats (every 1 s) land
         // mid-render.
-        try farm.startWorker(name: "late", extra: ["--straggler-step-delay-ms", "250"])
+        let worker = try farm.startWorker(name: "late", extra: ["--straggler-step-delay-ms", "250", "--log-format", "json"])
         guard let status = wait.waitForExit(timeout: 180) else { throw FarmTestError("wait did not finish\n\(farm.diagnostics())") }
         XCTAssertEqual(status, 0, wait.tail())
         let progress = wait.stderr
@@ -180,6 +180,14 @@ final class FarmOpsProcessTests: XCTestCase {
         }
         XCTAssertTrue(intermediate, "an intermediate step: \(progress)")
         XCTAssertTrue(progress.contains("\(jobID) succeeded"), progress)
+
+        // The worker's JSON lines parse, and those about a task carry its job, task and worker ids.
+        let workerLines = try worker.stderr.split(separator: "\n").map { line in
+            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], String(line))
+        }
+        let taskLines = workerLines.compactMap { $0["metadata"] as? [String: String] }.filter { $0["task_id"] == "\(jobID)-0" }
+        XCTAssertFalse(taskLines.isEmpty, worker.tail())
+        XCTAssertTrue(taskLines.allSatisfy { $0["job_id"] == jobID && !($0["worker_id"] ?? "").isEmpty }, "\(taskLines)")
 
         let local = farm.root.appendingPathComponent("local.png")
         let render = try farm.run("render", ["render", "--model", FarmProcessSupport.tinyBase.path, "--prompt", "a red fox",
