@@ -35,6 +35,14 @@ enum ChannelRequirement {
         (0..<63).filter { mask >> Int64($0) & 1 == 1 }.map(String.init).joined(separator: " or ")
     }
 
+    /// Why no registered UNet of `model` (with `channels` input channels) can run a job needing
+    /// `mask`: the one line a submission is refused with, and a job accepted before any worker
+    /// served its model fails with once workers serving it have registered (scale from zero).
+    static func mismatch(model: String, channels: [Int64], accepted mask: Int64) -> String {
+        "model \"\(model)\" is registered with unet_in_channels \(channels.map(String.init).joined(separator: ", ")), but "
+        + "\(modeName(mask)) needs a UNet with \(describe(mask)) input channels; choose a matching model"
+    }
+
     static func fits(_ mask: Int64, unetInChannels channels: Int64) -> Bool {
         channels == 0 || (channels > 0 && channels < 63 && (mask >> channels) & 1 == 1)
     }

@@ -2,6 +2,7 @@ import AtelierFarmProtocol
 import AtelierImaging
 import AtelierRequests
 import Foundation
+import Logging
 import SwiftProtobuf
 
 /// submit_job: validate and split outside the lock, then hand the plan to the store, which checks
@@ -31,6 +32,22 @@ extension Coordinator {
     /// that side implies (`expectedResultSize`). Later tasks go only to workers of that group.
     static func firstLeasePin(jobSpec: Data, defaultSide: Int) throws -> (width: Int, height: Int, exact: Bool) {
         try expectedResultSize(try Atelier_V1_SubmitJobRequest(serializedBytes: jobSpec), defaultSide: defaultSide)
+    }
+
+    /// The model-specific check a submission gets when a worker serving its model has registered,
+    /// made later for jobs accepted before one had: once workers serving the model have
+    /// registered and none has a UNet that fits the job's mode, the job fails with the line its
+    /// submission would have been refused with. (A fitting worker leases and pins it instead.)
+    /// Run after registrations and on the maintenance timer.
+    func failUnservablePendingJobs() throws {
+        for job in try store.pendingPinJobs() where !job.registeredChannels.isEmpty {
+            guard !job.registeredChannels.contains(where: { ChannelRequirement.fits(job.acceptedChannels, unetInChannels: $0) })
+            else { continue }
+            let reason = ChannelRequirement.mismatch(model: job.model, channels: job.registeredChannels, accepted: job.acceptedChannels)
+            try store.failJob(jobID: job.jobID, reason: reason, now: unixMilliseconds(now()))
+            logger.warning("failed job \(job.jobID): \(reason)", metadata: ["job_id": .string(job.jobID)])
+            changes.signal()
+        }
     }
 
     /// The size every image of a batch must have, as the pipeline decides it:

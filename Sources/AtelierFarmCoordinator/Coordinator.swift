@@ -113,6 +113,10 @@ public final class Coordinator: @unchecked Sendable {
         response.protocolVersion = 1
         response.requestID = request.requestID
         if !response.hasError && Coordinator.changesState(request.body) { changes.signal() }
+        if !response.hasError, case .registerWorker? = request.body {
+            // A job queued before any worker served its model may now be known to be unservable.
+            do { try failUnservablePendingJobs() } catch { logger.error("checking queued jobs against new workers: \(error)") }
+        }
         logOutcome(request, response, peer: peer)
         return response
     }
@@ -151,6 +155,7 @@ public final class Coordinator: @unchecked Sendable {
         // Pruned before the requeue: a worker whose lease only now expires is kept this round (it
         // may be back any moment; it goes at the next maintenance if not).
         try store.pruneWorkers(now: nowMs)
+        try failUnservablePendingJobs()
         let expired = try store.expireLeases(now: nowMs)
         if expired > 0 { changes.signal() }
         logExpiries(expired)

@@ -147,6 +147,10 @@ public protocol CoordinatorStore: AnyObject, Sendable {
     /// Fails the job (unless finished) with `reason`, cancelling its unfinished tasks.
     func failJob(jobID: String, reason: String, now: Int64) throws
 
+    /// Unfinished jobs accepted while no worker served their model and not leased yet (so not
+    /// pinned), with the UNet input channels their model's registered workers have now.
+    func pendingPinJobs() throws -> [PendingPinJob]
+
     // MARK: Housekeeping
 
     /// Removes workers not heard from for `workerRetention` that hold no lease.
@@ -313,6 +317,16 @@ public struct NewJob: Sendable {
         self.plan = plan
         self.peer = peer
     }
+}
+
+/// A job waiting for its first lease to pin it (scale from zero), as `pendingPinJobs` lists it.
+public struct PendingPinJob: Sendable, Equatable {
+    public var jobID: String
+    public var model: String
+    /// `ChannelRequirement` mask of its tasks.
+    public var acceptedChannels: Int64
+    /// Distinct `unet_in_channels` of the model's registered workers (empty: none yet).
+    public var registeredChannels: [Int64]
 }
 
 public struct SubmitOutcome: Sendable {

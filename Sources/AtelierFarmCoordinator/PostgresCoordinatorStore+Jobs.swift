@@ -27,10 +27,8 @@ extension PostgresCoordinatorStore {
                     "no registered worker serves model \"\(plan.model)\" (\(list)); start a worker with --model \(plan.model)=PATH")
             }
             guard channels.contains(where: { ChannelRequirement.fits(plan.acceptedChannels, unetInChannels: $0) }) else {
-                let have = channels.map(String.init).joined(separator: ", ")
                 throw CoordinatorError(.unknownModel,
-                    "model \"\(plan.model)\" is registered with unet_in_channels \(have), but \(ChannelRequirement.modeName(plan.acceptedChannels)) "
-                    + "needs a UNet with \(ChannelRequirement.describe(plan.acceptedChannels)) input channels; choose a matching model")
+                                       ChannelRequirement.mismatch(model: plan.model, channels: channels, accepted: plan.acceptedChannels))
             }
             let aliveSince = now - options.aliveWindowMs
             guard let pin = try db.rows("""
@@ -48,6 +46,24 @@ extension PostgresCoordinatorStore {
             let side = try pin["side"].decode(Int.self)
             return try insertJob(db, job, spec: spec, now: now, pin: (digest, numerics, side))
         }, respond: respond)
+    }
+
+    public func pendingPinJobs() throws -> [PendingPinJob] {
+        try read { db in
+            try db.rows("""
+                SELECT j.id AS id, j.model AS model, MAX(t.accepted_channels) AS accepted
+                FROM jobs j JOIN tasks t ON t.job_id = j.id
+                WHERE j.pin_pending AND j.state IN ('queued', 'running')
+                GROUP BY j.id, j.model, j.seq ORDER BY j.seq
+                """).map { row in
+                let model = try row["model"].decode(String.self)
+                return PendingPinJob(
+                    jobID: try row["id"].decode(String.self), model: model, acceptedChannels: try row["accepted"].decode(Int64.self),
+                    registeredChannels: try db.rows("""
+                        SELECT DISTINCT unet_in_channels FROM worker_models WHERE model = \(model) ORDER BY 1
+                        """).map { try $0["unet_in_channels"].decode(Int64.self) })
+            }
+        }
     }
 
     /// Inserts a job and its tasks under the queue cap; `pin` nil: no worker serves the model yet,

@@ -53,6 +53,24 @@ extension SQLiteCoordinatorStore {
         }, respond: respond)
     }
 
+    public func pendingPinJobs() throws -> [PendingPinJob] {
+        try read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT j.id AS id, j.model AS model, MAX(t.accepted_channels) AS accepted
+                FROM jobs j JOIN tasks t ON t.job_id = j.id
+                WHERE j.pin_pending = 1 AND j.state IN ('queued', 'running')
+                GROUP BY j.id, j.model ORDER BY j.seq
+                """)
+            return try rows.map { row in
+                let model: String = row["model"] ?? ""
+                return PendingPinJob(jobID: row["id"] ?? "", model: model, acceptedChannels: row["accepted"] ?? 0,
+                                     registeredChannels: try Int64.fetchAll(
+                                        db, sql: "SELECT DISTINCT unet_in_channels FROM worker_models WHERE model = ? ORDER BY 1",
+                                        arguments: [model]))
+            }
+        }
+    }
+
     /// Whether any registered worker (alive or not) has listed `model`.
     static func modelIsRegistered(_ db: Database, model: String) throws -> Bool {
         try Int.fetchOne(db, sql: "SELECT 1 FROM worker_models WHERE model = ? LIMIT 1", arguments: [model]) != nil
@@ -70,10 +88,7 @@ extension SQLiteCoordinatorStore {
                 "no registered worker serves model \"\(model)\" (\(list)); start a worker with --model \(model)=PATH")
         }
         guard channels.contains(where: { ChannelRequirement.fits(accepted, unetInChannels: $0) }) else {
-            let have = channels.map(String.init).joined(separator: ", ")
-            throw CoordinatorError(.unknownModel,
-                "model \"\(model)\" is registered with unet_in_channels \(have), but \(ChannelRequirement.modeName(accepted)) "
-                + "needs a UNet with \(ChannelRequirement.describe(accepted)) input channels; choose a matching model")
+            throw CoordinatorError(.unknownModel, ChannelRequirement.mismatch(model: model, channels: channels, accepted: accepted))
         }
     }
 

@@ -309,6 +309,8 @@ class StoreConformance: XCTestCase {
                                                       log: log("submit_job")) { _ in Self.ok() }.outcome)
         XCTAssertEqual(accepted.warnings, [Coordinator.waitingForWorkerWarning(model: "sd2")])
         XCTAssertEqual(try store.jobStatus(jobID: accepted.jobID, includeTasks: false).state, .queued)
+        XCTAssertEqual(try store.pendingPinJobs(), [PendingPinJob(jobID: accepted.jobID, model: "sd2",
+                                                                   acceptedChannels: plan.acceptedChannels, registeredChannels: [])])
 
         func register(_ name: String, digest: Character, numerics: String) throws -> String {
             var caps = Atelier_V1_WorkerCapabilities()
@@ -326,6 +328,7 @@ class StoreConformance: XCTestCase {
         XCTAssertNil(try lease(store, a, now: t0 + 3), "pinned to b's weights and numerics by its first lease")
         XCTAssertNotNil(try lease(store, b, now: t0 + 4))
         XCTAssertEqual(try store.jobStatus(jobID: accepted.jobID, includeTasks: false).numerics, "fp32/y")
+        XCTAssertEqual(try store.pendingPinJobs(), [], "pinned by its first lease")
 
         // With a worker registered, a job for the model is pinned at submit and gets no warning.
         let pinned = try XCTUnwrap(try store.submit(NewJob(request: request, plan: plan, peer: "test"), now: t0 + 5,
