@@ -168,8 +168,8 @@ final class FarmOpsProcessTests: XCTestCase {
         // Slow steps (the pipeline engine, 250 ms after each step), so heartbeats (every 1 s) land
         // mid-render.
         let worker = try farm.startWorker(name: "late", extra: ["--straggler-step-delay-ms", "250", "--log-format", "json"])
-        guard let status = wait.waitForExit(timeout: 180) else { throw FarmTestError("wait did not finish\n\(farm.diagnostics())") }
-        XCTAssertEqual(status, 0, wait.tail())
+        guard let waited = wait.waitForExit(timeout: 180) else { throw FarmTestError("wait did not finish\n\(farm.diagnostics())") }
+        XCTAssertEqual(waited, 0, wait.tail())
         let progress = wait.stderr
         // "JOB image 1/2: step 3/9" with 0 < 3 < 9 (schedulers may count a step more than asked).
         let stepLine = try NSRegularExpression(pattern: "\(jobID) image [12]/2: step ([0-9]+)/([0-9]+)")
@@ -180,6 +180,13 @@ final class FarmOpsProcessTests: XCTestCase {
         }
         XCTAssertTrue(intermediate, "an intermediate step: \(progress)")
         XCTAssertTrue(progress.contains("\(jobID) succeeded"), progress)
+
+        // `status` shows the progress line; `status --watch` follows the job (ended: one line).
+        let status = try farm.run("status", ["status", jobID, "--coordinator", farm.address], timeout: 30)
+        XCTAssertTrue(status.stdout.contains("progress: 2/2 images done"), status.stdout)
+        let watched = try farm.run("status", ["status", jobID, "--watch", "--coordinator", farm.address], timeout: 30)
+        XCTAssertEqual(watched.status, 0, watched.stderr)
+        XCTAssertEqual(watched.stdout, "\(jobID)  succeeded  2/2 images done\n")
 
         // The worker's JSON lines parse, and those about a task carry its job, task and worker ids.
         let workerLines = try worker.stderr.split(separator: "\n").map { line in
