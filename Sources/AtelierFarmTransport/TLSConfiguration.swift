@@ -79,14 +79,14 @@ public struct TLSConfiguration: Sendable, Equatable {
         var flags: UInt32 = 0
         let result = atelier_tls_check_files(caFile, certFile, keyFile, &mbedError, &flags)
         switch Int(result) {
-        case Int(ATELIER_TLS_OK.rawValue): return (ca, cert, key)
-        case Int(ATELIER_TLS_BAD_CA.rawValue):
+        case ATELIER_TLS_OK: return (ca, cert, key)
+        case ATELIER_TLS_BAD_CA:
             throw TLSConfigurationError.unparsable(path: caFile, option: "--tls-ca", what: "CA certificate", code: mbedError)
-        case Int(ATELIER_TLS_BAD_CERT.rawValue):
+        case ATELIER_TLS_BAD_CERT:
             throw TLSConfigurationError.unparsable(path: certFile, option: "--tls-cert", what: "certificate", code: mbedError)
-        case Int(ATELIER_TLS_BAD_KEY.rawValue):
+        case ATELIER_TLS_BAD_KEY:
             throw TLSConfigurationError.unparsable(path: keyFile, option: "--tls-key", what: "unencrypted private key", code: mbedError)
-        case Int(ATELIER_TLS_KEY_MISMATCH.rawValue):
+        case ATELIER_TLS_KEY_MISMATCH:
             throw TLSConfigurationError.keyMismatch(cert: certFile, key: keyFile)
         default:
             throw TLSConfigurationError.notSignedByCA(cert: certFile, ca: caFile, flags: flags)
