@@ -91,22 +91,26 @@ final class FarmTLSTests: XCTestCase {
                 guard case TransportError.timeout = error else { return XCTFail("\(what): \(error)") }
             }
         }
-        // A TLS client that presents no certificate (openssl's own client): the handshake fails.
-        let sClient = Process()
-        sClient.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        sClient.arguments = ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", farm.appendingPathComponent("ca.crt").path,
-                             "-tls1_2", "-verify_return_error", "-quiet"]
-        let pipe = Pipe()
-        sClient.standardInput = pipe
-        sClient.standardOutput = FileHandle.nullDevice
-        sClient.standardError = FileHandle.nullDevice
+        // openssl's own client, which trusts the farm CA (so it accepts the coordinator) but
+        // presents no certificate, or one from another CA: the coordinator ends the handshake.
         if FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl") {
-            try sClient.run()
-            // Bytes that would be a request if the handshake had let them through.
-            pipe.fileHandleForWriting.write(Data(repeating: 0, count: 64))
-            try? pipe.fileHandleForWriting.close()
-            sClient.waitUntilExit()
-            XCTAssertNotEqual(sClient.terminationStatus, 0, "a client without a certificate completed the handshake")
+            let stranger = ["-cert", other.appendingPathComponent("client.crt").path, "-key", other.appendingPathComponent("client.key").path]
+            for (what, extra) in [("no certificate", [String]()), ("another CA's certificate", stranger)] {
+                let sClient = Process()
+                sClient.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+                sClient.arguments = ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", farm.appendingPathComponent("ca.crt").path,
+                                     "-tls1_2", "-verify_return_error", "-quiet"] + extra
+                let input = Pipe()
+                sClient.standardInput = input
+                sClient.standardOutput = FileHandle.nullDevice
+                sClient.standardError = FileHandle.nullDevice
+                try sClient.run()
+                // Bytes that would be an SP handshake and a request if the TLS handshake let them through.
+                input.fileHandleForWriting.write(Data([0, 0x53, 0x50, 0, 0, 0x30, 0, 0]))
+                try? input.fileHandleForWriting.close()
+                sClient.waitUntilExit()
+                XCTAssertNotEqual(sClient.terminationStatus, 0, "openssl s_client with \(what) completed the handshake")
+            }
         }
         XCTAssertEqual(counter.count, 2, "only the two clients with farm certificates reached the handler")
         XCTAssertEqual(try good.request(Data("again".utf8), timeout: .seconds(10)), Data("pong:again".utf8),
