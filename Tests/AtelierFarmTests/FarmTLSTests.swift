@@ -165,6 +165,46 @@ final class FarmTLSTests: XCTestCase {
 
     // MARK: The farm over TLS, with tokens
 
+    func testCoordinatorStartupChecksAreOneLineAndPlainTCPBeyondLoopbackWarns() throws {
+        let (farm, _) = try dirs()
+        let cluster = try FarmCluster(testName: name)
+        var keep = true
+        defer { cluster.shutdown(keep: keep) }
+        func oneLine(_ text: String) -> String { text.trimmingCharacters(in: .whitespacesAndNewlines) }
+
+        let noFiles = try cluster.run("no-files", ["coordinator", "--listen", "tls+tcp://127.0.0.1:\(cluster.port)",
+                                                   "--data", cluster.dataDir.path], timeout: 30)
+        XCTAssertNotEqual(noFiles.status, 0)
+        XCTAssertEqual(oneLine(noFiles.stderr), "Error: tls+tcp://127.0.0.1:\(cluster.port) is a TLS address: give --tls-ca, "
+                       + "--tls-cert and --tls-key (see scripts/make-test-ca.sh)")
+
+        let badTokens = cluster.root.appendingPathComponent("tokens")
+        try Data("ops admin not-a-hash\n".utf8).write(to: badTokens)
+        let tokens = try cluster.run("bad-tokens", ["coordinator", "--listen", "tcp://127.0.0.1:\(cluster.port)",
+                                                    "--data", cluster.dataDir.path, "--tokens", badTokens.path], timeout: 30)
+        XCTAssertNotEqual(tokens.status, 0)
+        XCTAssertEqual(oneLine(tokens.stderr), "Error: tokens file \(badTokens.path) line 1: the hash must be 64 hex digits "
+                       + "(the SHA-256 of the token), not the token itself")
+
+        let mismatched = try cluster.run("mismatch", ["coordinator", "--listen", "tls+tcp://127.0.0.1:\(cluster.port)",
+                                                      "--data", cluster.dataDir.path,
+                                                      "--tls-ca", farm.appendingPathComponent("ca.crt").path,
+                                                      "--tls-cert", farm.appendingPathComponent("coordinator.crt").path,
+                                                      "--tls-key", farm.appendingPathComponent("client.key").path], timeout: 30)
+        XCTAssertNotEqual(mismatched.status, 0)
+        XCTAssertTrue(oneLine(mismatched.stderr).hasPrefix("Error: --tls-key ") && !oneLine(mismatched.stderr).contains("\n"),
+                      mismatched.stderr)
+
+        // Plain TCP on every interface: it serves, with a one-line warning.
+        let open = try cluster.spawn("open", ["coordinator", "--listen", "tcp://0.0.0.0:\(cluster.port)", "--data", cluster.dataDir.path])
+        _ = try FarmProcessSupport.poll("the startup warning", timeout: 30, interval: 0.2) { () -> Bool? in
+            guard open.isRunning else { throw FarmTestError("the coordinator exited\n\(open.tail())") }
+            return open.stderr.contains("warning: serving tcp://0.0.0.0:\(cluster.port) beyond loopback without TLS") ? true : nil
+        }
+        open.terminate()
+        keep = false
+    }
+
     func testFarmOverTLSWithTokensRendersRefusesAndDrains() throws {
         let (farm, other) = try dirs()
         let cluster = try FarmCluster(testName: name)
@@ -216,6 +256,14 @@ final class FarmTLSTests: XCTestCase {
             guard worker.isRunning else { throw FarmTestError("the worker exited\n\(worker.tail())") }
             return try workers().first { $0.name == "good" }?.workerID
         }
+
+        // A worker whose token is not a work token stops at once with the reason, exit non-zero.
+        let misconfigured = try cluster.run("worker-with-submit-token", [
+            "worker", "--coordinator", address, "--engine", "noop", "--name", "confused", "--token-file", tokenFiles["alice"]!,
+        ] + files(farm, "worker"), timeout: 30)
+        XCTAssertNotEqual(misconfigured.status, 0)
+        XCTAssertTrue(misconfigured.stderr.contains("Error: the coordinator refused this worker: token \"alice\" has role submit; "
+                                                    + "register_worker needs a work or admin token"), misconfigured.stderr)
 
         // submit + wait over TLS with alice's token.
         let client = files(farm, "client") + ["--coordinator", address, "--token-file", tokenFiles["alice"]!]
