@@ -16,6 +16,14 @@ final class FarmTLSTests: XCTestCase {
         return (farm, other)
     }
 
+    /// The keys made for this run go with it.
+    override class func tearDown() {
+        if case .success(let dirs) = certificates {
+            try? FileManager.default.removeItem(at: dirs.farm.deletingLastPathComponent())
+        }
+        super.tearDown()
+    }
+
     private static func makeCA(_ dir: URL) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
