@@ -100,6 +100,13 @@ public final class FarmWorker: @unchecked Sendable {
                 if response.error.code == .permissionDenied && response.error.message.hasPrefix("draining") {
                     log("drained by an admin: exiting")
                     finish(.drained)
+                } else if response.error.code == .permissionDenied {
+                    // The worker id is bound to another token (registered before tokens were
+                    // turned on, say): register again, which binds a row to this token; a token
+                    // that may not register at all ends the worker there.
+                    log("lease refused: \(response.error.message); registering again")
+                    workerID = ""
+                    sleep(seconds: 1)
                 } else if FarmWorker.isAccessRefusal(response.error.code) {
                     log("lease refused: \(response.error.message)")
                     finish(.refused(response.error.message))

@@ -1,5 +1,8 @@
 @testable import AtelierFarmCoordinator
 import AtelierFarmProtocol
+import AtelierFarmTransport
+import AtelierFarmWorker
+import AtelierImaging
 import Foundation
 import XCTest
 
@@ -201,6 +204,65 @@ final class AccessTokenTests: XCTestCase {
         XCTAssertFalse(h.send(.cancelJob(.with { $0.jobID = job })).hasError)
     }
 
+    // MARK: A real worker across the switch to tokens
+
+    /// A worker registered while access was open holds a row bound to no token. Once the
+    /// coordinator restarts with `--tokens`, that row refuses the worker's (now checked) token
+    /// with PERMISSION_DENIED: the worker registers again, which binds a row to its token, and
+    /// carries on instead of exiting.
+    func testWorkerWhoseIdIsBoundToAnotherTokenRegistersAgainAndCarriesOn() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("atelier-access-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var open = CoordinatorOptions()
+        open.heartbeatInterval = 0.2
+        let openCoordinator = try Coordinator(directory: directory, options: open)
+        let first = try RequestServer(listeningOn: "tcp://127.0.0.1:0")
+        try first.serve { request, peer in openCoordinator.handle(request, peer: peer.description) }
+        let port = try XCTUnwrap(first.boundPort)
+        let lines = LineRecorder()
+        let worker = FarmWorker(client: try FarmClient(address: first.address, authToken: secrets["workerA"]!.1),
+                                engine: FlatEngine(), options: .init(name: "w", requestTimeout: .seconds(2)),
+                                log: { lines.append($0) })
+        let done = DispatchSemaphore(value: 0)
+        Thread { worker.run(); done.signal() }.start()
+        defer { worker.stop(); _ = done.wait(timeout: .now() + 10) }
+        let registered = Date().addingTimeInterval(10)
+        while !lines.all.contains(where: { $0.hasPrefix("registered as") }) && Date() < registered { Thread.sleep(forTimeInterval: 0.05) }
+        XCTAssertTrue(lines.all.contains { $0.hasPrefix("registered as") }, "\(lines.all)")
+
+        // The same directory and port, now with tokens.
+        first.close()
+        try openCoordinator.close()
+        var guarded = open
+        guarded.accessTokens = try AccessTokens.parse(
+            secrets.map { AccessTokens.line(name: $0.key, role: $0.value.0, secret: $0.value.1) }.joined(separator: "\n"), source: "test")
+        let coordinator = try Coordinator(directory: directory, options: guarded)
+        let second = try RequestServer(listeningOn: "tcp://127.0.0.1:\(port)")
+        defer { second.close() }
+        try second.serve { request, peer in coordinator.handle(request, peer: peer.description) }
+
+        let alice = try FarmClient(address: second.address, defaultTimeout: .seconds(5), authToken: secrets["alice"]!.1)
+        defer { alice.close() }
+        var batch = Atelier_V1_BatchJob()
+        batch.prompts = ["a fox"]
+        batch.count = 1
+        batch.params.model = "base"
+        batch.params.steps = 2
+        batch.params.width = 64
+        batch.params.height = 64
+        let submitted = try alice.call(.with { $0.body = .submitJob(.with { $0.batch = batch }) })
+        XCTAssertFalse(submitted.hasError, submitted.error.message)
+        let deadline = Date().addingTimeInterval(20)
+        var state = Atelier_V1_JobState.unspecified
+        while state != .succeeded && Date() < deadline {
+            state = try alice.call(.with { $0.body = .jobStatus(.with { $0.jobID = submitted.submitJob.jobID }) }).jobStatus.job.state
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        XCTAssertEqual(state, .succeeded, "\(lines.all)")
+        XCTAssertNil(worker.exitReason)
+        XCTAssertTrue(lines.all.contains { $0.contains("registered with another token") && $0.contains("registering again") }, "\(lines.all)")
+    }
+
     // MARK: The tokens file
 
     func testTokensFileErrorsAreOneLineAndNameTheLine() throws {
@@ -238,4 +300,23 @@ final class AccessTokenTests: XCTestCase {
         XCTAssertEqual(SHA256.hex(String(repeating: "a", count: 1000)),
                        "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
     }
+}
+
+/// Renders every task as a flat image of the asked size.
+private final class FlatEngine: RenderEngine, @unchecked Sendable {
+    let models: [Atelier_V1_ModelInfo] = [.with { $0.name = "base"; $0.contentHash = "flat" }]
+
+    func render(_ task: Atelier_V1_TaskSpec, progress: @escaping (Int, Int) -> Bool) throws -> Data {
+        let params = task.image.params
+        for step in 1...max(1, Int(params.steps)) where !progress(step, Int(params.steps)) { throw RenderCancelled() }
+        let image = try RGBImage(width: Int(params.width), height: Int(params.height), red: 1, green: 2, blue: 3)
+        return Data(try PNGCodec.encode(image))
+    }
+}
+
+private final class LineRecorder: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [String] = []
+    func append(_ item: String) { lock.lock(); items.append(item); lock.unlock() }
+    var all: [String] { lock.lock(); defer { lock.unlock() }; return items }
 }
