@@ -38,8 +38,9 @@ extension Coordinator {
         }
         if let workerID = AccessPolicy.workerID(of: body), !workerID.isEmpty,
            let access = try store.workerAccess(workerID: workerID), access.tokenName != caller.name {
+            let how = access.tokenName.isEmpty ? "registered without a token (before --tokens)" : "registered with another token"
             throw CoordinatorError(.permissionDenied,
-                                   "worker \(workerID) registered with another token; token \"\(caller.name)\" may not act for it")
+                                   "worker \(workerID) \(how); token \"\(caller.name)\" may not act for it")
         }
         return caller
     }

@@ -121,6 +121,7 @@ final class AccessTokenTests: XCTestCase {
         done.resultPng = pngData(width: 8, height: 8, value: 7)
         let stolen = send(h, as: "workerB", .completeTask(done))
         XCTAssertEqual(stolen.error.code, .permissionDenied)
+        XCTAssertTrue(stolen.error.message.contains("registered with another token"), stolen.error.message)
         XCTAssertEqual(send(h, as: "workerB", .heartbeat(.with {
             $0.workerID = a; $0.taskID = l.taskID; $0.fencingToken = l.fencingToken
         })).error.code, .permissionDenied)
@@ -260,7 +261,7 @@ final class AccessTokenTests: XCTestCase {
         }
         XCTAssertEqual(state, .succeeded, "\(lines.all)")
         XCTAssertNil(worker.exitReason)
-        XCTAssertTrue(lines.all.contains { $0.contains("registered with another token") && $0.contains("registering again") }, "\(lines.all)")
+        XCTAssertTrue(lines.all.contains { $0.contains("registered without a token") && $0.contains("registering again") }, "\(lines.all)")
     }
 
     // MARK: The tokens file
