@@ -3,8 +3,10 @@
 set -euo pipefail
 packages=(libopenblas-dev libpng-dev libnng-dev libsqlite3-dev pkg-config)
 # `scripts/setup.sh --test`: also what only the tests need (SIMDe and gcc for the AVX-512 kernel
-# check on machines without AVX-512; a PostgreSQL server for the PostgreSQL store's tests).
-if [ "${1:-}" = "--test" ]; then packages+=(libsimde-dev gcc postgresql); fi
+# check on machines without AVX-512; a PostgreSQL server for the PostgreSQL store's tests; openssl
+# for scripts/make-test-ca.sh, which the TLS tests run). libnng-dev brings libmbedtls-dev, whose
+# libraries the transport links to check certificate files.
+if [ "${1:-}" = "--test" ]; then packages+=(libsimde-dev gcc postgresql openssl); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
