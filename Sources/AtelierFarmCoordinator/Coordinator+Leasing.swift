@@ -11,6 +11,7 @@ import Foundation
 extension Coordinator {
     func leaseTask(_ r: Atelier_V1_LeaseTaskRequest, request: Atelier_V1_Request,
                    peer: String) throws -> Atelier_V1_Response {
+        try refuseLeaseIfDraining(r.workerID)
         let nowMs = unixMilliseconds(now())
         // An idle poll answered from a snapshot, with no write transaction and no request-log row:
         // when the worker was seen within the last heartbeat interval, no lease has expired (a
@@ -44,6 +45,7 @@ extension Coordinator {
                                           step: r.step, totalSteps: r.totalSteps, now: unixMilliseconds(now()))
         var body = Atelier_V1_HeartbeatResponse()
         body.cancel = outcome.cancel
+        body.drain = isDraining(r.workerID)
         body.deadlineUnixMs = outcome.deadlineUnixMs
         return Coordinator.success(.heartbeat(body))
     }

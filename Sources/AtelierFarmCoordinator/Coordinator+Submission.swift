@@ -11,7 +11,7 @@ extension Coordinator {
     func submitJob(_ r: Atelier_V1_SubmitJobRequest, request: Atelier_V1_Request,
                    peer: String) throws -> Atelier_V1_Response {
         let plan = try JobSplitter.plan(r, options: options)
-        return try store.submit(NewJob(request: r, plan: plan, peer: peer), now: unixMilliseconds(now()),
+        return try store.submit(NewJob(request: r, plan: plan, peer: peer, owner: callerName(request)), now: unixMilliseconds(now()),
                                 log: logged(request, peer: peer)) { outcome in
             var body = Atelier_V1_SubmitJobResponse()
             body.jobID = outcome.jobID

@@ -46,7 +46,7 @@ extension Coordinator {
         let interval = UInt32(clamping: Int((options.effectiveHeartbeatInterval * 1000).rounded()))
 
         let registration = WorkerRegistration(workerID: r.workerID, name: r.workerName, capabilities: capabilities,
-                                              slots: slots)
+                                              slots: slots, tokenName: callerName(request))
         return try store.registerWorker(registration, now: unixMilliseconds(now()), log: logged(request, peer: peer)) { id in
             var body = Atelier_V1_RegisterWorkerResponse()
             body.workerID = id

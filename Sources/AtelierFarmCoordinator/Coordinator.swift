@@ -184,6 +184,10 @@ public final class Coordinator: @unchecked Sendable {
             throw CoordinatorError.invalid("the request has no body: set one of its request fields (submit_job, lease_task, …)")
         }
 
+        // Access control first, before the request log: a replay goes only to a caller that may
+        // send the request at all (Coordinator+Access.swift).
+        _ = try authorize(request, body)
+
         switch body {
         // Read-only requests: naturally idempotent, answered from a snapshot, not logged
         // (watch_job too: it only waits before reading).
@@ -208,8 +212,7 @@ public final class Coordinator: @unchecked Sendable {
         case .releaseTask(let r): return try releaseTask(r, request: request, peer: peer)
         case .submitJob(let r): return try submitJob(r, request: request, peer: peer)
         case .cancelJob(let r): return try cancelJob(r, request: request, peer: peer)
-        case .drainWorker:
-            throw CoordinatorError.invalid("\(Coordinator.kindName(body)) is not served by this coordinator yet")
+        case .drainWorker(let r): return try drainWorker(r)
         case .jobStatus, .listJobs, .listWorkers, .fetchResult, .watchJob:
             throw CoordinatorError.internalError("read-only request reached the mutating path")
         }

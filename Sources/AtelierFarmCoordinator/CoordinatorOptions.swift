@@ -5,6 +5,9 @@ public struct CoordinatorOptions: Sendable {
     /// How long a lease lives without a heartbeat. Each heartbeat extends the deadline to at least
     /// now + `leaseTTL`.
     public var leaseTTL: TimeInterval = 30
+    /// The tokens callers must present (`--tokens FILE`); nil: access is open, as on a trusted
+    /// network. See `AccessPolicy` and Coordinator+Access.swift.
+    public var accessTokens: AccessTokens? = nil
     /// Added to a fresh lease's deadline per denoising step per output megapixel, so a lease
     /// covers the time until the worker's first heartbeat even for large renders (loading a model
     /// and encoding a prompt can take longer than the TTL on a slow CPU). A heartbeat never

@@ -66,12 +66,14 @@ struct JobRow: Codable, FetchableRecord, Sendable {
     var expectedWidth: Int
     var expectedHeight: Int
     var expectedExact: Bool
+    /// The name of the token that submitted it ('' when access is open).
+    var owner: String = ""
 
     static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
     static let columns = """
         seq, id, kind, state, priority, created, finished, errors, seam_ratio, max_attempts, task_count, model,
         image_width, image_height, tile, overlap, weights_sha256, numerics, default_side,
-        expected_width, expected_height, expected_exact
+        expected_width, expected_height, expected_exact, owner
         """
 
     static func fetch(_ db: Database, id: String) throws -> JobRow? {

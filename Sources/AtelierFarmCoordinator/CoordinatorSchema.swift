@@ -177,6 +177,16 @@ enum CoordinatorSchema {
         migrator.registerMigration("v6-attempt-heartbeats") { db in
             try db.execute(sql: "ALTER TABLE attempts ADD COLUMN last_heartbeat INTEGER")
         }
+        // Access control (issue 11, helper tls): who submitted each job (the token's name, '' when
+        // access is open), which token registered each worker (its later lease requests must come
+        // from the same one), and whether an admin drained it (no new leases).
+        migrator.registerMigration("v7-tls-owner-binding-drain") { db in
+            try db.execute(sql: """
+                ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+                ALTER TABLE workers ADD COLUMN token_name TEXT NOT NULL DEFAULT '';
+                ALTER TABLE workers ADD COLUMN draining INTEGER NOT NULL DEFAULT 0;
+                """)
+        }
         // Scale from zero: a job accepted while no worker served its model is pinned by its first
         // lease (pin_pending = 1 until then; its weights_sha256/numerics are NULL meanwhile).
         migrator.registerMigration("v7-ops-pin-on-first-lease") { db in

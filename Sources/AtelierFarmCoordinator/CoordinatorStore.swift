@@ -159,11 +159,34 @@ public protocol CoordinatorStore: AnyObject, Sendable {
     /// Drops request-log entries beyond the configured age and count.
     func pruneRequestLog(now: Int64) throws
 
+    // MARK: Access control (`AccessPolicy`)
+
+    /// The token a worker registered with and whether it is draining; nil for an unknown worker.
+    /// Read-only (a snapshot).
+    func workerAccess(workerID: String) throws -> WorkerAccess?
+
+    /// Marks the worker draining (no new leases; its heartbeats answer `drain`), until it
+    /// registers again. Idempotent. Returns its status, or nil for an unknown worker.
+    func drainWorker(workerID: String, now: Int64) throws -> Atelier_V1_WorkerStatus?
+
     /// Write transactions run since the store was opened (`CoordinatorWriteLoadTests`).
     var writeTransactionCount: Int { get }
 
     /// Closes the store; later operations fail.
     func close() throws
+}
+
+/// What access control needs to know about a registered worker.
+public struct WorkerAccess: Sendable, Equatable {
+    /// The name of the token it registered with ('' when access was open).
+    public var tokenName: String
+    /// An admin drained it: it gets no new leases.
+    public var draining: Bool
+
+    public init(tokenName: String, draining: Bool) {
+        self.tokenName = tokenName
+        self.draining = draining
+    }
 }
 
 /// A request whose response is kept for resends (see `CoordinatorStore`).
@@ -230,12 +253,17 @@ public struct WorkerRegistration: Sendable {
     public var capabilities: Atelier_V1_WorkerCapabilities
     /// Leases it may hold at once (at least 1).
     public var slots: Int
+    /// The name of the token it registered with ('' when access is open): its lease requests
+    /// must come from the same token (`WorkerAccess`). Registering also ends a drain.
+    public var tokenName: String
 
-    public init(workerID: String, name: String, capabilities: Atelier_V1_WorkerCapabilities, slots: Int) {
+    public init(workerID: String, name: String, capabilities: Atelier_V1_WorkerCapabilities, slots: Int,
+                tokenName: String = "") {
         self.workerID = workerID
         self.name = name
         self.capabilities = capabilities
         self.slots = slots
+        self.tokenName = tokenName
     }
 }
 
@@ -311,11 +339,15 @@ public struct NewJob: Sendable {
     public var request: Atelier_V1_SubmitJobRequest
     public var plan: JobPlan
     public var peer: String
+    /// The name of the token that submitted it ('' when access is open): `JobStatus.owner`, and
+    /// who may cancel it besides an admin.
+    public var owner: String
 
-    public init(request: Atelier_V1_SubmitJobRequest, plan: JobPlan, peer: String) {
+    public init(request: Atelier_V1_SubmitJobRequest, plan: JobPlan, peer: String, owner: String = "") {
         self.request = request
         self.plan = plan
         self.peer = peer
+        self.owner = owner
     }
 }
 

@@ -86,11 +86,11 @@ extension PostgresCoordinatorStore {
             let inserted = try db.execute("""
                 INSERT INTO jobs (id, kind, state, priority, created, spec, max_attempts, task_count, model,
                                   image_width, image_height, tile, overlap, peer, weights_sha256, numerics, default_side,
-                                  expected_width, expected_height, expected_exact, pin_pending)
+                                  expected_width, expected_height, expected_exact, pin_pending, owner)
                 VALUES (\(candidate), \(plan.kind.rawValue), 'queued', \(Int64(plan.priority)), \(now), \(spec),
                         \(plan.maxAttempts), \(plan.tasks.count), \(plan.model), \(plan.imageWidth), \(plan.imageHeight),
                         \(plan.tile), \(plan.overlap), \(job.peer), \(digest), \(numerics), \(side),
-                        \(expected.width), \(expected.height), \(expected.exact), \(pending))
+                        \(expected.width), \(expected.height), \(expected.exact), \(pending), \(job.owner))
                 ON CONFLICT (id) DO NOTHING
                 """)
             if inserted == 1 {
@@ -172,6 +172,7 @@ extension PostgresCoordinatorStore {
         s.seamRatio = job.seamRatio ?? 0
         s.weightsSha256 = job.weightsSha256 ?? ""
         s.numerics = job.numerics ?? ""
+        s.owner = job.owner
         let resultKind = job.kind == .batch ? ResultStore.Kind.image : .upscaled
         s.resultCount = UInt32(clamping: try int(
             db, "SELECT COUNT(*) FROM results WHERE job_id = \(job.id) AND kind = \(resultKind.rawValue)"))

@@ -22,7 +22,8 @@ extension PostgresCoordinatorStore {
                tile: try r["tile"].decode(Int.self), overlap: try r["overlap"].decode(Int.self),
                weightsSha256: try r["weights_sha256"].decode(String?.self), numerics: try r["numerics"].decode(String?.self),
                defaultSide: try r["default_side"].decode(Int.self), expectedWidth: try r["expected_width"].decode(Int.self),
-               expectedHeight: try r["expected_height"].decode(Int.self), expectedExact: try r["expected_exact"].decode(Bool.self))
+               expectedHeight: try r["expected_height"].decode(Int.self), expectedExact: try r["expected_exact"].decode(Bool.self),
+               owner: try r["owner"].decode(String.self))
     }
 
     static func task(_ db: PostgresSession, id: String, lock: Bool = false) throws -> TaskRow? {

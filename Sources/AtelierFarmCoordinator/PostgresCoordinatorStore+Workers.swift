@@ -35,13 +35,14 @@ extension PostgresCoordinatorStore {
             if name.isEmpty { name = "worker-\(id.prefix(8))" }
             if known != nil {
                 try db.execute("""
-                    UPDATE workers SET name = \(name), capabilities = \(capabilityBytes), last_seen = \(now), slots = \(slots)
+                    UPDATE workers SET name = \(name), capabilities = \(capabilityBytes), last_seen = \(now), slots = \(slots),
+                                       token_name = \(registration.tokenName), draining = FALSE
                     WHERE id = \(id)
                     """)
             } else {
                 try db.execute("""
-                    INSERT INTO workers (id, name, capabilities, registered, last_seen, slots)
-                    VALUES (\(id), \(name), \(capabilityBytes), \(now), \(now), \(slots))
+                    INSERT INTO workers (id, name, capabilities, registered, last_seen, slots, token_name)
+                    VALUES (\(id), \(name), \(capabilityBytes), \(now), \(now), \(slots), \(registration.tokenName))
                     """)
             }
             try db.execute("DELETE FROM worker_models WHERE worker_id = \(id)")
@@ -103,8 +104,10 @@ extension PostgresCoordinatorStore {
                 current[worker] = try row["id"].decode(String.self)
                 held[worker, default: 0] += 1
             }
+            let draining = Set(try db.rows("SELECT id FROM workers WHERE draining").map { try $0["id"].decode(String.self) })
             let workers = rows.map { row in
                 var status = Atelier_V1_WorkerStatus()
+                status.draining = draining.contains(row.id)
                 status.workerID = row.id
                 status.name = row.name
                 status.capabilities = (try? Atelier_V1_WorkerCapabilities(serializedBytes: row.capabilities)) ?? .init()

@@ -139,6 +139,12 @@ enum PostgresSchema {
                 expires BIGINT NOT NULL
             );
             """),
+        // Access control (issue 11, helper tls): the same columns as SQLite's v7-tls-owner-binding-drain.
+        (100, """
+            ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+            ALTER TABLE workers ADD COLUMN token_name TEXT NOT NULL DEFAULT '';
+            ALTER TABLE workers ADD COLUMN draining BOOLEAN NOT NULL DEFAULT FALSE;
+            """),
         // Scale from zero (helper ops): a job accepted while no worker served its model is pinned
         // by its first lease; pin_pending until then.
         (300, """

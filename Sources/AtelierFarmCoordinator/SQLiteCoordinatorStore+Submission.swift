@@ -34,12 +34,12 @@ extension SQLiteCoordinatorStore {
             try db.execute(sql: """
                 INSERT INTO jobs (id, kind, state, priority, created, spec, max_attempts, task_count, model,
                                   image_width, image_height, tile, overlap, peer, weights_sha256, numerics, default_side,
-                                  expected_width, expected_height, expected_exact, pin_pending)
-                VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                  expected_width, expected_height, expected_exact, pin_pending, owner)
+                VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [jobID, plan.kind.rawValue, plan.priority, now, spec, plan.maxAttempts,
                                  plan.tasks.count, plan.model, plan.imageWidth, plan.imageHeight,
                                  plan.tile, plan.overlap, job.peer, pin.weightsSha256, pin.numerics, pin.defaultSide,
-                                 expected.width, expected.height, expected.exact, waitsForWorker])
+                                 expected.width, expected.height, expected.exact, waitsForWorker, job.owner])
             let insert = try db.makeStatement(sql: """
                 INSERT INTO tasks (id, job_id, idx, state, spec, model, accepted_channels, work, max_attempts)
                 VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)

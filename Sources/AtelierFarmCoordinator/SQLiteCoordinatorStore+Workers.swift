@@ -33,12 +33,15 @@ extension SQLiteCoordinatorStore {
             if known != nil {
                 // Same id: keep the history (counters, failures, blocklist), refresh the rest.
                 // Its quarantine and expiry streak stay too: registering again does not clear them.
-                try db.execute(sql: "UPDATE workers SET name = ?, capabilities = ?, last_seen = ?, slots = ? WHERE id = ?",
-                               arguments: [name, capabilityBytes, now, slots, id])
+                try db.execute(sql: """
+                    UPDATE workers SET name = ?, capabilities = ?, last_seen = ?, slots = ?, token_name = ?, draining = 0
+                    WHERE id = ?
+                    """, arguments: [name, capabilityBytes, now, slots, registration.tokenName, id])
             } else {
                 try db.execute(sql: """
-                    INSERT INTO workers (id, name, capabilities, registered, last_seen, slots) VALUES (?, ?, ?, ?, ?, ?)
-                    """, arguments: [id, name, capabilityBytes, now, now, slots])
+                    INSERT INTO workers (id, name, capabilities, registered, last_seen, slots, token_name)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [id, name, capabilityBytes, now, now, slots, registration.tokenName])
             }
             try db.execute(sql: "DELETE FROM worker_models WHERE worker_id = ?", arguments: [id])
             for model in capabilities.models {
@@ -73,8 +76,10 @@ extension SQLiteCoordinatorStore {
                     held[worker, default: 0] += 1
                 }
             }
+            let draining = Set(try String.fetchAll(db, sql: "SELECT id FROM workers WHERE draining <> 0"))
             return rows.map { row in
                 var status = Atelier_V1_WorkerStatus()
+                status.draining = draining.contains(row.id)
                 status.workerID = row.id
                 status.name = row.name
                 status.capabilities = (try? Atelier_V1_WorkerCapabilities(serializedBytes: row.capabilities)) ?? .init()

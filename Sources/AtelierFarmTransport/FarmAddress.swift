@@ -30,3 +30,14 @@ public enum FarmAddress {
         }.joined(separator: ",")
     }
 }
+
+extension FarmAddress {
+    /// Whether a listen address reaches only this machine (loopback IPs, `localhost`, ipc://,
+    /// inproc://): the coordinator warns when it serves beyond that without TLS.
+    public static func isLoopback(_ url: String) -> Bool {
+        let lower = url.lowercased()
+        if lower.hasPrefix("ipc://") || lower.hasPrefix("inproc://") || lower.hasPrefix("abstract://") { return true }
+        let host = TLSConfiguration.host(of: lower)
+        return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+}

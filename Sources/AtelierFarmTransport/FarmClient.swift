@@ -10,16 +10,20 @@ public final class FarmClient: @unchecked Sendable {
     public let transport: RequestClient
     /// Used by `call` when no timeout is given.
     public let defaultTimeout: Duration
+    /// Sent as `auth_token` with every request that carries none ('' = none: access is open).
+    public let authToken: String
 
-    public init(transport: RequestClient, defaultTimeout: Duration = .seconds(30)) {
+    public init(transport: RequestClient, defaultTimeout: Duration = .seconds(30), authToken: String = "") {
         self.transport = transport
         self.defaultTimeout = defaultTimeout
+        self.authToken = authToken
     }
 
     /// Dials `address` (see `FarmAddress.resolve`) in the background.
     public convenience init(address: String, defaultTimeout: Duration = .seconds(30),
-                            options: RequestClientOptions = .init()) throws {
-        self.init(transport: try RequestClient(dialing: address, options: options), defaultTimeout: defaultTimeout)
+                            options: RequestClientOptions = .init(), authToken: String = "") throws {
+        self.init(transport: try RequestClient(dialing: address, options: options), defaultTimeout: defaultTimeout,
+                  authToken: authToken)
     }
 
     /// Sends `request` and returns the coordinator's response, which may carry an `error`
@@ -31,20 +35,27 @@ public final class FarmClient: @unchecked Sendable {
     /// - Throws: `TransportError` (timeout, closed, too large, …), or `.unexpectedReply` when
     ///   the reply does not parse or echoes another request id.
     public func call(_ request: Atelier_V1_Request, timeout: Duration? = nil) throws -> Atelier_V1_Response {
-        let prepared = Self.prepare(request)
+        let prepared = withToken(Self.prepare(request))
         let reply = try transport.request(try Self.encode(prepared), timeout: timeout ?? defaultTimeout)
         return try Self.decode(reply, for: prepared)
     }
 
     /// `call` without blocking a cooperative thread (see `RequestClient.request(_:timeout:) async`).
     public func call(_ request: Atelier_V1_Request, timeout: Duration? = nil) async throws -> Atelier_V1_Response {
-        let prepared = Self.prepare(request)
+        let prepared = withToken(Self.prepare(request))
         let reply = try await transport.request(try Self.encode(prepared), timeout: timeout ?? defaultTimeout)
         return try Self.decode(reply, for: prepared)
     }
 
     public func close() {
         transport.close()
+    }
+
+    private func withToken(_ request: Atelier_V1_Request) -> Atelier_V1_Request {
+        guard request.authToken.isEmpty, !authToken.isEmpty else { return request }
+        var request = request
+        request.authToken = authToken
+        return request
     }
 
     /// `request` with `protocol_version` = 1 if unset and a UUID `request_id` if empty.

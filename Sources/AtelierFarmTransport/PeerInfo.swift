@@ -48,6 +48,9 @@ final class PipeRegistry: @unchecked Sendable {
     private var lastRejectionLog: UInt64 = 0
     /// 0 = no cap. Set before the listener starts.
     var maxPipes = 0
+    /// A TLS server: a pipe whose peer certificate did not verify is closed at ADD_PRE. With
+    /// AUTH_MODE_REQUIRED the handshake already refuses such peers; this is the second lock.
+    var requireTLSVerified = false
     var log: (@Sendable (String) -> Void)?
 
     /// Connections refused at the cap so far.
@@ -96,6 +99,14 @@ final class PipeRegistry: @unchecked Sendable {
         let id = UInt32(bitPattern: nng_pipe_id(pipe))
         let address = remoteAddress(of: pipe)
         let now = DispatchTime.now().uptimeNanoseconds
+        if requireTLSVerified {
+            var verified = false
+            if nng_pipe_get_bool(pipe, NNG_OPT_TLS_VERIFIED, &verified) != 0 || !verified {
+                nng_pipe_close(pipe)
+                log?("refused a connection from \(address): its TLS certificate was not verified")
+                return
+            }
+        }
         lock.lock()
         if maxPipes > 0, addresses.count >= maxPipes {
             rejections += 1

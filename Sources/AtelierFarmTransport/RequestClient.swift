@@ -20,10 +20,14 @@ public struct RequestClientOptions: Sendable {
     public var reconnectMax: Duration
     /// How long `close()` waits for `nng_close` before abandoning the socket (`NNGSocketClose`).
     public var closeTimeout: Duration
+    /// Mutual TLS for `tls+tcp://` addresses (required there, refused on plain ones). Each
+    /// dialer gets its own configuration with the server name set (NNG-NOTES §5).
+    public var tls: TLSConfiguration?
 
     public init(maxMessageSize: Int = 64 << 20, resendTime: Duration? = .seconds(10),
                 reconnectMin: Duration = .milliseconds(100), reconnectMax: Duration = .seconds(2),
-                closeTimeout: Duration = .seconds(5)) {
+                closeTimeout: Duration = .seconds(5), tls: TLSConfiguration? = nil) {
+        self.tls = tls
         self.maxMessageSize = maxMessageSize
         self.resendTime = resendTime
         self.reconnectMin = reconnectMin
@@ -60,6 +64,10 @@ public final class RequestClient: @unchecked Sendable {
     public init(dialing address: String, options: RequestClientOptions = .init()) throws {
         self.address = address
         self.options = options
+        let addresses = address.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+        for address in addresses { try TLSConfiguration.check(address: address, tls: options.tls) }
+        _ = try options.tls?.load()  // before any socket exists: a bad file is one clear error
         var socket = nng_socket()
         var rv = nng_req0_open(&socket)
         guard rv == 0 else { throw TransportError.nng(operation: "opening a REQ socket", code: rv) }
@@ -84,8 +92,6 @@ public final class RequestClient: @unchecked Sendable {
         // that is up, and one pending when its pipe closes is resent as soon as another peer
         // appears (NNG-NOTES: req resends on pipe close and on a new peer), so clients and workers
         // follow the leader without knowing which it is.
-        let addresses = address.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty }
         guard !addresses.isEmpty else { throw fail(.invalidAddress(address: address, reason: "no address given")) }
         for address in addresses {
             var dialer = nng_dialer()
@@ -104,6 +110,17 @@ public final class RequestClient: @unchecked Sendable {
             }
             rv = nng_dialer_set_size(dialer, NNG_OPT_RECVMAXSZ, options.maxMessageSize)
             guard rv == 0 else { throw fail(.nng(operation: "setting recv-size-max on \(address)", code: rv)) }
+            if let tls = options.tls {
+                let config: OpaquePointer
+                do { config = try tls.makeNNGConfig(server: false, dialing: address) } catch {
+                    nng_close(socket)
+                    registry.release()
+                    throw error
+                }
+                rv = nng_dialer_set_ptr(dialer, NNG_OPT_TLS_CONFIG, UnsafeMutableRawPointer(config))
+                nng_tls_config_free(config)  // the dialer holds its own reference
+                guard rv == 0 else { throw fail(.nng(operation: "setting the TLS configuration on \(address)", code: rv)) }
+            }
             rv = nng_dialer_start(dialer, Int32(NNG_FLAG_NONBLOCK))
             guard rv == 0 else {
                 throw fail(rv == NNGErr.addressInvalid

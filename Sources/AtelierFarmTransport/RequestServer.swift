@@ -37,11 +37,16 @@ public struct RequestServerOptions: Sendable {
     public var idleConnectionTimeout: Duration
     /// Where the server reports refused and reaped connections (rate-limited).
     public var log: (@Sendable (String) -> Void)?
+    /// Mutual TLS for a `tls+tcp://` address (required there, refused on any other): peers
+    /// without a certificate from the farm CA fail the handshake and never become a connection.
+    public var tls: TLSConfiguration?
 
     public init(contexts: Int = 8, maxMessageSize: Int = 64 << 20, pollInterval: Duration = .milliseconds(500),
                 sendTimeout: Duration = .seconds(30), shutdownGrace: Duration = .seconds(5),
                 closeTimeout: Duration = .seconds(5), maxConnections: Int = 0,
-                idleConnectionTimeout: Duration = .seconds(120), log: (@Sendable (String) -> Void)? = nil) {
+                idleConnectionTimeout: Duration = .seconds(120), log: (@Sendable (String) -> Void)? = nil,
+                tls: TLSConfiguration? = nil) {
+        self.tls = tls
         self.maxConnections = maxConnections
         self.idleConnectionTimeout = idleConnectionTimeout
         self.log = log
@@ -94,6 +99,9 @@ public final class RequestServer: @unchecked Sendable {
         precondition(options.contexts > 0, "a server needs at least one context")
         self.url = url
         self.options = options
+        // The files are checked before any socket exists, so a mistake is one clear error.
+        try TLSConfiguration.check(address: url, tls: options.tls)
+        _ = try options.tls?.load()
         var socket = nng_socket()
         var rv = nng_rep0_open(&socket)
         guard rv == 0 else { throw TransportError.nng(operation: "opening a REP socket", code: rv) }
@@ -106,6 +114,7 @@ public final class RequestServer: @unchecked Sendable {
         }
         registry.takeUnretainedValue().maxPipes = max(options.maxConnections, 0)
         registry.takeUnretainedValue().log = options.log
+        registry.takeUnretainedValue().requireTLSVerified = options.tls != nil
         func fail(_ error: TransportError) -> TransportError {
             nng_close(socket)
             registry.release()
@@ -117,6 +126,19 @@ public final class RequestServer: @unchecked Sendable {
         // Per listener and before start: the socket-level setter is deprecated (NNG-NOTES §3).
         rv = nng_listener_set_size(listener, NNG_OPT_RECVMAXSZ, options.maxMessageSize)
         guard rv == 0 else { throw fail(.nng(operation: "setting recv-size-max on \(url)", code: rv)) }
+        if let tls = options.tls {
+            // Our own configuration, on the listener (never the socket: NNG-NOTES §5), with
+            // AUTH_MODE_REQUIRED and the farm CA; the listener takes its own hold.
+            let config: OpaquePointer
+            do { config = try tls.makeNNGConfig(server: true, dialing: url) } catch {
+                nng_close(socket)
+                registry.release()
+                throw error
+            }
+            rv = nng_listener_set_ptr(listener, NNG_OPT_TLS_CONFIG, UnsafeMutableRawPointer(config))
+            nng_tls_config_free(config)
+            guard rv == 0 else { throw fail(.nng(operation: "setting the TLS configuration on \(url)", code: rv)) }
+        }
         rv = nng_listener_start(listener, 0)
         guard rv == 0 else { throw fail(Self.listenError(rv, url: url)) }
 

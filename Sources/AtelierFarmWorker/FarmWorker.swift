@@ -77,6 +77,32 @@ public final class FarmWorker: @unchecked Sendable {
 
     public var isStopped: Bool { stopLock.lock(); defer { stopLock.unlock() }; return stopped }
 
+    /// Why `run` returned on its own (nil after `stop()`).
+    public enum ExitReason: Sendable, Equatable {
+        /// An admin drained this worker (drain_worker): its last task is done; exit 0.
+        case drained
+        /// The coordinator refuses this worker's token (UNAUTHENTICATED / PERMISSION_DENIED):
+        /// retrying cannot help, so the worker ends with the message (exit non-zero).
+        case refused(String)
+    }
+
+    private var reason: ExitReason?
+    public var exitReason: ExitReason? { stopLock.lock(); defer { stopLock.unlock() }; return reason }
+    /// Set by a heartbeat answering `drain`: finish the current task, then exit.
+    private var drainRequested = false
+    var isDraining: Bool { stopLock.lock(); defer { stopLock.unlock() }; return drainRequested }
+    func requestDrain() { stopLock.lock(); drainRequested = true; stopLock.unlock() }
+
+    /// Ends the loop for `reason` (see `ExitReason`).
+    func finish(_ why: ExitReason) {
+        stopLock.lock(); reason = why; stopped = true; stopLock.unlock()
+    }
+
+    /// Errors after which this worker stops: its token is not accepted for what it does.
+    static func isAccessRefusal(_ code: Atelier_V1_ErrorCode) -> Bool {
+        code == .unauthenticated || code == .permissionDenied
+    }
+
     /// Asks the loop to end after the current request. A render in progress stops at its next
     /// step and its lease is handed back with release_task, so the task is queued again at once
     /// and no attempt is charged (SIGTERM/SIGINT call this).
@@ -86,10 +112,28 @@ public final class FarmWorker: @unchecked Sendable {
     public func run() {
         while !isStopped {
             if workerID.isEmpty { register(); continue }
+            if isDraining {
+                log("drained: the last task is done; exiting")
+                finish(.drained)
+                break
+            }
             guard let response = callUntilAnswered(.leaseTask(.with { $0.workerID = workerID })) else { continue }
             if response.hasError {
-                if response.error.code == .unknownWorker { workerID = "" } else {
-                    log("lease refused: \(response.error.message)", level: .warning)
+                if response.error.code == .permissionDenied && response.error.message.hasPrefix("draining") {
+                    log("drained by an admin: exiting")
+                    finish(.drained)
+                } else if response.error.code == .permissionDenied {
+                    // The worker id is bound to another token (registered before tokens were
+                    // turned on, say): register again, which binds a row to this token; a token
+                    // that may not register at all ends the worker there.
+                    log("lease refused: \(response.error.message); registering again")
+                    workerID = ""
+                    sleep(seconds: 1)
+                } else if FarmWorker.isAccessRefusal(response.error.code) {
+                    log("lease refused: \(response.error.message)")
+                    finish(.refused(response.error.message))
+                } else if response.error.code == .unknownWorker { workerID = "" } else {
+                    log("lease refused: \(response.error.message)")
                     sleep(seconds: 1)
                 }
                 continue
@@ -115,8 +159,12 @@ public final class FarmWorker: @unchecked Sendable {
         req.capabilities.slots = 1  // one render at a time: the coordinator never grants it more
         guard let response = callUntilAnswered(.registerWorker(req)) else { return }
         if response.hasError {
-            log("registration refused: \(response.error.message)", level: .error)
-            sleep(seconds: 2)
+            log("registration refused: \(response.error.message)")
+            if FarmWorker.isAccessRefusal(response.error.code) {
+                finish(.refused(response.error.message))
+            } else {
+                sleep(seconds: 2)
+            }
             return
         }
         workerID = response.registerWorker.workerID
@@ -151,6 +199,10 @@ public final class FarmWorker: @unchecked Sendable {
                 hb.step = UInt32(step)
                 hb.totalSteps = UInt32(total)
                 guard let r = try? call(.heartbeat(hb)) else { continue }  // unreachable: try again next time
+                if r.heartbeat.drain && !isDraining {
+                    log("drain requested: finishing \(lease.taskID), then exiting")
+                    requestDrain()
+                }
                 if r.heartbeat.cancel || (r.hasError && FarmWorker.leaseIsGone(r.error.code)) {
                     log("task \(lease.taskID): \(r.hasError ? r.error.message : "cancelled") — dropping it", lease, level: .warning)
                     state.cancel()

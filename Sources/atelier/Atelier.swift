@@ -10,7 +10,7 @@ struct Atelier: ParsableCommand {
         subcommands: [RenderCommand.self, UpscaleCommand.self, DepthCommand.self,
                       CoordinatorCommand.self, WorkerCommand.self,
                       SubmitCommand.self, SubmitUpscaleCommand.self, StatusCommand.self, WaitCommand.self,
-                      CancelCommand.self, WorkersCommand.self,
+                      CancelCommand.self, WorkersCommand.self, DrainCommand.self, TokenCommand.self,
                       InspectCommand.self, BenchCommand.self, ContactSheetCommand.self])
 
     static func main() {

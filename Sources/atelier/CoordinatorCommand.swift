@@ -54,6 +54,11 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Near the connection cap, connections idle this many seconds are closed.")
     var idleConnectionSeconds: Double = 120
 
+    @OptionGroup var tls: TLSOptions
+
+    @Option(help: "Tokens file (lines `NAME ROLE SHA256HEX` from `atelier token new`; default: $ATELIER_TOKENS_FILE). Without it access is open.")
+    var tokens: String?
+
     @OptionGroup var logging: LogOptions
 
     func run() throws {
@@ -65,6 +70,15 @@ struct CoordinatorCommand: ParsableCommand {
         options.defaultMaxAttempts = maxAttempts
         options.maxUnfinishedTasks = maxQueue
         options.workerRetention = workerRetentionSeconds
+        // Everything about access is checked before the database is opened: a bad file is one line.
+        let address = FarmAddress.resolve(flag: listen)
+        let tlsConfiguration = try tls.configuration()
+        try TLSConfiguration.check(address: address, tls: tlsConfiguration)
+        _ = try tlsConfiguration?.load()
+        let tokensFile = tokens ?? ProcessInfo.processInfo.environment[AccessTokens.environmentVariable].flatMap { $0.isEmpty ? nil : $0 }
+        if let tokensFile {
+            options.accessTokens = try AccessTokens.load(path: tokensFile)
+        }
         // Watches wait in a REP context: leave at least half of them to workers.
         options.maxWatchers = max(contexts, 1) / 2
         let stop = SignalWaiter()
@@ -100,7 +114,6 @@ struct CoordinatorCommand: ParsableCommand {
             throw ValidationError("--store must be sqlite or a postgres://USER@HOST:PORT/DATABASE URL, not \"\(store)\"")
         }
         coordinator.logger = Logger(label: "atelier.coordinator")
-        let address = FarmAddress.resolve(flag: listen)
         // Every connection is a file descriptor: take the hard limit, and cap connections below
         // it so idle peers cannot lock everyone out (EMFILE inside nng is silent).
         let limits = FileDescriptorLimit.raiseSoftLimitToHard()
@@ -114,13 +127,19 @@ struct CoordinatorCommand: ParsableCommand {
         let serverOptions = RequestServerOptions(
             contexts: contexts, maxConnections: cap,
             idleConnectionTimeout: .milliseconds(Int64(idleConnectionSeconds * 1000)),
-            log: { log($0, level: .warning, metadata: ["event": "connection_limit"]) })
+            log: { log($0, level: .warning, metadata: ["event": "connection_limit"]) },
+            tls: tlsConfiguration)
         let server = try RequestServer(listeningOn: address, options: serverOptions)
         try server.serve(refused: { code, message, peer in coordinator.logRefusal(code, message, peer: peer.description) }) {
             request, peer in coordinator.handle(request, peer: peer.description)
         }
         log("coordinator listening on \(server.address), data in \(dir.path)"
-            + (store == "sqlite" ? "" : ", queue in PostgreSQL"))
+            + (store == "sqlite" ? "" : ", queue in PostgreSQL")
+            + (tlsConfiguration == nil ? "" : ", mutual TLS")
+            + (options.accessTokens.map { ", \($0.entries.count) token(s) from \(tokensFile ?? "")" } ?? ", access open (no --tokens)"))
+        if tlsConfiguration == nil && !FarmAddress.isLoopback(server.address) {
+            log("warning: serving \(server.address) beyond loopback without TLS: anyone who reaches it can talk to the farm; use tls+tcp:// with --tls-ca/--tls-cert/--tls-key on trusted networks only", level: .warning)
+        }
 
         // Expired leases are also requeued lazily on every lease request; the timer keeps status
         // honest when no worker is asking. A leader renews its leadership on the same timer and

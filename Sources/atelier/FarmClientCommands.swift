@@ -8,10 +8,15 @@ import AtelierRequests
 struct CoordinatorOption: ParsableArguments {
     @Option(help: "Coordinator address (default: $ATELIER_COORDINATOR, else tcp://127.0.0.1:7733).")
     var coordinator: String?
+    @OptionGroup var tls: TLSOptions
+    @OptionGroup var token: TokenOptions
 
     var address: String { FarmAddress.resolve(flag: coordinator) }
 
-    func client() throws -> FarmClient { try FarmClient(address: address, defaultTimeout: .seconds(10)) }
+    func client() throws -> FarmClient {
+        try FarmClient(address: address, defaultTimeout: .seconds(10),
+                       options: RequestClientOptions(tls: try tls.configuration()), authToken: try token.resolve())
+    }
 }
 
 /// One request/response with the coordinator; protocol errors become a one-line CLI error.
@@ -288,7 +293,7 @@ struct WorkersCommand: ParsableCommand {
             let quarantine = w.quarantinedUntilUnixMs > 0
                 ? "  quarantined until \(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(w.quarantinedUntilUnixMs) / 1000)))"
                 : ""
-            print("\(w.workerID)  \(w.name)  \(w.alive ? "alive" : "lost")  models \(models)  done \(w.completed)  failed \(w.failed)  expired \(w.leaseExpiries)  leases \(w.leases)/\(slots)  atelier \(w.capabilities.version)\(w.currentTaskID.isEmpty ? "" : "  on \(w.currentTaskID)")\(quarantine)")
+            print("\(w.workerID)  \(w.name)  \(w.alive ? "alive" : "lost")\(w.draining ? "  draining" : "")  models \(models)  done \(w.completed)  failed \(w.failed)  expired \(w.leaseExpiries)  leases \(w.leases)/\(slots)  atelier \(w.capabilities.version)\(w.currentTaskID.isEmpty ? "" : "  on \(w.currentTaskID)")\(quarantine)")
         }
         for line in WorkersCommand.groups(workers) { print(line) }
     }

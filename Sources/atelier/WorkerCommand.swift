@@ -37,6 +37,8 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Testing only: sleep this many milliseconds after every step (a slow straggler for chaos runs).")
     var stragglerStepDelayMs: Int = 0
 
+    @OptionGroup var tls: TLSOptions
+    @OptionGroup var token: TokenOptions
     @OptionGroup var logging: LogOptions
 
     func run() throws {
@@ -58,9 +60,15 @@ struct WorkerCommand: ParsableCommand {
             models = [(DefaultModel.Kind.generator.farmName, try DefaultModel.resolve(nil, kind: .generator)),
                       (DefaultModel.Kind.upscaler.farmName, try DefaultModel.resolve(nil, kind: .upscaler))]
         }
-        let engine = try engineKind.make(models: models, precision: precision, stragglerStepDelayMs: stragglerStepDelayMs)
+        let tlsConfiguration = try tls.configuration()
+        let authToken = try token.resolve()
         let address = FarmAddress.resolve(flag: coordinator)
-        let client = try FarmClient(address: address)
+        for part in address.split(separator: ",") {
+            try TLSConfiguration.check(address: String(part).trimmingCharacters(in: .whitespaces), tls: tlsConfiguration)
+        }
+        _ = try tlsConfiguration?.load()  // before the models load: a bad file fails in a second
+        let engine = try engineKind.make(models: models, precision: precision, stragglerStepDelayMs: stragglerStepDelayMs)
+        let client = try FarmClient(address: address, options: RequestClientOptions(tls: tlsConfiguration), authToken: authToken)
         let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
         let worker = FarmWorker(client: client, engine: engine,
                                 options: .init(name: workerName, version: "\(atelierVersion) kernels=\(BLAS.kernelDescription)\(engineKind.versionSuffix)",
@@ -80,7 +88,14 @@ struct WorkerCommand: ParsableCommand {
         }.start()
         worker.run()
         client.close()
-        log("worker stopped")
+        switch worker.exitReason {
+        case .drained?:
+            log("worker drained: exiting")
+        case .refused(let why)?:
+            throw CLIError("the coordinator refused this worker: \(why)")
+        case nil:
+            log("worker stopped")
+        }
     }
 }
 

@@ -56,6 +56,7 @@ final class PostgresStoreConformanceTests: StoreConformance {
     }
 
     func testEveryCheckIsDeclared() throws { try assertEveryCheckIsDeclared() }
+    func testOwnerTokenBindingAndDrainAreStored() throws { try checkOwnerTokenBindingAndDrainAreStored() }
 
     /// Active/standby (PostgreSQL only): the leadership passes to another coordinator only once
     /// its holder's lease has lapsed; a renewal keeps it; resigning frees it at once.

@@ -22,6 +22,7 @@ final class SQLiteStoreConformanceTests: StoreConformance {
     }
 
     func testEveryCheckIsDeclared() throws { try assertEveryCheckIsDeclared() }
+    func testOwnerTokenBindingAndDrainAreStored() throws { try checkOwnerTokenBindingAndDrainAreStored() }
     func testLeaseRaceAcrossProcessesNeverLeasesATaskTwice() throws { try checkLeaseRaceAcrossProcessesNeverLeasesATaskTwice() }
     func testLeasesFollowPriorityWithStrictlyIncreasingTokens() throws { try checkLeasesFollowPriorityWithStrictlyIncreasingTokens() }
     func testResentLeaseGetsTheSameLease() throws { try checkResentLeaseGetsTheSameLease() }

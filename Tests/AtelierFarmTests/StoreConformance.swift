@@ -127,6 +127,41 @@ class StoreConformance: XCTestCase {
 
     // MARK: Checks
 
+    /// Access control's columns (issue 11): a job's owner, the token a worker registered with,
+    /// and drain_worker, which a new registration clears.
+    func checkOwnerTokenBindingAndDrainAreStored() throws {
+        let store = try makeStore(options: options)
+        var caps = Atelier_V1_WorkerCapabilities()
+        caps.models = [.with { $0.name = "sd2"; $0.unetInChannels = 4 }]
+        caps.hostname = "host-a"
+        let registration = WorkerRegistration(workerID: "", name: "a", capabilities: caps, slots: 1, tokenName: "render1")
+        let worker = try XCTUnwrap(try store.registerWorker(registration, now: t0, log: log("register_worker")) { id in
+            var r = Atelier_V1_Response(); r.registerWorker.workerID = id; return r
+        }.outcome)
+        XCTAssertEqual(try store.workerAccess(workerID: worker), WorkerAccess(tokenName: "render1", draining: false))
+        XCTAssertNil(try store.workerAccess(workerID: "nobody"))
+
+        let request = batch(count: 1)
+        let plan = try JobSplitter.plan(request, options: options)
+        let job = try XCTUnwrap(try store.submit(NewJob(request: request, plan: plan, peer: "test", owner: "alice"), now: t0,
+                                                 log: log("submit_job")) { _ in Self.ok() }.outcome?.jobID)
+        XCTAssertEqual(try store.jobStatus(jobID: job, includeTasks: false).owner, "alice")
+        XCTAssertEqual(try store.listJobs(limit: 10).first?.owner, "alice")
+
+        let drained = try XCTUnwrap(try store.drainWorker(workerID: worker, now: t0))
+        XCTAssertTrue(drained.draining)
+        XCTAssertEqual(drained.workerID, worker)
+        XCTAssertNil(try store.drainWorker(workerID: "nobody", now: t0))
+        XCTAssertEqual(try store.workerAccess(workerID: worker)?.draining, true)
+        XCTAssertEqual(try store.listWorkers(afterWorkerID: "", limit: 10, now: t0).workers.first?.draining, true)
+
+        var again = registration
+        again.workerID = worker
+        _ = try store.registerWorker(again, now: t0 + 1, log: log("register_worker")) { _ in Self.ok() }
+        XCTAssertEqual(try store.workerAccess(workerID: worker), WorkerAccess(tokenName: "render1", draining: false),
+                       "registering again ends the drain")
+    }
+
     func checkLeasesFollowPriorityWithStrictlyIncreasingTokens() throws {
         let store = try makeStore(options: options)
         let w = try register(store, "w")
