@@ -3,8 +3,10 @@
 set -euo pipefail
 packages=(libopenblas-dev libpng-dev libnng-dev libsqlite3-dev pkg-config)
 # `scripts/setup.sh --test`: also what only the tests need (SIMDe and gcc for the AVX-512 kernel
-# check on machines without AVX-512; a PostgreSQL server for the PostgreSQL store's tests).
-if [ "${1:-}" = "--test" ]; then packages+=(libsimde-dev gcc postgresql); fi
+# check on machines without AVX-512; a PostgreSQL server for the PostgreSQL store's tests;
+# promtool (prometheus) and headless Chromium, the real consumers of the coordinator's /metrics
+# and status page in CoordinatorHTTPProcessTests).
+if [ "${1:-}" = "--test" ]; then packages+=(libsimde-dev gcc postgresql prometheus chromium); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -177,6 +177,11 @@ enum CoordinatorSchema {
         migrator.registerMigration("v6-attempt-heartbeats") { db in
             try db.execute(sql: "ALTER TABLE attempts ADD COLUMN last_heartbeat INTEGER")
         }
+        // The worker's denoising rate from its latest heartbeat (steps/s; 0 = not known), for
+        // list_workers, the status page and the farm's steps/s metric.
+        migrator.registerMigration("v7-obs-worker-step-rate") { db in
+            try db.execute(sql: "ALTER TABLE workers ADD COLUMN steps_per_second REAL NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 }

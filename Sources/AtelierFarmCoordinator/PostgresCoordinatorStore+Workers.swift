@@ -103,8 +103,16 @@ extension PostgresCoordinatorStore {
                 current[worker] = try row["id"].decode(String.self)
                 held[worker, default: 0] += 1
             }
+            // The step rates, read apart from `WorkerRow` (a column of a later migration).
+            var rates = [String: Double]()
+            if let first = rows.first?.id, let last = rows.last?.id {
+                for row in try db.rows("SELECT id, steps_per_second FROM workers WHERE id >= \(first) AND id <= \(last)") {
+                    rates[try row["id"].decode(String.self)] = try row["steps_per_second"].decode(Double.self)
+                }
+            }
             let workers = rows.map { row in
                 var status = Atelier_V1_WorkerStatus()
+                status.stepsPerSecond = rates[row.id] ?? 0
                 status.workerID = row.id
                 status.name = row.name
                 status.capabilities = (try? Atelier_V1_WorkerCapabilities(serializedBytes: row.capabilities)) ?? .init()

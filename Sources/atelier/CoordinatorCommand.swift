@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import AtelierFarm
+import AtelierFarmObservability
 
 /// `atelier coordinator`: the farm's durable queue, serving workers and clients on one address.
 struct CoordinatorCommand: ParsableCommand {
@@ -18,7 +19,12 @@ struct CoordinatorCommand: ParsableCommand {
               atelier coordinator --data /var/lib/atelier
               atelier coordinator --data /srv/farm --store postgres://atelier@db.lan:5432/atelier
               atelier coordinator --listen tcp://0.0.0.0:7733 --data ./farm --lease-seconds 60
+              atelier coordinator --data ./farm --http 127.0.0.1:9733   (metrics on /metrics, status page on /)
             """)
+
+    @Option(name: [.customLong("http"), .customLong("metrics")],
+            help: "HOST:PORT for HTTP: Prometheus metrics on /metrics, the status page on / (read-only; off by default).")
+    var http: String?
 
     @Option(help: "nng address to listen on (default: $ATELIER_COORDINATOR, else tcp://127.0.0.1:7733).")
     var listen: String?
@@ -93,6 +99,8 @@ struct CoordinatorCommand: ParsableCommand {
         } else {
             throw ValidationError("--store must be sqlite or a postgres://USER@HOST:PORT/DATABASE URL, not \"\(store)\"")
         }
+        // Checked before anything is served, so a typo fails at once.
+        let httpAddress = try http.map { try HTTPBindAddress(parsing: $0) }
         let address = FarmAddress.resolve(flag: listen)
         // Every connection is a file descriptor: take the hard limit, and cap connections below
         // it so idle peers cannot lock everyone out (EMFILE inside nng is silent).
@@ -111,6 +119,19 @@ struct CoordinatorCommand: ParsableCommand {
         try server.serve { request, peer in coordinator.handle(request, peer: peer.description) }
         log("coordinator listening on \(server.address), data in \(dir.path)"
             + (store == "sqlite" ? "" : ", queue in PostgreSQL"))
+        var observability: ObservabilityServer?
+        if let httpAddress {
+            let http = ObservabilityServer(coordinator: coordinator, address: httpAddress, log: { log($0) })
+            do {
+                let bound = try http.start()
+                log("metrics on http://\(bound)/metrics, status page on http://\(bound)/"
+                    + (bound.isLoopback ? "" : " (read-only, open to anyone who reaches it: keep it on a trusted network)"))
+            } catch {
+                server.close()
+                throw ValidationError("--http: \(error)")
+            }
+            observability = http
+        }
 
         // Expired leases are also requeued lazily on every lease request; the timer keeps status
         // honest when no worker is asking. A leader renews its leadership on the same timer and
@@ -135,6 +156,7 @@ struct CoordinatorCommand: ParsableCommand {
             do { try coordinator.performMaintenance() } catch { log("maintenance: \(error)") }
         }
         log("shutting down")
+        observability?.close()
         server.close()
         if let (database, holder) = leadership { try? database.resignLeadership(holder: holder) }
         try coordinator.close()

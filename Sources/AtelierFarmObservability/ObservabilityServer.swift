@@ -1,0 +1,181 @@
+import AtelierFarmCoordinator
+import AtelierFarmProtocol
+import Foundation
+import Hummingbird
+
+/// The coordinator's HTTP side (Hummingbird), beside its nng server: `GET /metrics` (Prometheus
+/// text format, see `FarmMetrics`), `GET /` (the status page, `StatusPage`) and
+/// `GET /jobs/ID/thumb/N.png` (thumbnails of finished images). Read-only: there is no route that
+/// changes anything, so the worst an open endpoint gives away is what the page shows.
+///
+/// It runs on its own event loops and reads the store from its own threads (`BlockingReads`),
+/// so a slow scrape never holds an nng request, and a busy farm never blocks a scrape.
+///
+/// Access: with `authorize` set (when the farm runs with TLS and role tokens), every request
+/// must carry `Authorization: Bearer TOKEN` that `authorize` accepts, or gets 401.
+public final class ObservabilityServer: @unchecked Sendable {
+    /// Decides whether a request may read: gets the bearer token (nil when the request has none).
+    public typealias Authorizer = @Sendable (_ bearerToken: String?) -> Bool
+
+    public let metrics: FarmMetrics
+    private let coordinator: Coordinator
+    private let requested: HTTPBindAddress
+    private let authorize: Authorizer?
+    private let log: @Sendable (String) -> Void
+    private let thumbnails = Thumbnails()
+    private let lock = NSLock()
+    private var task: Task<Void, Error>?
+    private var bound: HTTPBindAddress?
+
+    public init(coordinator: Coordinator, address: HTTPBindAddress, metrics: FarmMetrics = FarmMetrics(),
+                authorize: Authorizer? = nil, log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.coordinator = coordinator
+        self.requested = address
+        self.metrics = metrics
+        self.authorize = authorize
+        self.log = log
+    }
+
+    /// The address it listens on (with the real port when 0 was asked for); nil before `start`.
+    public var address: HTTPBindAddress? { lock.lock(); defer { lock.unlock() }; return bound }
+
+    /// Binds and starts serving in the background; returns once it listens (or throws why not,
+    /// such as an address in use). Also makes the coordinator report request latencies.
+    @discardableResult
+    public func start(timeout: TimeInterval = 30) throws -> HTTPBindAddress {
+        let ready = DispatchSemaphore(value: 0)
+        let outcome = StartOutcome()
+        let router = Router()
+        addRoutes(to: router)
+        let requested = self.requested
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(requested.host, port: requested.port), serverName: "atelier"),
+            onServerRunning: { channel in
+                outcome.set(.success(channel.localAddress?.port ?? requested.port))
+                ready.signal()
+            })
+        let task = Task.detached {
+            do {
+                try await app.run()
+            } catch {
+                outcome.set(.failure(error))
+                ready.signal()
+                throw error
+            }
+        }
+        lock.lock()
+        self.task = task
+        lock.unlock()
+        guard ready.wait(timeout: .now() + timeout) == .success, let result = outcome.value else {
+            task.cancel()
+            throw ObservabilityError("the HTTP server on \(requested) did not start within \(Int(timeout)) s")
+        }
+        switch result {
+        case .failure(let error):
+            throw ObservabilityError("cannot serve HTTP on \(requested): \(error)")
+        case .success(let port):
+            let address = HTTPBindAddress(host: requested.host, port: port)
+            lock.lock()
+            bound = address
+            lock.unlock()
+            let metrics = self.metrics
+            coordinator.observeRequests { kind, seconds, _ in metrics.observeRequest(kind: kind, seconds: seconds) }
+            return address
+        }
+    }
+
+    /// Stops serving (connections in flight are dropped) and detaches from the coordinator.
+    public func close() {
+        coordinator.observeRequests(nil)
+        lock.lock()
+        let task = self.task
+        self.task = nil
+        lock.unlock()
+        task?.cancel()
+    }
+
+    // MARK: Routes
+
+    private func addRoutes(to router: Router<BasicRequestContext>) {
+        let store = coordinator.store
+        let directory = coordinator.directory
+        let metrics = self.metrics
+        let thumbnails = self.thumbnails
+        router.get("/metrics") { [self] request, _ -> Response in
+            if let refused = refusal(request) { return refused }
+            let body = try await BlockingReads.run { metrics.scrape(store: store) }
+            return Self.response(.ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body)
+        }
+        router.get("/") { [self] request, _ -> Response in
+            if let refused = refusal(request) { return refused }
+            do {
+                let html = try await BlockingReads.run { try StatusPage.read(from: store).html() }
+                return Self.response(.ok, contentType: "text/html; charset=utf-8", Array(html.utf8))
+            } catch {
+                log("status page: \(error)")
+                return Self.text(.internalServerError, "cannot read the farm's state: \(error)\n")
+            }
+        }
+        router.get("/jobs/:job/thumb/:image") { [self] request, context -> Response in
+            if let refused = refusal(request) { return refused }
+            let jobID = context.parameters.get("job") ?? ""
+            let file = context.parameters.get("image") ?? ""
+            guard file.hasSuffix(".png"), let index = Int(file.dropLast(4)), index >= 0, index < 1_000_000,
+                  !jobID.isEmpty, jobID.utf8.count <= 128 else {
+                return Self.text(.badRequest, "ask for /jobs/JOB_ID/thumb/N.png with N an image index\n")
+            }
+            do {
+                let png = try await BlockingReads.run {
+                    try thumbnails.png(jobID: jobID, index: index, store: store, directory: directory)
+                }
+                var response = Self.response(.ok, contentType: "image/png", png)
+                response.headers[.cacheControl] = "max-age=3600"  // a stored result never changes
+                return response
+            } catch let error as CoordinatorError where error.code == .notFound {
+                return Self.text(.notFound, "\(error.message)\n")
+            } catch {
+                log("thumbnail \(jobID)/\(index): \(error)")
+                return Self.text(.internalServerError, "cannot make the thumbnail: \(error)\n")
+            }
+        }
+    }
+
+    /// 401 unless access is open or the request's bearer token is accepted.
+    private func refusal(_ request: Request) -> Response? {
+        guard let authorize else { return nil }
+        var token: String?
+        if let header = request.headers[.authorization] {
+            let parts = header.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer" {
+                token = String(parts[1]).trimmingCharacters(in: .whitespaces)
+            }
+        }
+        if authorize(token) { return nil }
+        var response = Self.text(.unauthorized, "this farm needs a token: send Authorization: Bearer TOKEN\n")
+        response.headers[.wwwAuthenticate] = "Bearer realm=\"atelier\""
+        return response
+    }
+
+    private static func response(_ status: HTTPResponse.Status, contentType: String, _ bytes: [UInt8]) -> Response {
+        Response(status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    private static func text(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        response(status, contentType: "text/plain; charset=utf-8", Array(message.utf8))
+    }
+}
+
+/// How `start` learnt whether the server came up.
+private final class StartOutcome: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: Result<Int, Error>?
+
+    var value: Result<Int, Error>? { lock.lock(); defer { lock.unlock() }; return result }
+
+    func set(_ value: Result<Int, Error>) {
+        lock.lock()
+        if result == nil { result = value }
+        lock.unlock()
+    }
+}
