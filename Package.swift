@@ -99,6 +99,7 @@ let package = Package(
             "AtelierFarmProtocol", "AtelierFarmCoordinator", "AtelierImaging",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         // Re-exports the four farm targets, for tools that use them all (the CLI, atelier-chaos).
         .target(name: "AtelierFarm", dependencies: [

@@ -19,7 +19,7 @@ import Prometheus
 /// labelled series once seen is kept and set to 0 when it empties, so a drained queue reads 0
 /// rather than vanishing (autoscalers scale to zero on `atelier_queue_depth == 0`).
 public final class FarmMetrics: @unchecked Sendable {
-    public let registry = PrometheusCollectorRegistry()
+    public let registry: PrometheusCollectorRegistry
     private let lock = NSLock()
 
     /// The queue's state by model: what autoscaling keys on (keep this name and its labels).
@@ -50,6 +50,8 @@ public final class FarmMetrics: @unchecked Sendable {
     ///   finished under an earlier process; the histogram is this process's view).
     public init(since: Date = Date()) {
         finishedCursor = FinishedJobCursor(finishedUnixMs: Int64((since.timeIntervalSince1970 * 1000).rounded()))
+        let registry = PrometheusCollectorRegistry()
+        self.registry = registry
         leasesHeld = registry.makeGauge(name: "atelier_leases_held", help: "Leases workers hold now (tasks being rendered).")
         stepsPerSecond = registry.makeGauge(
             name: "atelier_steps_per_second",
@@ -81,7 +83,7 @@ public final class FarmMetrics: @unchecked Sendable {
         }
         lock.unlock()
         let nanos = seconds.isFinite ? max(0, min(seconds, 86_400)) * 1e9 : 0
-        histogram.recordNanoseconds(Int64(nanos))
+        histogram.record(Duration.nanoseconds(Int64(nanos)))
     }
 
     // MARK: Scrape

@@ -2,6 +2,7 @@ import AtelierFarmCoordinator
 import AtelierFarmProtocol
 import Foundation
 import Hummingbird
+import Logging
 
 /// The coordinator's HTTP side (Hummingbird), beside its nng server: `GET /metrics` (Prometheus
 /// text format, see `FarmMetrics`), `GET /` (the status page, `StatusPage`) and
@@ -54,7 +55,8 @@ public final class ObservabilityServer: @unchecked Sendable {
             onServerRunning: { channel in
                 outcome.set(.success(channel.localAddress?.port ?? requested.port))
                 ready.signal()
-            })
+            },
+            logger: Self.quietLogger)
         let task = Task.detached {
             do {
                 try await app.run()
@@ -94,6 +96,14 @@ public final class ObservabilityServer: @unchecked Sendable {
         lock.unlock()
         task?.cancel()
     }
+
+    /// Hummingbird's own log, errors only: a request it cannot parse is the client's problem,
+    /// and stopping the server (a task cancellation) is not an error. Start failures are thrown.
+    private static let quietLogger: Logger = {
+        var logger = Logger(label: "atelier.http")
+        logger.logLevel = .critical
+        return logger
+    }()
 
     // MARK: Routes
 

@@ -11,7 +11,7 @@ struct StepRateMeter: Sendable {
     /// Records that `step` steps are done at `time` (seconds on any monotonic clock).
     mutating func record(step: Int, at time: TimeInterval) {
         guard step > 0 else { return }
-        if let f = first, step < f.step { first = nil }  // a new render restarted the count
+        if let l = latest, step < l.step { first = nil }  // a new render restarted the count
         if first == nil { first = (step, time) }
         latest = (step, time)
     }

@@ -22,7 +22,7 @@ final class CoordinatorHTTPProcessTests: XCTestCase {
         let port = try FarmProcessSupport.freePort()
         // Lease 1.5 s: heartbeats every 0.5 s, so progress and step rates reach the coordinator often.
         try farm.startCoordinator(leaseSeconds: 1.5, extra: ["--http", "127.0.0.1:\(port)"])
-        try farm.spawn("worker", ["worker", "--coordinator", farm.address, "--name", "obs-worker", "--engine", "noop",
+        _ = try farm.spawn("worker", ["worker", "--coordinator", farm.address, "--name", "obs-worker", "--engine", "noop",
                                   "--straggler-step-delay-ms", String(stepDelayMs)])
         try farm.waitForWorkers(["obs-worker"])
         return (farm, "http://127.0.0.1:\(port)", try farm.client())

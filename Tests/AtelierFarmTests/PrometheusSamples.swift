@@ -40,6 +40,6 @@ struct PrometheusSamples {
 
     /// The value of `name` with exactly these labels among its own (others may be present), if any.
     func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
-        samples.first { $0.name == name && labels.allSatisfy { key, value in $0.labels[key] == value } }?.value
+        samples.first { sample in sample.name == name && labels.allSatisfy { key, value in sample.labels[key] == value } }?.value
     }
 }
