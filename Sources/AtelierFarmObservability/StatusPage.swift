@@ -111,6 +111,7 @@ struct StatusPage {
 
     private func jobSection(_ job: Atelier_V1_JobStatus) -> String {
         let e = HTMLText.escape
+        let names = Dictionary(workers.map { ($0.workerID, $0.name) }, uniquingKeysWith: { first, _ in first })
         let state = StatusPage.stateName(job.state)
         var h = "<section class=\"job\" data-job-id=\"\(e(job.jobID))\" data-state=\"\(state)\" data-done=\"\(job.doneTasks)\" "
             + "data-total=\"\(job.totalTasks)\" data-results=\"\(job.resultCount)\">\n"
@@ -146,7 +147,7 @@ struct StatusPage {
                 + "data-step=\"\(task.step)\" data-total-steps=\"\(task.totalSteps)\">"
                 + "<td class=\"num\">\(task.index)</td><td class=\"state-\(taskState)\">\(taskState)</td>"
                 + "<td><span class=\"bar\"><span style=\"width: \(Int((fraction * 100).rounded()))%\"></span></span> "
-                + "step \(task.step)/\(task.totalSteps)</td><td>\(e(task.workerID))</td><td class=\"num\">\(task.attempts)</td>"
+                + "step \(task.step)/\(task.totalSteps)</td><td title=\"\(e(task.workerID))\">\(e(names[task.workerID] ?? task.workerID))</td><td class=\"num\">\(task.attempts)</td>"
                 + "<td class=\"thumbs\">\(thumb)</td></tr>\n"
         }
         if job.tasks.count > StatusPage.taskLimit {

@@ -60,6 +60,9 @@ struct CoordinatorCommand: ParsableCommand {
     var idleConnectionSeconds: Double = 120
 
     func run() throws {
+        // Checked before anything is opened, so a typo fails at once.
+        let httpAddress: HTTPBindAddress?
+        do { httpAddress = try http.map { try HTTPBindAddress(parsing: $0) } } catch { throw CLIError("\(error)") }
         let dir = URL(fileURLWithPath: (data as NSString).expandingTildeInPath)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var options = CoordinatorOptions()
@@ -99,8 +102,6 @@ struct CoordinatorCommand: ParsableCommand {
         } else {
             throw ValidationError("--store must be sqlite or a postgres://USER@HOST:PORT/DATABASE URL, not \"\(store)\"")
         }
-        // Checked before anything is served, so a typo fails at once.
-        let httpAddress = try http.map { try HTTPBindAddress(parsing: $0) }
         let address = FarmAddress.resolve(flag: listen)
         // Every connection is a file descriptor: take the hard limit, and cap connections below
         // it so idle peers cannot lock everyone out (EMFILE inside nng is silent).
@@ -128,7 +129,7 @@ struct CoordinatorCommand: ParsableCommand {
                     + (bound.isLoopback ? "" : " (read-only, open to anyone who reaches it: keep it on a trusted network)"))
             } catch {
                 server.close()
-                throw ValidationError("--http: \(error)")
+                throw CLIError("--http: \(error)")
             }
             observability = http
         }

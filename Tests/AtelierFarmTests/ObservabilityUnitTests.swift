@@ -81,3 +81,15 @@ final class ObservabilityUnitTests: XCTestCase {
         XCTAssertTrue(text.contains(#"atelier_request_duration_seconds_count{kind="list_workers"} 1"#), text)
     }
 }
+
+/// The install hint the HTTP process tests give when promtool or Chromium is missing.
+final class ExternalToolTests: XCTestCase {
+    func testMissingToolFailsWithItsInstallHint() throws {
+        let variable = "ATELIER_SKIP_NO_SUCH_TOOL_\(UUID().uuidString.prefix(8))"
+        XCTAssertThrowsError(try ExternalTool.require(["atelier-no-such-tool"], install: "apt-get install nothing",
+                                                      skipVariable: variable)) { error in
+            XCTAssertFalse(error is XCTSkip, "a missing tool fails unless its skip variable is set")
+            XCTAssertTrue("\(error)".contains("apt-get install nothing") && "\(error)".contains(variable), "\(error)")
+        }
+    }
+}
