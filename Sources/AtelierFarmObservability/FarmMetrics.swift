@@ -21,6 +21,16 @@ import Prometheus
 public final class FarmMetrics: @unchecked Sendable {
     public let registry: PrometheusCollectorRegistry
     private let lock = NSLock()
+    /// One refresh at a time: two scrapes at once would both add the same finished jobs.
+    private let scrapeLock = NSLock()
+
+    /// Label values (models, numerics) come from workers: each is cut to `maxLabelLength` and a
+    /// family holds at most `maxLabelValues` of them (later ones are counted under `_other`), so
+    /// a confused or hostile worker cannot blow up Prometheus's series count.
+    static let maxLabelLength = 64
+    static let maxLabelValues = 256
+    private var knownModels = Set<String>()
+    private var knownNumerics = Set<String>()
 
     /// The queue's state by model: what autoscaling keys on (keep this name and its labels).
     public static let queueDepthName = "atelier_queue_depth"
@@ -52,19 +62,13 @@ public final class FarmMetrics: @unchecked Sendable {
         finishedCursor = FinishedJobCursor(finishedUnixMs: Int64((since.timeIntervalSince1970 * 1000).rounded()))
         let registry = PrometheusCollectorRegistry()
         self.registry = registry
-        leasesHeld = registry.makeGauge(name: "atelier_leases_held", help: "Leases workers hold now (tasks being rendered).")
-        stepsPerSecond = registry.makeGauge(
-            name: "atelier_steps_per_second",
-            help: "Denoising steps per second of the whole farm: the sum of the rates rendering workers report with their heartbeats.")
-        workersTotal = registry.makeGauge(name: "atelier_workers_known", help: "Workers the coordinator knows (any state).")
-        retries = registry.makeCounter(name: "atelier_task_retries_total",
-                                       help: "Attempts beyond a task's first: requeued tasks leased again.")
-        expiries = registry.makeCounter(name: "atelier_lease_expiries_total",
-                                        help: "Leases that expired (the worker went quiet or was killed); the task was requeued.")
-        images = registry.makeCounter(name: "atelier_images_completed_total",
-                                      help: "Images finished: batch images and stitched upscales (rate() of it is images/s).")
-        scrapeErrors = registry.makeCounter(name: "atelier_metrics_refresh_errors_total",
-                                            help: "Scrapes whose read of the coordinator's store failed (the other values are then stale).")
+        leasesHeld = registry.makeGauge(descriptor: Self.named("atelier_leases_held", "Leases workers hold now (tasks being rendered)."))
+        stepsPerSecond = registry.makeGauge(descriptor: Self.named("atelier_steps_per_second", "Denoising steps per second of the whole farm: the sum of the rates rendering workers report with their heartbeats."))
+        workersTotal = registry.makeGauge(descriptor: Self.named("atelier_workers_known", "Workers the coordinator knows (any state)."))
+        retries = registry.makeCounter(descriptor: Self.named("atelier_task_retries_total", "Attempts beyond a task's first: requeued tasks leased again."))
+        expiries = registry.makeCounter(descriptor: Self.named("atelier_lease_expiries_total", "Leases that expired (the worker went quiet or was killed); the task was requeued."))
+        images = registry.makeCounter(descriptor: Self.named("atelier_images_completed_total", "Images finished: batch images and stitched upscales (rate() of it is images/s)."))
+        scrapeErrors = registry.makeCounter(descriptor: Self.named("atelier_metrics_refresh_errors_total", "Scrapes whose read of the coordinator's store failed (the other values are then stale)."))
     }
 
     // MARK: Request path
@@ -76,9 +80,7 @@ public final class FarmMetrics: @unchecked Sendable {
         if let known = requestSeries[kind] {
             histogram = known
         } else {
-            histogram = registry.makeDurationHistogram(
-                name: "atelier_request_duration_seconds", labels: [("kind", kind)], buckets: Self.requestBuckets,
-                help: "Time the coordinator took to answer a request, by request kind.")
+            histogram = registry.makeDurationHistogram(descriptor: Self.named("atelier_request_duration_seconds", "Time the coordinator took to answer a request, by request kind."), labels: [("kind", kind)], buckets: Self.requestBuckets)
             requestSeries[kind] = histogram
         }
         lock.unlock()
@@ -91,6 +93,8 @@ public final class FarmMetrics: @unchecked Sendable {
     /// Reads the store and sets every store-derived metric; then the text to serve. A failed read
     /// counts in `atelier_metrics_refresh_errors_total` and the previous values are served.
     public func scrape(store: any CoordinatorStore, now: Date = Date()) -> [UInt8] {
+        scrapeLock.lock()
+        defer { scrapeLock.unlock() }
         do {
             try refresh(store: store, now: now)
         } catch {
@@ -116,8 +120,9 @@ public final class FarmMetrics: @unchecked Sendable {
             let parts = key.split(separator: "\u{0}", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             depth[key] = (parts[0], parts.count > 1 ? parts[1] : "", 0)
         }
-        for state in ["queued", "leased"] {
-            for q in counts.queue where q.state == state { depth["\(state)\u{0}\(q.model)"] = (state, q.model, q.count) }
+        for q in counts.queue where q.state == "queued" || q.state == "leased" {
+            let model = Self.bounded(q.model, known: &knownModels)
+            depth["\(q.state)\u{0}\(model)", default: (q.state, model, 0)].count += q.count
         }
         // A model seen in one state is shown in both, so queries need no `or on() vector(0)`.
         for (_, entry) in depth {
@@ -127,8 +132,8 @@ public final class FarmMetrics: @unchecked Sendable {
         }
         for (key, entry) in depth {
             let gauge = queueSeries[key] ?? registry.makeGauge(
-                name: Self.queueDepthName, labels: [("model", entry.model), ("state", entry.state)],
-                help: "Unfinished tasks by state (queued, leased) and model: the autoscaling signal.")
+                descriptor: Self.named(Self.queueDepthName, "Unfinished tasks by state (queued, leased) and model: the autoscaling signal."),
+                labels: [("model", entry.model), ("state", entry.state)])
             queueSeries[key] = gauge
             gauge.set(Double(entry.count))
         }
@@ -143,14 +148,12 @@ public final class FarmMetrics: @unchecked Sendable {
         var rate = 0.0
         for worker in workers {
             let state = FarmWorkerState(worker)
-            let numerics = worker.capabilities.numerics
+            let numerics = Self.bounded(worker.capabilities.numerics, known: &knownNumerics)
             byState["\(state.rawValue)\u{0}\(numerics)", default: (state.rawValue, numerics, 0)].count += 1
             if state.isRendering { rate += StepRateBounds.sanitized(worker.stepsPerSecond) }
         }
         for (key, entry) in byState {
-            let gauge = workerSeries[key] ?? registry.makeGauge(
-                name: "atelier_workers", labels: [("numerics", entry.numerics), ("state", entry.state)],
-                help: "Workers by state (idle, busy, draining, quarantined, lost) and numerics.")
+            let gauge = workerSeries[key] ?? registry.makeGauge(descriptor: Self.named("atelier_workers", "Workers by state (idle, busy, draining, quarantined, lost) and numerics."), labels: [("numerics", entry.numerics), ("state", entry.state)])
             workerSeries[key] = gauge
             gauge.set(Double(entry.count))
         }
@@ -159,8 +162,7 @@ public final class FarmMetrics: @unchecked Sendable {
 
         // Jobs by state.
         for state in Set(jobSeries.keys).union(counts.jobsByState.keys) {
-            let gauge = jobSeries[state] ?? registry.makeGauge(
-                name: "atelier_jobs", labels: [("state", state)], help: "Jobs in the store by state.")
+            let gauge = jobSeries[state] ?? registry.makeGauge(descriptor: Self.named("atelier_jobs", "Jobs in the store by state."), labels: [("state", state)])
             jobSeries[state] = gauge
             gauge.set(Double(counts.jobsByState[state] ?? 0))
         }
@@ -170,9 +172,7 @@ public final class FarmMetrics: @unchecked Sendable {
         raise(expiries, "expiries", to: counts.attemptOutcomes["expired"] ?? 0)
         raise(images, "images", to: counts.imagesCompleted)
         for failure in ["failed", "rejected", "expired"] {
-            let counter = failureSeries[failure] ?? registry.makeCounter(
-                name: "atelier_task_failures_total", labels: [("class", failure)],
-                help: "Failed attempts by class: failed (the worker reported an error), rejected (the coordinator refused the result), expired (the lease ran out).")
+            let counter = failureSeries[failure] ?? registry.makeCounter(descriptor: Self.named("atelier_task_failures_total", "Failed attempts by class: failed (the worker reported an error), rejected (the coordinator refused the result), expired (the lease ran out)."), labels: [("class", failure)])
             failureSeries[failure] = counter
             raise(counter, "failures/\(failure)", to: counts.attemptOutcomes[failure] ?? 0)
         }
@@ -180,12 +180,27 @@ public final class FarmMetrics: @unchecked Sendable {
         // Jobs finished since the last scrape, into the latency histogram.
         for job in counts.finished {
             let histogram = latencySeries[job.state] ?? registry.makeValueHistogram(
-                name: "atelier_job_latency_seconds", labels: [("state", job.state)], buckets: Self.jobLatencyBuckets,
-                help: "Seconds from a job's submission to its end, by how it ended (succeeded, failed, cancelled).")
+                descriptor: Self.named("atelier_job_latency_seconds",
+                                       "Seconds from a job's submission to its end, by how it ended (succeeded, failed, cancelled)."),
+                labels: [("state", job.state)], buckets: Self.jobLatencyBuckets)
             latencySeries[job.state] = histogram
             histogram.record(Double(max(0, job.finishedUnixMs - job.createdUnixMs)) / 1000)
             finishedCursor = FinishedJobCursor(after: job)
         }
+    }
+
+    /// A family's name and help text (promtool lints a family without help).
+    static func named(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+
+    /// `value` as a label value: cut to `maxLabelLength`, or `_other` once `maxLabelValues` others are known.
+    static func bounded(_ value: String, known: inout Set<String>) -> String {
+        let cut = String(value.prefix(maxLabelLength))
+        if known.contains(cut) { return cut }
+        guard known.count < maxLabelValues else { return "_other" }
+        known.insert(cut)
+        return cut
     }
 
     /// Raises `counter` to `value` (a count read from the store), never lowering it.

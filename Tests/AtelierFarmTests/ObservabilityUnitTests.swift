@@ -93,3 +93,15 @@ final class ExternalToolTests: XCTestCase {
         }
     }
 }
+
+/// The metrics' label values are bounded (they come from workers).
+final class FarmMetricsLabelTests: XCTestCase {
+    func testLabelValuesAreCutAndTheirNumberCapped() {
+        var known = Set<String>()
+        XCTAssertEqual(FarmMetrics.bounded(String(repeating: "m", count: 500), known: &known).count, FarmMetrics.maxLabelLength)
+        for i in 0..<(FarmMetrics.maxLabelValues * 2) { _ = FarmMetrics.bounded("model-\(i)", known: &known) }
+        XCTAssertEqual(known.count, FarmMetrics.maxLabelValues)
+        XCTAssertEqual(FarmMetrics.bounded("one-more", known: &known), "_other")
+        XCTAssertEqual(FarmMetrics.bounded("model-0", known: &known), "model-0", "a known value keeps its series")
+    }
+}
