@@ -41,6 +41,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
@@ -93,6 +95,15 @@ let package = Package(
         .target(name: "AtelierFarmWorker", dependencies: [
             "AtelierFarmProtocol", "AtelierFarmTransport", "AtelierRequests", .product(name: "Logging", package: "swift-log"),
         ]),
+        // The coordinator's HTTP side: Prometheus metrics (swift-prometheus) and the read-only
+        // status page with thumbnails, on Hummingbird beside the nng server. It reads the farm
+        // only through the coordinator and its store, and links no engine.
+        .target(name: "AtelierFarmObservability", dependencies: [
+            "AtelierFarmProtocol", "AtelierFarmCoordinator", "AtelierImaging",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Re-exports the four farm targets, for tools that use them all (the CLI, atelier-chaos).
         .target(name: "AtelierFarm", dependencies: [
             "AtelierFarmProtocol", "AtelierFarmTransport", "AtelierFarmCoordinator", "AtelierFarmWorker",
@@ -102,7 +113,7 @@ let package = Package(
             "AtelierFarmWorker", "AtelierFarmProtocol", "AtelierDiffusion", "AtelierImaging", "AtelierModels", "AtelierKernels",
         ]),
         .executableTarget(name: "atelier", dependencies: [
-            "AtelierFarm", "AtelierRenderEngine", "AtelierRequests", "AtelierImaging", "AtelierDiffusion", "AtelierModels", "AtelierKernels",
+            "AtelierFarm", "AtelierFarmObservability", "AtelierRenderEngine", "AtelierRequests", "AtelierImaging", "AtelierDiffusion", "AtelierModels", "AtelierKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -126,7 +137,7 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "AtelierFarmTests", dependencies: [
             "AtelierFarmProtocol", "AtelierFarmTransport", "AtelierFarmCoordinator", "AtelierFarmWorker", "AtelierFarm",
-            "AtelierRenderEngine", "AtelierRequests", "AtelierImaging", "AtelierDiffusion",
+            "AtelierRenderEngine", "AtelierRequests", "AtelierImaging", "AtelierDiffusion", "AtelierFarmObservability",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "Logging", package: "swift-log"),

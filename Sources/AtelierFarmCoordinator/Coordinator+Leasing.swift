@@ -42,7 +42,8 @@ extension Coordinator {
     func heartbeat(_ r: Atelier_V1_HeartbeatRequest, request: Atelier_V1_Request,
                    peer: String) throws -> Atelier_V1_Response {
         let outcome = try store.heartbeat(LeaseClaim(taskID: r.taskID, workerID: r.workerID, token: r.fencingToken),
-                                          step: r.step, totalSteps: r.totalSteps, now: unixMilliseconds(now()))
+                                          step: r.step, totalSteps: r.totalSteps,
+                                          stepsPerSecond: StepRateBounds.sanitized(r.stepsPerSecond), now: unixMilliseconds(now()))
         var body = Atelier_V1_HeartbeatResponse()
         body.cancel = outcome.cancel
         body.drain = isDraining(r.workerID)

@@ -46,6 +46,20 @@ public final class Coordinator: @unchecked Sendable {
     let watchLock = NSLock()
     var activeWatchers = 0
 
+    private var requestObserver: RequestObserver?
+
+    /// Told of every answered request: its kind (`kindName`), how long `handle` took, and its
+    /// error code when it failed. Runs on the transport's thread, so it must be quick (the
+    /// metrics endpoint records a histogram sample).
+    public typealias RequestObserver = @Sendable (_ kind: String, _ seconds: Double, _ error: Atelier_V1_ErrorCode?) -> Void
+
+    /// Sets (or, with nil, removes) the `RequestObserver`.
+    public func observeRequests(_ observer: RequestObserver?) {
+        lock.lock()
+        requestObserver = observer
+        lock.unlock()
+    }
+
     /// Opens (or creates) the coordinator state in `directory` and resumes unfinished work.
     /// - Parameter now: the clock, injectable so tests can expire leases without sleeping.
     public convenience init(directory: URL, options: CoordinatorOptions = CoordinatorOptions(),
@@ -100,6 +114,7 @@ public final class Coordinator: @unchecked Sendable {
     /// - Parameter peer: who sent it (for diagnostics; idempotency is by request_id alone,
     ///   because a resend may arrive over a new connection).
     public func handle(_ request: Atelier_V1_Request, peer: String) -> Atelier_V1_Response {
+        let started = ContinuousClock.now
         var response: Atelier_V1_Response
         do {
             response = try dispatch(request, peer: peer)
@@ -118,6 +133,14 @@ public final class Coordinator: @unchecked Sendable {
             do { try failUnservablePendingJobs() } catch { logger.error("checking queued jobs against new workers: \(error)") }
         }
         logOutcome(request, response, peer: peer)
+        lock.lock()
+        let observer = requestObserver
+        lock.unlock()
+        if let observer {
+            let elapsed = ContinuousClock.now - started
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            observer(Coordinator.kindName(request.body), seconds, response.hasError ? response.error.code : nil)
+        }
         return response
     }
 
@@ -238,7 +261,7 @@ public final class Coordinator: @unchecked Sendable {
         return response
     }
 
-    static func kindName(_ body: Atelier_V1_Request.OneOf_Body?) -> String {
+    public static func kindName(_ body: Atelier_V1_Request.OneOf_Body?) -> String {
         switch body {
         case .registerWorker?: return "register_worker"
         case .leaseTask?: return "lease_task"

@@ -192,6 +192,11 @@ enum CoordinatorSchema {
         migrator.registerMigration("v7-ops-pin-on-first-lease") { db in
             try db.execute(sql: "ALTER TABLE jobs ADD COLUMN pin_pending INTEGER NOT NULL DEFAULT 0")
         }
+        // The worker's denoising rate from its latest heartbeat (steps/s; 0 = not known), for
+        // list_workers, the status page and the farm's steps/s metric.
+        migrator.registerMigration("v7-obs-worker-step-rate") { db in
+            try db.execute(sql: "ALTER TABLE workers ADD COLUMN steps_per_second REAL NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 }

@@ -60,9 +60,12 @@ public protocol CoordinatorStore: AnyObject, Sendable {
     func leaseNext(worker: String, now: Int64, log: LoggedRequest,
                    respond: (LeaseOutcome) throws -> Atelier_V1_Response) throws -> Logged<LeaseOutcome>
 
-    /// Extends the claimed lease to `now + leaseTTL` and records progress and liveness; on a
-    /// cancelled task answers `cancel` instead. Idempotent by its token (not logged).
-    func heartbeat(_ claim: LeaseClaim, step: UInt32, totalSteps: UInt32, now: Int64) throws -> HeartbeatOutcome
+    /// Extends the claimed lease to `now + leaseTTL` and records progress, the worker's step rate
+    /// (`stepsPerSecond`, already checked finite and ≥ 0; shown by list_workers and summed by the
+    /// metrics) and liveness; on a cancelled task answers `cancel` instead. Idempotent by its
+    /// token (not logged).
+    func heartbeat(_ claim: LeaseClaim, step: UInt32, totalSteps: UInt32, stepsPerSecond: Double,
+                   now: Int64) throws -> HeartbeatOutcome
 
     /// Requeues every lease whose deadline is before `now` (uncharged; a back-off; fails the task
     /// and its job once its expiry budget is spent). Atomic per call; idempotent (a second call
@@ -169,6 +172,17 @@ public protocol CoordinatorStore: AnyObject, Sendable {
     /// registers again. Idempotent. Returns its status, or nil for an unknown worker.
     func drainWorker(workerID: String, now: Int64) throws -> Atelier_V1_WorkerStatus?
 
+    // MARK: Observability (read-only snapshots for the metrics endpoint and the status page)
+
+    /// Counts for the metrics endpoint: unfinished tasks by state and model, attempts by outcome,
+    /// retries, images completed, jobs by state, and up to `limit` jobs finished after `cursor`
+    /// (oldest first, for the job-latency histogram). Read-only (a snapshot).
+    func metricsSnapshot(finishedAfter cursor: FinishedJobCursor, limit: Int) throws -> StoreMetrics
+
+    /// The submitted request of each of `jobIDs` that exists (the status page shows its prompts).
+    /// Read-only.
+    func jobRequests(jobIDs: [String]) throws -> [String: Atelier_V1_SubmitJobRequest]
+
     /// Write transactions run since the store was opened (`CoordinatorWriteLoadTests`).
     var writeTransactionCount: Int { get }
 
@@ -186,6 +200,13 @@ public struct WorkerAccess: Sendable, Equatable {
     public init(tokenName: String, draining: Bool) {
         self.tokenName = tokenName
         self.draining = draining
+    }
+}
+
+extension CoordinatorStore {
+    /// A heartbeat without a step rate (0: not known yet).
+    public func heartbeat(_ claim: LeaseClaim, step: UInt32, totalSteps: UInt32, now: Int64) throws -> HeartbeatOutcome {
+        try heartbeat(claim, step: step, totalSteps: totalSteps, stepsPerSecond: 0, now: now)
     }
 }
 

@@ -173,6 +173,7 @@ extension PostgresCoordinatorStore {
         s.weightsSha256 = job.weightsSha256 ?? ""
         s.numerics = job.numerics ?? ""
         s.owner = job.owner
+        s.model = job.model
         let resultKind = job.kind == .batch ? ResultStore.Kind.image : .upscaled
         s.resultCount = UInt32(clamping: try int(
             db, "SELECT COUNT(*) FROM results WHERE job_id = \(job.id) AND kind = \(resultKind.rawValue)"))

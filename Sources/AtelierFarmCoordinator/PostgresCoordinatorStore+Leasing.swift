@@ -46,10 +46,15 @@ extension PostgresCoordinatorStore {
         }
     }
 
-    public func heartbeat(_ claim: LeaseClaim, step: UInt32, totalSteps: UInt32, now: Int64) throws -> HeartbeatOutcome {
+    public func heartbeat(_ claim: LeaseClaim, step: UInt32, totalSteps: UInt32, stepsPerSecond: Double,
+                          now: Int64) throws -> HeartbeatOutcome {
         try write { db in
             let task = try PostgresCoordinatorStore.leasedTask(db, claim, acceptCancelled: true)
-            try db.execute("UPDATE workers SET last_seen = GREATEST(last_seen, \(now)), proven = TRUE WHERE id = \(claim.workerID)")
+            let rate = StepRateBounds.sanitized(stepsPerSecond)
+            try db.execute("""
+                UPDATE workers SET last_seen = GREATEST(last_seen, \(now)), proven = TRUE, steps_per_second = \(rate)
+                WHERE id = \(claim.workerID)
+                """)
             try db.execute("UPDATE attempts SET last_heartbeat = \(now) WHERE fencing_token = \(task.fencingToken)")
             if task.state == .cancelled { return HeartbeatOutcome(cancel: true, deadlineUnixMs: now) }
             let deadline = now + options.leaseTTLMs

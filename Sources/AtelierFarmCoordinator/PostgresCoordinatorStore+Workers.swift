@@ -105,8 +105,16 @@ extension PostgresCoordinatorStore {
                 held[worker, default: 0] += 1
             }
             let draining = Set(try db.rows("SELECT id FROM workers WHERE draining").map { try $0["id"].decode(String.self) })
+            // The step rates, read apart from `WorkerRow` (a column of a later migration).
+            var rates = [String: Double]()
+            if let first = rows.first?.id, let last = rows.last?.id {
+                for row in try db.rows("SELECT id, steps_per_second FROM workers WHERE id >= \(first) AND id <= \(last)") {
+                    rates[try row["id"].decode(String.self)] = try row["steps_per_second"].decode(Double.self)
+                }
+            }
             let workers = rows.map { row in
                 var status = Atelier_V1_WorkerStatus()
+                status.stepsPerSecond = rates[row.id] ?? 0
                 status.draining = draining.contains(row.id)
                 status.workerID = row.id
                 status.name = row.name

@@ -150,6 +150,10 @@ enum PostgresSchema {
         (300, """
             ALTER TABLE jobs ADD COLUMN pin_pending BOOLEAN NOT NULL DEFAULT FALSE;
             """),
+        // The worker's denoising rate from its latest heartbeat (steps/s; 0 = not known).
+        (200, """
+            ALTER TABLE workers ADD COLUMN steps_per_second DOUBLE PRECISION NOT NULL DEFAULT 0;
+            """),
     ]
 
     static func migrate(_ store: PostgresCoordinatorStore) throws {

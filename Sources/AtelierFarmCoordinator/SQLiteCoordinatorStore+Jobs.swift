@@ -73,6 +73,7 @@ extension SQLiteCoordinatorStore {
         s.weightsSha256 = job.weightsSha256 ?? ""
         s.numerics = job.numerics ?? ""
         s.owner = job.owner
+        s.model = job.model
         let resultKind = job.kind == .batch ? ResultStore.Kind.image : .upscaled
         s.resultCount = UInt32(clamping: try Int.fetchOne(
             db, sql: "SELECT COUNT(*) FROM results WHERE job_id = ? AND kind = ?",

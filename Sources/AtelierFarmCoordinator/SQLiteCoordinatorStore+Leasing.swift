@@ -65,11 +65,12 @@ extension SQLiteCoordinatorStore {
         }
     }
 
-    public func heartbeat(_ claim: LeaseClaim, step: UInt32, totalSteps: UInt32, now: Int64) throws -> HeartbeatOutcome {
+    public func heartbeat(_ claim: LeaseClaim, step: UInt32, totalSteps: UInt32, stepsPerSecond: Double,
+                          now: Int64) throws -> HeartbeatOutcome {
         try write { db in
             let task = try SQLiteCoordinatorStore.leasedTask(db, claim, acceptCancelled: true)
-            try db.execute(sql: "UPDATE workers SET last_seen = MAX(last_seen, ?), proven = 1 WHERE id = ?",
-                           arguments: [now, claim.workerID])
+            try db.execute(sql: "UPDATE workers SET last_seen = MAX(last_seen, ?), proven = 1, steps_per_second = ? WHERE id = ?",
+                           arguments: [now, StepRateBounds.sanitized(stepsPerSecond), claim.workerID])
             try db.execute(sql: "UPDATE attempts SET last_heartbeat = ? WHERE fencing_token = ?",
                            arguments: [now, task.fencingToken])
             if task.state == .cancelled {

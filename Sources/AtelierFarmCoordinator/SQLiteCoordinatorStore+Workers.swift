@@ -77,8 +77,17 @@ extension SQLiteCoordinatorStore {
                 }
             }
             let draining = Set(try String.fetchAll(db, sql: "SELECT id FROM workers WHERE draining <> 0"))
+            // The step rates, read apart from `WorkerRow` (a column of a later migration).
+            var rates = [String: Double]()
+            if let first = rows.first?.id, let last = rows.last?.id {
+                for row in try Row.fetchAll(db, sql: "SELECT id, steps_per_second FROM workers WHERE id >= ? AND id <= ?",
+                                            arguments: [first, last]) {
+                    if let id: String = row["id"], let rate: Double = row["steps_per_second"] { rates[id] = rate }
+                }
+            }
             return rows.map { row in
                 var status = Atelier_V1_WorkerStatus()
+                status.stepsPerSecond = rates[row.id] ?? 0
                 status.draining = draining.contains(row.id)
                 status.workerID = row.id
                 status.name = row.name

@@ -198,6 +198,7 @@ public final class FarmWorker: @unchecked Sendable {
                 hb.fencingToken = lease.fencingToken
                 hb.step = UInt32(step)
                 hb.totalSteps = UInt32(total)
+                hb.stepsPerSecond = state.stepsPerSecond
                 guard let r = try? call(.heartbeat(hb)) else { continue }  // unreachable: try again next time
                 if r.heartbeat.drain && !isDraining {
                     log("drain requested: finishing \(lease.taskID), then exiting")
@@ -371,11 +372,17 @@ final class LeaseState: @unchecked Sendable {
     private let lock = NSLock()
     private var step = 0, total = 0
     private var isCancelled = false, isFinished = false
+    private var rate = StepRateMeter()
 
     var progress: (Int, Int) { lock.lock(); defer { lock.unlock() }; return (step, total) }
     var cancelled: Bool { lock.lock(); defer { lock.unlock() }; return isCancelled }
     var finished: Bool { lock.lock(); defer { lock.unlock() }; return isFinished }
-    func setProgress(_ s: Int, _ t: Int) { lock.lock(); step = s; total = t; lock.unlock() }
+    /// The render's denoising rate so far (see `StepRateMeter`).
+    var stepsPerSecond: Double { lock.lock(); defer { lock.unlock() }; return rate.stepsPerSecond }
+    func setProgress(_ s: Int, _ t: Int) {
+        let now = ProcessInfo.processInfo.systemUptime
+        lock.lock(); step = s; total = t; rate.record(step: s, at: now); lock.unlock()
+    }
     func cancel() { lock.lock(); isCancelled = true; lock.unlock() }
     func finish() { lock.lock(); isFinished = true; lock.unlock() }
 }

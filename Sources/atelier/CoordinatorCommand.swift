@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import AtelierFarm
 import Logging
+import AtelierFarmObservability
 
 /// `atelier coordinator`: the farm's durable queue, serving workers and clients on one address.
 struct CoordinatorCommand: ParsableCommand {
@@ -19,7 +20,12 @@ struct CoordinatorCommand: ParsableCommand {
               atelier coordinator --data /var/lib/atelier
               atelier coordinator --data /srv/farm --store postgres://atelier@db.lan:5432/atelier
               atelier coordinator --listen tcp://0.0.0.0:7733 --data ./farm --lease-seconds 60
+              atelier coordinator --data ./farm --http 127.0.0.1:9733   (metrics on /metrics, status page on /)
             """)
+
+    @Option(name: [.customLong("http"), .customLong("metrics")],
+            help: "HOST:PORT for HTTP: Prometheus metrics on /metrics, the status page on / (read-only; off by default).")
+    var http: String?
 
     @Option(help: "nng address to listen on (default: $ATELIER_COORDINATOR, else tcp://127.0.0.1:7733).")
     var listen: String?
@@ -63,6 +69,9 @@ struct CoordinatorCommand: ParsableCommand {
 
     func run() throws {
         logging.bootstrap()
+        // Checked before anything is opened, so a typo fails at once.
+        let httpAddress: HTTPBindAddress?
+        do { httpAddress = try http.map { try HTTPBindAddress(parsing: $0) } } catch { throw CLIError("\(error)") }
         let dir = URL(fileURLWithPath: (data as NSString).expandingTildeInPath)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var options = CoordinatorOptions()
@@ -140,6 +149,28 @@ struct CoordinatorCommand: ParsableCommand {
         if tlsConfiguration == nil && !FarmAddress.isLoopback(server.address) {
             log("warning: serving \(server.address) beyond loopback without TLS: anyone who reaches it can talk to the farm; use tls+tcp:// with --tls-ca/--tls-cert/--tls-key on trusted networks only", level: .warning)
         }
+        var observability: ObservabilityServer?
+        if let httpAddress {
+            // With --tokens the page and the metrics are behind the same tokens: any role that
+            // may read jobs (submit, admin) gets in; a work token does not.
+            let authorize: (@Sendable (String?) -> Bool)? = options.accessTokens.map { tokens in
+                { token in
+                    guard let token, let caller = tokens.authenticate(token) else { return false }
+                    return AccessPolicy.allows(caller.role, .listJobs(.init()))
+                }
+            }
+            let http = ObservabilityServer(coordinator: coordinator, address: httpAddress, authorize: authorize,
+                                           log: { log($0) })
+            do {
+                let bound = try http.start()
+                log("metrics on http://\(bound)/metrics, status page on http://\(bound)/"
+                    + (bound.isLoopback ? "" : " (read-only, open to anyone who reaches it: keep it on a trusted network)"))
+            } catch {
+                server.close()
+                throw CLIError("--http: \(error)")
+            }
+            observability = http
+        }
 
         // Expired leases are also requeued lazily on every lease request; the timer keeps status
         // honest when no worker is asking. A leader renews its leadership on the same timer and
@@ -164,6 +195,7 @@ struct CoordinatorCommand: ParsableCommand {
             do { try coordinator.performMaintenance() } catch { log("maintenance: \(error)", level: .error) }
         }
         log("shutting down")
+        observability?.close()
         server.close()
         if let (database, holder) = leadership { try? database.resignLeadership(holder: holder) }
         try coordinator.close()

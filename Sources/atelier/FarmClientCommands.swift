@@ -293,7 +293,7 @@ struct WorkersCommand: ParsableCommand {
             let quarantine = w.quarantinedUntilUnixMs > 0
                 ? "  quarantined until \(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(w.quarantinedUntilUnixMs) / 1000)))"
                 : ""
-            print("\(w.workerID)  \(w.name)  \(w.alive ? "alive" : "lost")\(w.draining ? "  draining" : "")  models \(models)  done \(w.completed)  failed \(w.failed)  expired \(w.leaseExpiries)  leases \(w.leases)/\(slots)  atelier \(w.capabilities.version)\(w.currentTaskID.isEmpty ? "" : "  on \(w.currentTaskID)")\(quarantine)")
+            print("\(w.workerID)  \(w.name)  \(w.alive ? "alive" : "lost")\(w.draining ? "  draining" : "")  models \(models)  done \(w.completed)  failed \(w.failed)  expired \(w.leaseExpiries)  leases \(w.leases)/\(slots)  \(String(format: "%.2f", w.stepsPerSecond)) steps/s  atelier \(w.capabilities.version)\(w.currentTaskID.isEmpty ? "" : "  on \(w.currentTaskID)")\(quarantine)")
         }
         for line in WorkersCommand.groups(workers) { print(line) }
     }

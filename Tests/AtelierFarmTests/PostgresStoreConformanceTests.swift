@@ -105,6 +105,8 @@ final class PostgresStoreConformanceTests: StoreConformance {
     func testConcurrentLeaseRaceNeverLeasesATaskTwice() throws { try checkConcurrentLeaseRaceNeverLeasesATaskTwice() }
     func testConcurrentCompletionsOfOneLeaseSucceedOnce() throws { try checkConcurrentCompletionsOfOneLeaseSucceedOnce() }
     func testIdlePollIsAnsweredWithoutAWrite() throws { try checkIdlePollIsAnsweredWithoutAWrite() }
+    func testMetricsSnapshotCountsQueueRetriesImagesAndFinishedJobs() throws { try checkMetricsSnapshotCountsQueueRetriesImagesAndFinishedJobs() }
+    func testHeartbeatStoresTheWorkersStepRate() throws { try checkHeartbeatStoresTheWorkersStepRate() }
 }
 
 struct PostgresTestServerMissing: Error, CustomStringConvertible {

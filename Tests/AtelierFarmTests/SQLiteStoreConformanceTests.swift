@@ -41,4 +41,6 @@ final class SQLiteStoreConformanceTests: StoreConformance {
     func testConcurrentLeaseRaceNeverLeasesATaskTwice() throws { try checkConcurrentLeaseRaceNeverLeasesATaskTwice() }
     func testConcurrentCompletionsOfOneLeaseSucceedOnce() throws { try checkConcurrentCompletionsOfOneLeaseSucceedOnce() }
     func testIdlePollIsAnsweredWithoutAWrite() throws { try checkIdlePollIsAnsweredWithoutAWrite() }
+    func testMetricsSnapshotCountsQueueRetriesImagesAndFinishedJobs() throws { try checkMetricsSnapshotCountsQueueRetriesImagesAndFinishedJobs() }
+    func testHeartbeatStoresTheWorkersStepRate() throws { try checkHeartbeatStoresTheWorkersStepRate() }
 }

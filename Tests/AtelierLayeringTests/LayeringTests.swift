@@ -11,7 +11,8 @@ final class LayeringTests: XCTestCase {
     /// The engine: what a coordinator or a worker loop must never link.
     static let engine: Set<String> = ["AtelierDiffusion", "AtelierModels", "AtelierKernels", "AtelierKernelsC", "CBLAS",
                                       "AtelierRenderEngine"]
-    static let farm = ["AtelierFarmProtocol", "AtelierFarmTransport", "AtelierFarmCoordinator", "AtelierFarmWorker", "AtelierFarm"]
+    static let farm = ["AtelierFarmProtocol", "AtelierFarmTransport", "AtelierFarmCoordinator", "AtelierFarmWorker", "AtelierFarm",
+                       "AtelierFarmObservability"]
 
     private func graph() throws -> PackageGraph {
         try PackageGraph(manifest: String(contentsOf: Self.root.appendingPathComponent("Package.swift"), encoding: .utf8))
