@@ -51,8 +51,8 @@ final class ObservabilityUnitTests: XCTestCase {
         for path in ["/", "/metrics", "/jobs/abc/thumb/0.png"] {
             let open = try HTTPFetch.get(base + path)
             XCTAssertEqual(open.status, 401, path)
-            XCTAssertEqual(open.headers["www-authenticate"], "Basic realm=\"atelier\", charset=\"UTF-8\"", path,
-                           "a browser asks for the token by itself")
+            XCTAssertEqual(open.headers["www-authenticate"], "Basic realm=\"atelier\", charset=\"UTF-8\"",
+                           "\(path): a browser asks for the token by itself")
             XCTAssertEqual(try HTTPFetch.get(base + path, bearer: "wrong").status, 401, path)
         }
         XCTAssertEqual(try HTTPFetch.get(base + "/", bearer: "s3cret").status, 200)
