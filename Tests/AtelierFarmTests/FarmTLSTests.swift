@@ -238,8 +238,10 @@ final class FarmTLSTests: XCTestCase {
         }
         try Data(lines.utf8).write(to: tokensFile)
 
+        let httpPort = try FarmProcessSupport.freePort()
         let coordinator = try cluster.spawn("coordinator", ["coordinator", "--listen", address, "--data", cluster.dataDir.path,
-                                                            "--lease-seconds", "6", "--tokens", tokensFile.path] + files(farm, "coordinator"))
+                                                            "--lease-seconds", "6", "--tokens", tokensFile.path,
+                                                            "--http", "127.0.0.1:\(httpPort)"] + files(farm, "coordinator"))
         let admin = try FarmClient(address: address, defaultTimeout: .seconds(2),
                                    options: RequestClientOptions(tls: tls(farm, "client")),
                                    authToken: try String(contentsOfFile: tokenFiles["ops"]!).trimmingCharacters(in: .whitespacesAndNewlines))
@@ -253,6 +255,19 @@ final class FarmTLSTests: XCTestCase {
             guard coordinator.isRunning else { throw FarmTestError("the coordinator exited\n\(coordinator.tail())") }
             return (try? workers()) != nil ? true : nil
         }
+
+        // The status page and the metrics sit behind the same tokens: submit and admin get in
+        // (Bearer, or a browser's Basic login with the token as password); a work token does not.
+        func secret(_ name: String) throws -> String {
+            try String(contentsOfFile: tokenFiles[name]!).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let page = "http://127.0.0.1:\(httpPort)/"
+        XCTAssertEqual(try HTTPFetch.get(page).status, 401)
+        XCTAssertEqual(try HTTPFetch.get(page + "metrics", bearer: "not-a-token").status, 401)
+        XCTAssertEqual(try HTTPFetch.get(page, bearer: try secret("render1")).status, 401, "a work token reads no status page")
+        XCTAssertEqual(try HTTPFetch.get(page, bearer: try secret("alice")).status, 200)
+        XCTAssertEqual(try HTTPFetch.get(page + "metrics",
+                                         authorization: "Basic " + Data("ops:\(try secret("ops"))".utf8).base64EncodedString()).status, 200)
 
         // One worker with farm certificates and a work token; one with another CA's certificate.
         let worker = try cluster.spawn("worker", ["worker", "--coordinator", address, "--engine", "noop", "--name", "good",
