@@ -54,7 +54,8 @@ public nonisolated enum Atelier_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
   /// handed to someone else, or it already completed. Drop the work.
   case staleLease // = 6
 
-  /// No registered worker serves the requested model.
+  /// Registered workers serve the model but none with a UNet for the job's mode; or, with
+  /// require_worker, no live worker serves it (without require_worker such a job is queued).
   case unknownModel // = 7
 
   /// A payload is over the coordinator's size limit.
