@@ -43,7 +43,7 @@ extension PostgresCoordinatorStore {
             }
             try file.accepted()
             let kind: ResultStore.Kind = job.kind == .batch ? .image : .tile
-            try db.execute("UPDATE tasks SET state = 'done', lease_deadline = NULL, last_error = '' WHERE id = \(current.id)")
+            try db.execute("UPDATE tasks SET state = 'done', lease_deadline = NULL, last_error = '', step = total_steps WHERE id = \(current.id)")
             try db.execute("UPDATE attempts SET ended = \(now), outcome = 'done' WHERE fencing_token = \(current.fencingToken)")
             try db.execute("""
                 INSERT INTO results (job_id, kind, idx, path, bytes, created)

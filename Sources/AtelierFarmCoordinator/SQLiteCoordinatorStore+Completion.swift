@@ -35,7 +35,7 @@ extension SQLiteCoordinatorStore {
             // The file is in place before the transaction that records it commits.
             try file.accepted()
             let kind: ResultStore.Kind = job.kind == .batch ? .image : .tile
-            try db.execute(sql: "UPDATE tasks SET state = 'done', lease_deadline = NULL, last_error = '' WHERE id = ?",
+            try db.execute(sql: "UPDATE tasks SET state = 'done', lease_deadline = NULL, last_error = '', step = total_steps WHERE id = ?",
                            arguments: [current.id])
             try db.execute(sql: "UPDATE attempts SET ended = ?, outcome = 'done' WHERE fencing_token = ?",
                            arguments: [now, current.fencingToken])

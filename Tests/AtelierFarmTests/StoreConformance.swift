@@ -228,6 +228,8 @@ class StoreConformance: XCTestCase {
                                    now: self.t0, log: self.log("complete_task")) { _ in Self.ok() }
         }
         XCTAssertTrue(refused, "the refusal is reported to the file hooks")
+        // The last heartbeat before the render ended saw step 12 of 20; the finished image shows 20/20.
+        _ = try store.heartbeat(claim(a, w), step: 12, totalSteps: 20, now: t0)
         var accepted = 0
         let done = try store.complete(claim(a, w), result: StoredResult(path: "results/a.png", bytes: 7),
                                       file: ResultFileHooks(accepted: { accepted += 1 }), now: t0,
@@ -243,6 +245,8 @@ class StoreConformance: XCTestCase {
         XCTAssertEqual(status.state, .succeeded)
         XCTAssertEqual(status.doneTasks, 2)
         XCTAssertEqual(status.resultCount, 2)
+        let first = try XCTUnwrap(status.tasks.first { $0.index == 0 })
+        XCTAssertEqual([first.step, first.totalSteps], [20, 20], "a finished task shows all its steps done")
     }
 
     func checkExpiredLeaseIsRequeuedUnchargedAndItsTokenFenced() throws {
