@@ -103,7 +103,7 @@ final class LayeringTests: XCTestCase {
 
     func testTheManifestIsReadCompletely() throws {
         let graph = try graph()
-        XCTAssertEqual(graph.targets["AtelierFarmCoordinator"]?.products.sorted(), ["GRDB", "Logging", "PostgresNIO", "SwiftProtobuf"])
+        XCTAssertEqual(graph.targets["AtelierFarmCoordinator"]?.products.sorted(), ["Crypto", "GRDB", "Logging", "PostgresNIO", "SwiftProtobuf"])
         XCTAssertEqual(graph.targets["AtelierFarm"]?.targets.sorted(),
                        ["AtelierFarmCoordinator", "AtelierFarmProtocol", "AtelierFarmTransport", "AtelierFarmWorker"])
         XCTAssertTrue(graph.closure(of: "atelier").isSuperset(of: ["AtelierFarm", "AtelierRenderEngine", "AtelierDiffusion", "CBLAS"]))
