@@ -2,7 +2,9 @@ import Foundation
 import AtelierKernelsC
 
 /// Multi-head scaled-dot-product attention, softmax(Q·Kᵀ·scale)·V, computed one block of query
-/// rows at a time. At 768 px the VAE's single-head attention over 9216 tokens would need a
+/// rows at a time. With the own kernels each head runs `ak_attention_rows` (K and V packed once,
+/// 48 query rows at a time, their scores in cache: the same bits as the three-call form the
+/// OpenBLAS path keeps below). At 768 px the VAE's single-head attention over 9216 tokens would need a
 /// 340 MB score matrix per image (1.6 GiB for the UNet's 20 heads); the block is capped at
 /// `scoreBudget` floats instead.
 public enum AttentionOp {
@@ -21,8 +23,30 @@ public enum AttentionOp {
         let d = cq / heads, dv = cv / heads
         let s = scale ?? 1 / Float(d).squareRoot()
         let out = Tensor(uninitialized: [b, n, cv])
-        let block = max(1, min(n, scoreBudget / max(1, m)))
         BLAS.flops &+= 2 * b * heads * n * m * (d + dv)
+        if BLAS.backend == .atelier {
+            // One (batch, head) per task, its rows in `split` ranges when there are fewer heads
+            // than threads (the VAE's single head). Each row's result is the same whatever the
+            // split (the kernel's chains do not depend on which rows run together).
+            let pairs = b * heads
+            let split = max(1, min((n + Int(AK_ATTENTION_ROWS) - 1) / Int(AK_ATTENTION_ROWS),
+                                   (Parallel.threads + pairs - 1) / pairs))
+            let span = (n + split - 1) / split
+            Parallel.forEachTask(pairs * split) { task in
+                let (bi, h) = ((task / split) / heads, (task / split) % heads)
+                let r0 = (task % split) * span, r1 = min(n, r0 + span)
+                guard r0 < r1 else { return }
+                let status = ak_attention_rows(Int32(m), Int32(d), Int32(dv), s,
+                                               q.pointer + bi * n * cq + h * d, cq,
+                                               k.pointer + bi * m * cq + h * d, cq,
+                                               v.pointer + bi * m * cv + h * dv, cv,
+                                               out.pointer + bi * n * cv + h * dv, cv,
+                                               causal ? 1 : 0, Int32(r0), Int32(r1))
+                if status != 0 { fatalError("attention: out of memory for packed keys and values") }
+            }
+            return out
+        }
+        let block = max(1, min(n, scoreBudget / max(1, m)))
         // One (batch, head, row block) per task: heads write disjoint columns of `out`, blocks
         // disjoint rows, and block sizes are fixed, so results do not depend on the thread count.
         let blocks = (n + block - 1) / block

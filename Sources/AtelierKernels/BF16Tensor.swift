@@ -28,13 +28,17 @@ public final class BF16Tensor: @unchecked Sendable {
 
 /// The weight matrix of a linear or convolution layer, resident in fp32 or in bf16. The kind
 /// decides the arithmetic: bf16 weights always run the bf16 GEMM (`OwnGEMM.Precision.bf16`).
+/// `fp32Packed` is fp32 arithmetic on weights packed once at load (convolutions: see
+/// `PackedWeightMatrix`); its results are bit-identical to `fp32`.
 public enum LayerWeight: @unchecked Sendable {
     case fp32(Tensor)
+    case fp32Packed(PackedWeightMatrix)
     case bf16(BF16Tensor)
 
     public var shape: [Int] {
         switch self {
         case .fp32(let t): return t.shape
+        case .fp32Packed(let p): return p.shape
         case .bf16(let t): return t.shape
         }
     }
@@ -48,14 +52,16 @@ public enum LayerWeight: @unchecked Sendable {
     public var byteCount: Int {
         switch self {
         case .fp32(let t): return 4 * t.count
+        case .fp32Packed(let p): return p.byteCount
         case .bf16(let t): return 2 * t.count
         }
     }
 
-    /// The weights as fp32 values (a bf16 matrix widened exactly).
+    /// The weights as fp32 values (a bf16 matrix widened exactly, a packed one unpacked: a copy).
     public var fp32Values: Tensor {
         switch self {
         case .fp32(let t): return t
+        case .fp32Packed(let p): return p.unpacked()
         case .bf16(let t): return t.widened()
         }
     }

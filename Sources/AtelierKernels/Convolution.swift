@@ -16,14 +16,46 @@ public enum Convolution {
                               stride: Int = 1, padding: Padding2D = .none) -> Tensor {
         switch weight {
         case .fp32(let w): return conv2d(input, weight: w, bias: bias, stride: stride, padding: padding)
+        case .fp32Packed(let w):
+            guard BLAS.backend == .atelier else {
+                // OpenBLAS reads plain matrices: the fallback pays for an unpacked copy per call.
+                return conv2d(input, weight: w.unpacked(), bias: bias, stride: stride, padding: padding)
+            }
+            if WinogradConvolution.applies(kh: w.shape[2], kw: w.shape[3], stride: stride, cin: w.shape[1], cout: w.shape[0],
+                                           images: input.shape[0], hout: outSize(input.shape[2], w.shape[2], stride, padding.top + padding.bottom),
+                                           wout: outSize(input.shape[3], w.shape[3], stride, padding.left + padding.right)) {
+                precondition(input.rank == 4 && input.shape[1] == w.shape[1], "conv2d: input \(input.shape) vs weight \(w.shape)")
+                return WinogradConvolution.conv2d(input, weights: .packed(w), cout: w.shape[0], bias: bias, padding: padding)
+            }
+            return conv2d(input, packed: w, bias: bias, stride: stride, padding: padding)
         case .bf16(let w): return conv2d(input, bf16: w, bias: bias, stride: stride, padding: padding)
         }
     }
 
+    /// The own kernels on weights packed at load: the same products, bit for bit, as `conv2d` on
+    /// the plain tensor, without re-packing the weights for every image of every call.
+    static func conv2d(_ input: Tensor, packed weight: PackedWeightMatrix, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
+        ownKernels(input, weightShape: weight.shape, a: weight.operand, bias: bias, stride: stride,
+                   padding: padding, precision: .fp32)
+    }
+
     static func conv2d(_ input: Tensor, bf16 weight: BF16Tensor, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
-        precondition(input.rank == 4 && weight.shape.count == 4, "conv2d wants NCHW input and OIHW weight")
+        ownKernels(input, weightShape: weight.shape, a: .bf16(weight.pointer, ld: weight.count / max(1, weight.shape[0])),
+                   bias: bias, stride: stride, padding: padding, precision: .bf16)
+    }
+
+    /// Output length of a convolution along one axis (≤ 0: the kernel does not fit).
+    static func outSize(_ length: Int, _ kernel: Int, _ stride: Int, _ padding: Int) -> Int {
+        (length + padding - kernel) / stride + 1
+    }
+
+    /// One GEMM per image on the own kernels: A is the weight matrix [cout, cin·kh·kw] in whatever
+    /// form `a` holds it, B the image (1×1) or its implicit im2col matrix, the bias in the epilogue.
+    static func ownKernels(_ input: Tensor, weightShape: [Int], a: OwnGEMM.ASource, bias: Tensor?,
+                           stride: Int, padding: Padding2D, precision: OwnGEMM.Precision) -> Tensor {
+        precondition(input.rank == 4 && weightShape.count == 4, "conv2d wants NCHW input and OIHW weight")
         let (n, cin, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
-        let (cout, wcin, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
+        let (cout, wcin, kh, kw) = (weightShape[0], weightShape[1], weightShape[2], weightShape[3])
         precondition(wcin == cin, "conv2d: input has \(cin) channels, weight expects \(wcin)")
         let hout = (h + padding.top + padding.bottom - kh) / stride + 1
         let wout = (w + padding.left + padding.right - kw) / stride + 1
@@ -42,8 +74,8 @@ public enum Convolution {
                                                 kh: Int32(kh), kw: Int32(kw), stride: Int32(stride),
                                                 pad_top: Int32(padding.top), pad_left: Int32(padding.left),
                                                 out_h: Int32(hout), out_w: Int32(wout)))
-            OwnGEMM.multiply(m: cout, n: planeOut, k: k, a: .bf16(weight.pointer, ld: k), b: source,
-                             c: dst, ldc: planeOut, biasRow: bias?.pointer, precision: .bf16)
+            OwnGEMM.multiply(m: cout, n: planeOut, k: k, a: a, b: source,
+                             c: dst, ldc: planeOut, biasRow: bias?.pointer, precision: precision)
         }
         return out
     }
@@ -57,27 +89,17 @@ public enum Convolution {
         let hout = (h + padding.top + padding.bottom - kh) / stride + 1
         let wout = (w + padding.left + padding.right - kw) / stride + 1
         precondition(hout > 0 && wout > 0, "conv2d: output would be empty")
+        if BLAS.backend == .atelier {
+            if WinogradConvolution.applies(kh: kh, kw: kw, stride: stride, cin: cin, cout: cout, images: n, hout: hout, wout: wout) {
+                return WinogradConvolution.conv2d(input, weights: .plain(weight.pointer), cout: cout, bias: bias, padding: padding)
+            }
+            return ownKernels(input, weightShape: weight.shape, a: .matrix(weight.pointer, ld: cin * kh * kw, transposed: false),
+                              bias: bias, stride: stride, padding: padding, precision: .fp32)
+        }
         let out = Tensor(uninitialized: [n, cout, hout, wout])
         let k = cin * kh * kw
         let planeOut = hout * wout
-
         let direct = kh == 1 && kw == 1 && stride == 1 && padding == .none
-        if BLAS.backend == .atelier {
-            BLAS.flops &+= 2 * n * cout * planeOut * k
-            for b in 0..<n {
-                let src = input.pointer + b * cin * h * w
-                let dst = out.pointer + b * cout * planeOut
-                let source: OwnGEMM.BSource = direct
-                    ? .matrix(src, ld: h * w, transposed: false)
-                    : .convolution(ak_conv_geometry(input: src, channels: Int32(cin), height: Int32(h), width: Int32(w),
-                                                    kh: Int32(kh), kw: Int32(kw), stride: Int32(stride),
-                                                    pad_top: Int32(padding.top), pad_left: Int32(padding.left),
-                                                    out_h: Int32(hout), out_w: Int32(wout)))
-                OwnGEMM.multiply(m: cout, n: planeOut, k: k, a: weight.pointer, lda: k, b: source,
-                                 c: dst, ldc: planeOut, biasRow: bias?.pointer)
-            }
-            return out
-        }
         let bandRows = max(1, min(hout, columnBudget / max(1, k * wout)))
         let column = direct ? nil : UnsafeMutablePointer<Float>.allocate(capacity: k * bandRows * wout)
         defer { column?.deallocate() }

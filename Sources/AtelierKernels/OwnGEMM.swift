@@ -20,6 +20,9 @@ public enum OwnGEMM {
     public enum ASource {
         case matrix(UnsafePointer<Float>, ld: Int, transposed: Bool)
         case bf16(UnsafePointer<UInt16>, ld: Int)
+        /// fp32 weights already packed as `ak_pack_a_whole` packs a rows × depth matrix (a
+        /// `PackedWeightMatrix`, Winograd's transformed weights): no packing per call. fp32 only.
+        case packed(UnsafePointer<Float>, rows: Int, depth: Int)
     }
 
     /// The arithmetic of a GEMM. `.bf16` rounds both operands to bf16 and accumulates in fp32 the
@@ -53,7 +56,13 @@ public enum OwnGEMM {
                                 precision: Precision) {
         guard m > 0, n > 0 else { return }
         let lda: Int
-        switch a { case .matrix(_, let ld, _), .bf16(_, let ld): lda = ld }
+        switch a {
+        case .matrix(_, let ld, _), .bf16(_, let ld): lda = ld
+        case .packed(_, let rows, let depth):
+            precondition(rows == m && depth == k && precision == .fp32,
+                         "gemm: packed weights \(rows)×\(depth) used as a \(m)×\(k) \(precision) operand")
+            lda = k
+        }
         precondition(k >= 0 && lda >= 1 && ldc >= n, "gemm: bad dimensions m \(m) n \(n) k \(k) lda \(lda) ldc \(ldc)")
         precondition(!accumulate || alpha == 1, "gemm: alpha is applied to the finished chain; accumulate with alpha 1 only")
         let bf16 = precision == .bf16
@@ -81,6 +90,8 @@ public enum OwnGEMM {
                 else { ak_pack_a(ap, ld, ta ? 1 : 0, Int32(r0), Int32(rows), Int32(pc), Int32(kc), dst) }
             case .bf16(let ap, let ld):
                 ak_pack_a_bf16_stored(ap, ld, Int32(r0), Int32(rows), Int32(pc), Int32(kc), dst)
+            case .packed:
+                preconditionFailure("gemm: packed weights are never packed again")
             }
         }
 
@@ -95,7 +106,10 @@ public enum OwnGEMM {
             // When several column chunks share a row block, A is packed once for all of them (a
             // convolution's weights would otherwise be packed once per chunk); when each row block
             // has one chunk (tall activations × a layer's weights), each task packs its own.
-            let sharedA = chunks > 1
+            var prepacked: UnsafePointer<Float>? = nil
+            if case .packed(let p, _, _) = a { prepacked = p }
+            let paddedRows = (m + mr - 1) / mr * mr
+            let sharedA = chunks > 1 && prepacked == nil
             let aPanels = sharedA ? (m + mr - 1) / mr : 0
             var apackShared: UnsafeMutablePointer<Float>? = nil
             if sharedA {
@@ -137,7 +151,9 @@ public enum OwnGEMM {
                     guard mc > 0, j0 < nc else { return }
                     let cols = min(nc - j0, chunkPanels * nr)
                     let apack: UnsafeMutablePointer<Float>
-                    if let shared = apackShared {
+                    if let prepacked {
+                        apack = UnsafeMutablePointer(mutating: prepacked + paddedRows * pc + ic * kc)
+                    } else if let shared = apackShared {
                         apack = shared + ic * kcp
                     } else {
                         guard let own = ak_thread_scratch(0, mcStep * kcMax) else { fatalError("gemm: out of memory packing A") }

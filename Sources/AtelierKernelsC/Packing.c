@@ -142,3 +142,27 @@ void ak_pack_b_conv(const ak_conv_geometry *g, int k0, int kc, int j0, int nc,
         }
     }
 }
+
+size_t ak_packed_a_floats(int m, int k) {
+    if (m <= 0 || k <= 0) return 0;
+    return (size_t)((m + AK_MR - 1) / AK_MR) * AK_MR * (size_t)k;
+}
+
+void ak_pack_a_whole(const float *a, long lda, int m, int k0, int kc, float *dst) {
+    size_t rows = (size_t)((m + AK_MR - 1) / AK_MR) * AK_MR;
+    ak_pack_a(a, lda, 0, 0, m, k0, kc, dst + rows * (size_t)k0);
+}
+
+void ak_unpack_a_whole(const float *packed, int m, int k, float *dst) {
+    const int mr = AK_MR;
+    size_t rows = (size_t)((m + mr - 1) / mr) * mr;
+    for (int k0 = 0; k0 < k; k0 += AK_KC) {
+        int kc = k - k0 < AK_KC ? k - k0 : AK_KC;
+        const float *block = packed + rows * (size_t)k0;
+        for (int i = 0; i < m; i++) {
+            const float *panel = block + (size_t)(i / mr) * mr * kc;
+            float *out = dst + (size_t)i * k + k0;
+            for (int kk = 0; kk < kc; kk++) out[kk] = panel[kk * mr + i % mr];
+        }
+    }
+}

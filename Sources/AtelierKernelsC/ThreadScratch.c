@@ -4,11 +4,11 @@
 #include <stdlib.h>
 #include "AtelierKernelsC.h"
 
-static _Thread_local float *buffers[8];
-static _Thread_local size_t capacities[8];
+static _Thread_local float *buffers[12];
+static _Thread_local size_t capacities[12];
 
 float *ak_thread_scratch(int slot, size_t floats) {
-    if (slot < 0 || slot > 7) return NULL;
+    if (slot < 0 || slot > 11) return NULL;
     if (floats == 0) floats = 1;
     if (capacities[slot] < floats) {
         free(buffers[slot]);

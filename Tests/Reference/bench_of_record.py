@@ -610,6 +610,24 @@ def measure_atelier(spec: dict, precision: str, s: dict, atelier: str, scratch: 
     return out
 
 
+def image_deviation(scratch: Path, kind: str, precision: str) -> dict | None:
+    """Pixel deviation between the two sides' e2e images (the same prompt, seed and scheduler)."""
+    if kind != "e2e":
+        return None
+    a, t = scratch / f"atelier-e2e-{precision}.png", scratch / f"torch-e2e-{precision}.png"
+    if not (a.exists() and t.exists()):
+        return None
+    import numpy as np
+    from PIL import Image
+
+    x = np.asarray(Image.open(a).convert("RGB"), dtype=np.int16)
+    y = np.asarray(Image.open(t).convert("RGB"), dtype=np.int16)
+    if x.shape != y.shape:
+        return None
+    d = np.abs(x - y)
+    return {"max": int(d.max()), "mean": float(d.mean()), "over2": float((d > 2).mean())}
+
+
 def from_png_resized(src: Path, dst: Path, side: int) -> None:
     """A smaller input for --quick (resized with PIL in a child-free way: PIL only, no torch)."""
     from PIL import Image
@@ -721,6 +739,11 @@ def print_table(results: list[dict], info: dict, s: dict, versions: dict) -> Non
         ratio = f"{r['ratio']:.2f}" if r.get("ratio") else (f"<{r['ratio_upper_bound']:.3f}" if r.get("ratio_upper_bound") else "-")
         print(f"{r['row']:<8} {r['precision']:<5} {a_t:>10} {p_t:>10} {ratio:>6} {a_m:>10} {p_m:>10}  {r['work']}")
     for r in results:
+        if r.get("deviation"):
+            d = r["deviation"]
+            print(f"image: {r['row']} {r['precision']} Atelier vs diffusers, same prompt and seed: max |Δ| "
+                  f"{d['max']} levels, mean {d['mean']:.3f}, {d['over2']:.2%} of values more than 2 levels apart")
+    for r in results:
         for side in ("atelier", "pytorch"):
             v = r.get(side) or {}
             if "error" in v or "skipped" in v or "note" in v:
@@ -812,8 +835,9 @@ def main() -> None:
             print(f" {cell(p)[0]}", flush=True)
             ratio = a["seconds"] / p["seconds"] if "seconds" in a and "seconds" in p and p["seconds"] > 0 else None
             bound = a["seconds"] / p["lower_bound_seconds"] if "seconds" in a and "lower_bound_seconds" in p else None
+            deviation = image_deviation(scratch, spec["kind"], precision)
             results.append({"row": row, "precision": precision, "work": spec["work"], "ratio": ratio,
-                            "ratio_upper_bound": bound,
+                            "ratio_upper_bound": bound, "deviation": deviation,
                             "load_average": load_average(), "atelier": a, "pytorch": p})
             if "report" in p:
                 versions.update({k: p["report"][k] for k in ("torch", "diffusers", "cpu_capability")})

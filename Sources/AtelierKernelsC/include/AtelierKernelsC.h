@@ -62,6 +62,17 @@ typedef struct {
 /// when trans) into MR-row panels, zero-padding the last panel. dst holds ceil(mc/MR)·MR·kc floats.
 void ak_pack_a(const float *a, long lda, int trans, int i0, int mc, int k0, int kc, float *dst);
 
+/// A whole weight matrix A [m × k] (row-major, lda) packed once, at load, in the order the
+/// driver reads it: K-block after K-block (each AK_KC deep, the last one shorter), each block
+/// ceil(m/MR) MR-row panels kc deep, so block k0 starts at ceil(m/MR)·MR·k0 and its rows from
+/// i0 (a multiple of MR) at + i0·kc. MR is the same for every ISA family, so one packed copy
+/// serves all of them. ak_packed_a_floats gives the size; ak_pack_a_whole fills the K-block at
+/// k0 (call it for every K-block, possibly from several threads); ak_unpack_a_whole restores the
+/// plain matrix (the OpenBLAS fallback, and tests).
+size_t ak_packed_a_floats(int m, int k);
+void ak_pack_a_whole(const float *a, long lda, int m, int k0, int kc, float *dst);
+void ak_unpack_a_whole(const float *packed, int m, int k, float *dst);
+
 /// Packs k [k0, k0+kc) × columns [j0, j0+nc) of B (logical K×N; stored B[k·ldb+j], or B[j·ldb+k]
 /// when trans) into NR-column panels, zero-padded. dst holds ceil(nc/NR)·NR·kc floats.
 /// Panels [p0, p1) only (for splitting one packing across threads); pass 0, ceil(nc/NR) for all.
@@ -88,6 +99,34 @@ void ak_sgemm_serial(int m, int n, int k, float alpha,
                      float *c, long ldc, int accumulate,
                      const float *bias_row, const float *bias_col);
 
+/// Rows [r0, r1) of one attention head on the calling thread: out[r][0..dv) =
+/// softmax(scale · q[r]·Kᵀ)·V, K and V [m rows] (row strides ldk, ldv), q and out row strides
+/// ldq, ldo; `causal` masks key j > query r. The same chains as ak_sgemm_serial for Q·Kᵀ (alpha =
+/// scale) and for P·V, with ak_softmax_row between, so the bits equal that three-call form; but
+/// K and V are packed once per call and the scores live only for AK_ATTENTION_ROWS query rows at a
+/// time (in cache), where the three-call form re-packed K and V for every block of rows and
+/// round-tripped 16 MB score blocks through memory. Returns 0, or -1 when out of memory.
+int ak_attention_rows(int m, int d, int dv, float scale,
+                      const float *q, long ldq, const float *k, long ldk,
+                      const float *v, long ldv, float *out, long ldo,
+                      int causal, int r0, int r1);
+enum { AK_ATTENTION_ROWS = 48 };
+
+/// Winograd F(2×2, 3×3), stride 1 (Winograd.c). The transformed operands are 16 planes, one per
+/// position ξ of the 4×4 tile, `plane` floats apart:
+/// - weights w [cout][cin][3][3] (or, when `packed_in`, as ak_pack_a_whole left them) →
+///   u [16][cout][cin], or with `packed_out` 16 planes each packed as ak_pack_a_whole packs a
+///   [cout × cin] matrix (plane = ak_packed_a_floats(cout, cin)), output channels [o0, o1);
+/// - input x [cin][h][w] with the given top/left zero padding → v [16][cin][ldv], channels
+///   [c0, c1), tile rows [ty0, ty1) (tw tiles each) at columns tile0…; -1 when out of memory;
+/// - m [16][cout][ldm] → y [cout][hout][wout] (+ bias[o] when bias is not NULL), channels
+///   [o0, o1), tile rows [ty0, ty1) from column tile0.
+void ak_winograd_weights(const float *w, int packed_in, int cout, int cin, int o0, int o1, float *u, int packed_out);
+int ak_winograd_input(const float *x, int cin, int h, int w, int pad_top, int pad_left,
+                      int ty0, int ty1, int tw, int c0, int c1, float *v, long ldv, long tile0, size_t plane);
+void ak_winograd_output(const float *m, long ldm, long tile0, size_t plane, int ty0, int ty1, int tw,
+                        int o0, int o1, const float *bias, float *y, int hout, int wout);
+
 /// Softmax of one row in place over its first `valid` entries (later ones set to 0): the same
 /// bits on every path (one exp polynomial, eight partial sums in a fixed tree).
 void ak_softmax_row(float *row, int cols, int valid);
@@ -105,7 +144,8 @@ void ak_gelu(const float *x, float *y, long n);
 void ak_geglu_rows(const float *x, float *y, long rows, long d);
 
 /// A 64-byte-aligned scratch buffer of at least `floats` floats, owned by the calling thread
-/// (slot 0…7: 0 per-task A, 1 B, 4 shared A of the parallel driver; 2, 3 the serial GEMM; 6, 7 the bf16 packers' fp32 panels), grown as needed and kept for reuse. Never free it.
+/// (slot 0…11: 0 per-task A, 1 B, 4 shared A of the parallel driver; 2, 3 the serial GEMM; 6, 7
+/// the bf16 packers' fp32 panels; 8…11 attention), grown as needed and kept for reuse. Never free it.
 float *ak_thread_scratch(int slot, size_t floats);
 
 /// Atomically adds 1 to *counter and returns the previous value (the parallel driver's task queue).

@@ -48,10 +48,17 @@ public struct Weights {
     }
 
     /// A linear or convolution weight, in this view's precision (bf16: rounded once, here; the
-    /// fp32 tensor it came from is not kept).
-    public func loadLayerWeight(_ name: String, shape: [Int]) throws -> LayerWeight {
+    /// fp32 tensor it came from is not kept). `packed`: fp32 weights that are always GEMM's A (a
+    /// convolution's) are packed once, here, for the own kernels (`PackedWeightMatrix`), and the
+    /// mapped pages they were read from are released, so memory stays that of one copy.
+    public func loadLayerWeight(_ name: String, shape: [Int], packed: Bool = false) throws -> LayerWeight {
         let t = try load(name, shape: shape)
-        guard precision == .bf16 else { return .fp32(t) }
+        guard precision == .bf16 else {
+            guard packed, BLAS.backend == .atelier else { return .fp32(t) }
+            let p = PackedWeightMatrix(packing: t)
+            source.releaseResidentPages(of: t)
+            return .fp32Packed(p)
+        }
         let rounded = BF16Tensor(rounding: t)
         source.releaseResidentPages(of: t)
         return .bf16(rounded)

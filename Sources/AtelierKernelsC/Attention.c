@@ -1,0 +1,59 @@
+// One attention head, query rows [r0, r1): Q·Kᵀ, softmax, ·V on packed panels (see
+// ak_attention_rows in AtelierKernelsC.h). K-blocks, chains and epilogues are exactly those of
+// ak_sgemm_serial, so this is only a re-ordering of the same work: K and V are packed once, and
+// each block of AK_ATTENTION_ROWS query rows runs its three steps while its scores are in cache.
+
+#include "AtelierKernelsC.h"
+#include "MicroKernels.h"
+
+int ak_attention_rows(int m, int d, int dv, float scale,
+                      const float *q, long ldq, const float *k, long ldk,
+                      const float *v, long ldv, float *out, long ldo,
+                      int causal, int r0, int r1) {
+    if (r1 <= r0 || dv <= 0) return 0;
+    const int nr = ak_nr(), rb = AK_ATTENTION_ROWS;
+    if (m <= 0) {  // no keys: P·V is an empty sum
+        for (int r = r0; r < r1; r++)
+            for (int j = 0; j < dv; j++) out[(size_t)r * ldo + j] = 0.0f;
+        return 0;
+    }
+    const int panelsK = (m + nr - 1) / nr, panelsV = (dv + nr - 1) / nr;
+    const int kcMax = d > m ? (d < AK_KC ? d : AK_KC) : (m < AK_KC ? m : AK_KC);
+    float *packK = ak_thread_scratch(8, (size_t)panelsK * nr * (d > 0 ? d : 1));
+    float *packV = ak_thread_scratch(9, (size_t)panelsV * nr * m);
+    float *scores = ak_thread_scratch(10, (size_t)rb * m);
+    float *apack = ak_thread_scratch(11, (size_t)rb * kcMax);
+    if (!packK || !packV || !scores || !apack) return -1;
+    // Kᵀ as B [d × m] (K stored [m][ldk], read transposed), K-block after K-block over d.
+    for (int pc = 0; pc < d; pc += AK_KC) {
+        int kc = d - pc < AK_KC ? d - pc : AK_KC;
+        ak_pack_b(k, ldk, 1, pc, kc, 0, m, 0, panelsK, packK + (size_t)panelsK * nr * pc);
+    }
+    // V as B [m × dv], K-block after K-block over m.
+    for (int pc = 0; pc < m; pc += AK_KC) {
+        int kc = m - pc < AK_KC ? m - pc : AK_KC;
+        ak_pack_b(v, ldv, 0, pc, kc, 0, dv, 0, panelsV, packV + (size_t)panelsV * nr * pc);
+    }
+    for (int i0 = r0; i0 < r1; i0 += rb) {
+        int rows = r1 - i0 < rb ? r1 - i0 : rb;
+        if (d == 0)  // no depth: every score is an empty sum (times the scale)
+            for (size_t i = 0; i < (size_t)rows * m; i++) scores[i] = 0.0f * scale;
+        for (int pc = 0; pc < d; pc += AK_KC) {
+            int kc = d - pc < AK_KC ? d - pc : AK_KC;
+            ak_pack_a(q, ldq, 0, i0, rows, pc, kc, apack);
+            ak_macro_kernel(rows, m, kc, apack, packK + (size_t)panelsK * nr * pc, scores, m,
+                            pc > 0, pc + kc >= d, scale, NULL, NULL);
+        }
+        for (int r = 0; r < rows; r++) {
+            int valid = causal ? (i0 + r + 1 < m ? i0 + r + 1 : m) : m;
+            ak_softmax_row(scores + (size_t)r * m, m, valid);
+        }
+        for (int pc = 0; pc < m; pc += AK_KC) {
+            int kc = m - pc < AK_KC ? m - pc : AK_KC;
+            ak_pack_a(scores, m, 0, 0, rows, pc, kc, apack);
+            ak_macro_kernel(rows, dv, kc, apack, packV + (size_t)panelsV * nr * pc, out + (size_t)i0 * ldo, ldo,
+                            pc > 0, pc + kc >= m, 1.0f, NULL, NULL);
+        }
+    }
+    return 0;
+}
