@@ -50,10 +50,12 @@ public enum WinogradConvolution {
         let oChunks = min(cout, 4 * Parallel.threads)
         Parallel.forEachTask(oChunks) { t in
             let o0 = t * cout / oChunks, o1 = (t + 1) * cout / oChunks
+            let status: Int32
             switch weights {
-            case .plain(let p): ak_winograd_weights(p, 0, Int32(cout), Int32(cin), Int32(o0), Int32(o1), u, 1)
-            case .packed(let p): ak_winograd_weights(p.pointer, 1, Int32(cout), Int32(cin), Int32(o0), Int32(o1), u, 1)
+            case .plain(let p): status = ak_winograd_weights(p, 0, Int32(cout), Int32(cin), Int32(o0), Int32(o1), u, 1)
+            case .packed(let p): status = ak_winograd_weights(p.pointer, 1, Int32(cout), Int32(cin), Int32(o0), Int32(o1), u, 1)
             }
+            if status != 0 { fatalError("conv2d: out of memory transforming the weights") }
         }
 
         // Groups of tile rows: all images at once when they fit the budget, else bands of one image.

@@ -21,13 +21,6 @@
 #include <stdlib.h>
 #include "MicroKernels.h"
 
-/// Element (o, k) of a weight matrix packed by ak_pack_a_whole (rows padded to MR, K-blocks of AK_KC).
-static inline float packed_at(const float *p, size_t padded_rows, int depth, int o, int k) {
-    int k0 = k / AK_KC * AK_KC;
-    int kc = depth - k0 < AK_KC ? depth - k0 : AK_KC;
-    return p[padded_rows * (size_t)k0 + (size_t)(o / AK_MR) * AK_MR * kc + (size_t)(k - k0) * AK_MR + o % AK_MR];
-}
-
 /// Where U[ξ][o][c] goes: plain [16][cout][cin], or each plane packed as GEMM's A (ak_pack_a_whole's
 /// layout over [cout × cin], rows padded to MR) so that the 16 GEMMs never pack it again.
 static inline size_t u_index(int packed_out, size_t padded, int cout, int cin, int xi, int o, int c) {
@@ -37,17 +30,25 @@ static inline size_t u_index(int packed_out, size_t padded, int cout, int cin, i
     return (size_t)xi * padded * cin + padded * (size_t)k0 + (size_t)(o / AK_MR) * AK_MR * kc + (size_t)(c - k0) * AK_MR + o % AK_MR;
 }
 
-void ak_winograd_weights(const float *w, int packed_in, int cout, int cin, int o0, int o1, float *u, int packed_out) {
+int ak_winograd_weights(const float *w, int packed_in, int cout, int cin, int o0, int o1, float *u, int packed_out) {
     const size_t padded = (size_t)((cout + AK_MR - 1) / AK_MR) * AK_MR;
+    const int depth = cin * 9;
+    // Packed weights: row o is first gathered into a plain row (one pass per K-block, no index
+    // arithmetic per element), then transformed like plain weights.
+    float *row = packed_in ? malloc(sizeof(float) * (size_t)depth) : NULL;
+    if (packed_in && !row) return -1;
     for (int o = o0; o < o1; o++) {
-        for (int c = 0; c < cin; c++) {
-            float gv[9];
-            if (packed_in) {
-                for (int r = 0; r < 9; r++) gv[r] = packed_at(w, padded, cin * 9, o, c * 9 + r);
-            } else {
-                memcpy(gv, w + ((size_t)o * cin + c) * 9, sizeof gv);
+        const float *plain = w + (size_t)o * depth;
+        if (packed_in) {
+            for (int k0 = 0; k0 < depth; k0 += AK_KC) {
+                int kc = depth - k0 < AK_KC ? depth - k0 : AK_KC;
+                const float *p = w + padded * (size_t)k0 + (size_t)(o / AK_MR) * AK_MR * kc + o % AK_MR;
+                for (int kk = 0; kk < kc; kk++) row[k0 + kk] = p[(size_t)kk * AK_MR];
             }
-            const float *g = gv;
+            plain = row;
+        }
+        for (int c = 0; c < cin; c++) {
+            const float *g = plain + (size_t)c * 9;
             float t[4][3];  // G g
             for (int j = 0; j < 3; j++) {
                 float g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
@@ -69,6 +70,8 @@ void ak_winograd_weights(const float *w, int packed_in, int cout, int cin, int o
         for (int xi = 0; xi < 16; xi++)
             for (int o = cout; o < (int)padded; o++)
                 for (int c = 0; c < cin; c++) u[u_index(1, padded, cout, cin, xi, o, c)] = 0.0f;
+    free(row);
+    return 0;
 }
 
 int ak_winograd_input(const float *x, int cin, int h, int w, int pad_top, int pad_left,

@@ -117,11 +117,12 @@ enum { AK_ATTENTION_ROWS = 48 };
 /// - weights w [cout][cin][3][3] (or, when `packed_in`, as ak_pack_a_whole left them) →
 ///   u [16][cout][cin], or with `packed_out` 16 planes each packed as ak_pack_a_whole packs a
 ///   [cout × cin] matrix (plane = ak_packed_a_floats(cout, cin)), output channels [o0, o1);
+///   -1 when out of memory;
 /// - input x [cin][h][w] with the given top/left zero padding → v [16][cin][ldv], channels
 ///   [c0, c1), tile rows [ty0, ty1) (tw tiles each) at columns tile0…; -1 when out of memory;
 /// - m [16][cout][ldm] → y [cout][hout][wout] (+ bias[o] when bias is not NULL), channels
 ///   [o0, o1), tile rows [ty0, ty1) from column tile0.
-void ak_winograd_weights(const float *w, int packed_in, int cout, int cin, int o0, int o1, float *u, int packed_out);
+int ak_winograd_weights(const float *w, int packed_in, int cout, int cin, int o0, int o1, float *u, int packed_out);
 int ak_winograd_input(const float *x, int cin, int h, int w, int pad_top, int pad_left,
                       int ty0, int ty1, int tw, int c0, int c1, float *v, long ldv, long tile0, size_t plane);
 void ak_winograd_output(const float *m, long ldm, long tile0, size_t plane, int ty0, int ty1, int tw,
