@@ -64,7 +64,9 @@ public enum WinogradConvolution {
         if n * th * tw * widest <= budget {
             groups.append((0..<n).map { ($0, 0, th) })
         } else {
-            let rows = max(1, budget / (widest * tw))
+            // Bands of equal height (no small last band: its GEMMs would be the least efficient).
+            let most = max(1, budget / (widest * tw))
+            let bands = (th + most - 1) / most, rows = (th + bands - 1) / bands
             for b in 0..<n { for ty in stride(from: 0, to: th, by: rows) { groups.append([(b, ty, min(th, ty + rows))]) } }
         }
         let maxTiles = groups.map { $0.reduce(0) { $0 + ($1.ty1 - $1.ty0) * tw } }.max() ?? 0
