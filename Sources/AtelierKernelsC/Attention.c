@@ -55,5 +55,11 @@ int ak_attention_rows(int m, int d, int dv, float scale,
                             pc > 0, pc + kc >= m, 1.0f, NULL, NULL);
         }
     }
+    // Keep packed heads between calls only while they are small (a UNet head at 64² tokens packs
+    // 2 MB); a VAE head at 16,384 tokens packs 64 MB per thread, which would stay resident.
+    if ((size_t)panelsK * nr * d + (size_t)panelsV * nr * m > ((size_t)4 << 20)) {
+        ak_thread_scratch_release(8);
+        ak_thread_scratch_release(9);
+    }
     return 0;
 }

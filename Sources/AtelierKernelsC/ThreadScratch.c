@@ -27,3 +27,10 @@ float *ak_thread_scratch(int slot, size_t floats) {
 }
 
 long ak_next_task(long *counter) { return __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); }
+
+void ak_thread_scratch_release(int slot) {
+    if (slot < 0 || slot > 11) return;
+    free(buffers[slot]);
+    buffers[slot] = NULL;
+    capacities[slot] = 0;
+}

@@ -149,6 +149,10 @@ void ak_geglu_rows(const float *x, float *y, long rows, long d);
 /// the bf16 packers' fp32 panels; 8…11 attention), grown as needed and kept for reuse. Never free it.
 float *ak_thread_scratch(int slot, size_t floats);
 
+/// Frees this thread's scratch buffer `slot` (the next ak_thread_scratch allocates it again): for
+/// buffers too big to keep between calls, such as a VAE attention head's packed keys and values.
+void ak_thread_scratch_release(int slot);
+
 /// Atomically adds 1 to *counter and returns the previous value (the parallel driver's task queue).
 long ak_next_task(long *counter);
 

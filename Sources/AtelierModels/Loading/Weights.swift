@@ -49,15 +49,15 @@ public struct Weights {
 
     /// A linear or convolution weight, in this view's precision (bf16: rounded once, here; the
     /// fp32 tensor it came from is not kept). `packed`: fp32 weights that are always GEMM's A (a
-    /// convolution's) are packed once, here, for the own kernels (`PackedWeightMatrix`), and the
-    /// mapped pages they were read from are released, so memory stays that of one copy.
+    /// convolution's) are packed once, when the layer first runs, for the own kernels
+    /// (`PackedWeightMatrix`), and the mapped pages they were read from are then released, so
+    /// memory stays that of one copy.
     public func loadLayerWeight(_ name: String, shape: [Int], packed: Bool = false) throws -> LayerWeight {
         let t = try load(name, shape: shape)
         guard precision == .bf16 else {
             guard packed, BLAS.backend == .atelier else { return .fp32(t) }
-            let p = PackedWeightMatrix(packing: t)
-            source.releaseResidentPages(of: t)
-            return .fp32Packed(p)
+            let source = self.source
+            return .fp32Packed(PackedWeightMatrix(lazilyPacking: t, release: { source.releaseResidentPages(of: $0) }))
         }
         let rounded = BF16Tensor(rounding: t)
         source.releaseResidentPages(of: t)
