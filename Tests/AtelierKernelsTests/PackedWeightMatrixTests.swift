@@ -64,6 +64,27 @@ final class PackedWeightMatrixTests: XCTestCase {
         XCTAssertEqual(bits(fromPacked), bits(plain))
     }
 
+    /// Weights are packed (and their mapped source released) when the layer first runs, once:
+    /// packing at load made layers that never run (a txt2img render's VAE encoder) resident and
+    /// raised an x4 upscale's peak by 0.27 GB.
+    func testWeightsArePackedAndReleasedAtFirstUseOnlyOnce() {
+        var rng = SplitMix64(seed: 13)
+        let wt = rng.normal([8, 5, 3, 3]), x = rng.normal([1, 5, 6, 7])
+        var released = 0
+        let packed = PackedWeightMatrix(lazilyPacking: wt, release: { _ in released += 1 })
+        let weight = LayerWeight.fp32Packed(packed)
+        XCTAssertEqual(released, 0, "packed before the layer ran")
+        XCTAssertEqual(bits(packed.unpacked()), bits(wt))
+        XCTAssertEqual(released, 0, "reading the plain values must not pack them")
+        let first = Convolution.conv2d(x, weight: weight, bias: nil, stride: 1, padding: .symmetric(1))
+        XCTAssertEqual(released, 1)
+        let second = Convolution.conv2d(x, weight: weight, bias: nil, stride: 1, padding: .symmetric(1))
+        XCTAssertEqual(released, 1, "packed twice")
+        XCTAssertEqual(bits(first), bits(second))
+        XCTAssertEqual(bits(first), bits(Convolution.conv2d(x, weight: wt, bias: nil, stride: 1, padding: .symmetric(1))))
+        XCTAssertEqual(bits(packed.unpacked()), bits(wt))
+    }
+
     func testPackedWeightsKeepTheirShapeAndPrecision() {
         var rng = SplitMix64(seed: 1)
         let w = LayerWeight.fp32Packed(PackedWeightMatrix(packing: rng.normal([10, 4, 3, 3])))

@@ -22,6 +22,13 @@ final class WinogradConvolutionTests: XCTestCase {
         (1, 12, 11, 17, 8, Padding2D(top: 0, left: 1, bottom: 2, right: 1), false), (2, 8, 7, 5, 9, .none, true),
     ]
 
+    /// Random input, 3×3 weights and (when the case has one) bias for a case.
+    static func operands(_ c: (n: Int, cin: Int, h: Int, w: Int, cout: Int, pad: Padding2D, bias: Bool),
+                         _ rng: inout SplitMix64) -> (Tensor, Tensor, Tensor?) {
+        let x = rng.normal([c.n, c.cin, c.h, c.w]), wt = rng.normal([c.cout, c.cin, 3, 3])
+        return (x, wt, c.bias ? rng.normal([c.cout]) : nil)
+    }
+
     func reference(_ x: Tensor, _ wt: Tensor, _ bias: Tensor?, _ pad: Padding2D) -> (value: [Double], magnitude: [Double]) {
         let (n, cin, h, w, cout) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3], wt.shape[0])
         let hout = h + pad.top + pad.bottom - 2, wout = w + pad.left + pad.right - 2
@@ -43,8 +50,7 @@ final class WinogradConvolutionTests: XCTestCase {
         var rng = SplitMix64(seed: 31)
         WinogradConvolution.minimumTiles = 1
         for c in Self.cases {
-            let x = rng.normal([c.n, c.cin, c.h, c.w]), wt = rng.normal([c.cout, c.cin, 3, 3])
-            let bias = c.bias ? rng.normal([c.cout]) : nil
+            let (x, wt, bias) = Self.operands(c, &rng)
             let ref = reference(x, wt, bias, c.pad)
             WinogradConvolution.enabled = true
             let y = Convolution.conv2d(x, weight: wt, bias: bias, stride: 1, padding: c.pad)
@@ -68,8 +74,7 @@ final class WinogradConvolutionTests: XCTestCase {
         var rng = SplitMix64(seed: 33)
         WinogradConvolution.minimumTiles = 1
         for c in Self.cases {
-            let x = rng.normal([c.n, c.cin, c.h, c.w]), wt = rng.normal([c.cout, c.cin, 3, 3])
-            let bias = c.bias ? rng.normal([c.cout]) : nil
+            let (x, wt, bias) = Self.operands(c, &rng)
             let expected = bits(Convolution.conv2d(x, weight: wt, bias: bias, stride: 1, padding: c.pad))
             let packed = LayerWeight.fp32Packed(PackedWeightMatrix(packing: wt))
             for isa in OwnGEMM.supportedISAs {
