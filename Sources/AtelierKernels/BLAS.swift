@@ -165,18 +165,19 @@ public enum BLAS {
     }
 
     /// The numerics class of the products: images are bit-identical between machines of the same
-    /// class. The own kernels are one class on every CPU (the ISA only changes speed): "gemm2" with
-    /// Winograd 3×3 convolutions (the default), "gemm1" with `ATELIER_CONV=direct` (the arithmetic
-    /// of the releases before Winograd); OpenBLAS is one class per kernel family.
+    /// class. The own kernels are one class on every CPU (the ISA only changes speed): "gemm3" with
+    /// Winograd F(4×4) 3×3 convolutions (the default), "gemm2" with `ATELIER_CONV=winograd2` (F(2×2)
+    /// only, the arithmetic of the first Winograd release), "gemm1" with `ATELIER_CONV=direct` (the
+    /// arithmetic of the releases before Winograd); OpenBLAS is one class per kernel family.
     public static var numericsClass: String {
         backend == .atelier ? "atelier-gemm\(ownGeneration)" : "openblas-\(coreName.lowercased())"
     }
 
-    /// 2 when 3×3 convolutions run as Winograd, 1 when direct.
-    static var ownGeneration: Int { WinogradConvolution.enabled ? 2 : 1 }
+    /// 3 when 3×3 convolutions run as Winograd F(4×4) where they can, 2 as F(2×2) only, 1 direct.
+    static var ownGeneration: Int { !WinogradConvolution.enabled ? 1 : WinogradConvolution.largeTiles ? 3 : 2 }
 
     /// The numerics class for a precision. bf16 products always run the own bf16 kernel
-    /// ("atelier-bf16dp2": `vdpbf16ps` arithmetic on every x86 CPU); the fp32 products that stay
+    /// ("atelier-bf16dp3": `vdpbf16ps` arithmetic on every x86 CPU); the fp32 products that stay
     /// (attention) follow the backend, so OpenBLAS is named when it is in use.
     public static func numericsClass(_ precision: OwnGEMM.Precision) -> String {
         switch precision {

@@ -47,7 +47,12 @@ public final class PackedWeightMatrix: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if let packed { return packed }
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: floats * 4, alignment: 64)
+        // A mapping of its own, not the malloc heap: these pages live as long as the model, and
+        // in the heap they would sit between activations' freed blocks and keep the heap from
+        // ever shrinking (measured: 475 MB of heap between two UNet passes, ~300 MB of it packed
+        // weights).
+        guard let raw = mmap(nil, floats * 4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+              raw != MAP_FAILED else { fatalError("packed weights: out of memory (\(floats * 4) bytes)") }
         let dst = raw.bindMemory(to: Float.self, capacity: floats)
         guard let t = source else { preconditionFailure("packed weights lost their source") }
         let kc = Int(AK_KC)
@@ -80,5 +85,5 @@ public final class PackedWeightMatrix: @unchecked Sendable {
         return t
     }
 
-    deinit { packed?.deallocate() }
+    deinit { if let packed { munmap(packed, floats * 4) } }
 }

@@ -1,27 +1,47 @@
 import Foundation
 import AtelierKernelsC
 
-/// 3×3 stride-1 convolutions in the Winograd domain, F(2×2, 3×3): 4/9 of the direct GEMM's
-/// multiplies, the rest additions in separate passes (see Winograd.c for the transforms).
+/// 3×3 stride-1 convolutions in the Winograd domain: F(4×4, 3×3) (1/4 of the direct GEMM's
+/// multiplies) where the layer has enough output pixels, F(2×2, 3×3) (4/9) below that; the rest
+/// is additions in separate passes (Winograd.c, Winograd4.c).
 ///
 /// Why: 3×3 convolutions are about half of an SD2 UNet pass and of a VAE decode; the direct
 /// (implicit-GEMM) form already runs the micro-kernel near the FMA peak, so fewer multiplies is
-/// what is left. Deterministic like the direct form (fixed arithmetic, the same GEMM chains), but
-/// not bit-identical to it. Used where it pays: enough tiles per GEMM to amortise transforming
-/// the weights on every call (they are not stored transformed: that would take 16/9 of their
-/// memory). `ATELIER_CONV=direct` turns it off.
+/// what is left. Deterministic like the direct form (fixed arithmetic, the same GEMM chains; the
+/// form depends only on the layer's shape), but not bit-identical to it. The weights are
+/// transformed on every call, not stored transformed (that would take 16/9 or 36/9 of their
+/// memory); big layers' F(4×4) weights a K-block of input channels at a time, so that the
+/// transient stays bounded. `ATELIER_CONV=direct` turns Winograd off, `ATELIER_CONV=winograd2`
+/// keeps to F(2×2) (the arithmetic of the `gemm2` numerics class).
 public enum WinogradConvolution {
+    /// The output tile of a form: F(2×2, 3×3) or F(4×4, 3×3).
+    public enum Form: Int, Sendable {
+        case f2 = 2, f4 = 4
+        /// Transformed tile side (tile + 2) and the planes (its square): 4 and 16, or 6 and 36.
+        var side: Int { rawValue + 2 }
+        var planes: Int { side * side }
+    }
+
     /// On unless `ATELIER_CONV=direct` (for comparisons; both are deterministic).
     nonisolated(unsafe) public static var enabled: Bool =
         ProcessInfo.processInfo.environment["ATELIER_CONV"]?.lowercased() != "direct"
+    /// F(4×4) allowed (unless `ATELIER_CONV=winograd2`).
+    nonisolated(unsafe) public static var largeTiles: Bool =
+        ProcessInfo.processInfo.environment["ATELIER_CONV"]?.lowercased() != "winograd2"
 
-    /// Fewest output tiles (2×2 each) per call below which the direct form is faster: with few
-    /// columns the weight transform (and packing it, 16/9 of the weights) costs more than the
-    /// multiplies it saves (measured on the SD2 UNet's 8×8 and 16×16 levels).
-    nonisolated(unsafe) public static var minimumTiles = 256
-    /// Cap on each transformed buffer (input V and product M), floats: 4 Mi = 16 MB (bands of a
-    /// few hundred tiles keep the GEMMs efficient and the transient memory small).
+    /// Fewest output pixels per call (over the batch) below which the direct form is faster: with
+    /// few GEMM columns the weight transform (and packing it) costs more than the multiplies it
+    /// saves (measured on the SD2 UNet's 8×8 and 16×16 levels).
+    nonisolated(unsafe) public static var minimumPixels = 1024
+    /// Fewest output pixels per call for F(4×4): below it the 36 GEMMs get too narrow.
+    nonisolated(unsafe) public static var minimumPixelsLarge = 1024
+    /// Cap on each transformed activation buffer (input V and product M), floats: 4 Mi = 16 MB
+    /// (bands of a few hundred tiles keep the GEMMs efficient and the transient memory small).
     nonisolated(unsafe) public static var budget = 4 << 20
+    /// Cap on the transformed weights, floats (8 Mi = 32 MB): above it, F(4×4) transforms them a
+    /// K-block of input channels at a time (the GEMMs continue their chains across blocks, so the
+    /// bits do not depend on it).
+    nonisolated(unsafe) public static var weightBudget = 4 << 20
 
     /// The weights as the transform reads them: plain OIHW, or packed at load.
     public enum Weights {
@@ -29,37 +49,39 @@ public enum WinogradConvolution {
         case packed(PackedWeightMatrix)
     }
 
+    /// The form a layer uses, or nil for the direct convolution.
+    static func form(kh: Int, kw: Int, stride: Int, cin: Int, cout: Int, images: Int, hout: Int, wout: Int) -> Form? {
+        guard enabled, kh == 3, kw == 3, stride == 1, cin >= 8, cout >= 8 else { return nil }
+        let pixels = images * hout * wout
+        if largeTiles && pixels >= minimumPixelsLarge && hout >= 4 && wout >= 4 { return .f4 }
+        return pixels >= minimumPixels ? .f2 : nil
+    }
+
     static func applies(kh: Int, kw: Int, stride: Int, cin: Int, cout: Int, images: Int, hout: Int, wout: Int) -> Bool {
-        guard enabled, kh == 3, kw == 3, stride == 1, cin >= 8, cout >= 8 else { return false }
-        return images * ((hout + 1) / 2) * ((wout + 1) / 2) >= minimumTiles
+        form(kh: kh, kw: kw, stride: stride, cin: cin, cout: cout, images: images, hout: hout, wout: wout) != nil
     }
 
     static func conv2d(_ input: Tensor, weights: Weights, cout: Int, bias: Tensor?, padding: Padding2D) -> Tensor {
         let (n, cin, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let hout = h + padding.top + padding.bottom - 2, wout = w + padding.left + padding.right - 2
         precondition(hout > 0 && wout > 0, "conv2d: output would be empty")
+        let form = self.form(kh: 3, kw: 3, stride: 1, cin: cin, cout: cout, images: n, hout: hout, wout: wout) ?? .f2
+        let (t, planes) = (form.rawValue, form.planes)
         let out = Tensor(uninitialized: [n, cout, hout, wout])
-        let (th, tw) = ((hout + 1) / 2, (wout + 1) / 2)
+        let (th, tw) = ((hout + t - 1) / t, (wout + t - 1) / t)
         BLAS.flops &+= 2 * n * cout * hout * wout * cin * 9  // counted as the direct convolution's work
 
-        // U = G g Gᵀ for every (o, c), written straight into 16 packed A operands [cout × cin], so
-        // that no GEMM (one per ξ and band) packs it again.
-        let uPlane = Int(ak_packed_a_floats(Int32(cout), Int32(cin)))
-        let u = UnsafeMutablePointer<Float>.allocate(capacity: 16 * uPlane)
-        defer { u.deallocate() }
-        let oChunks = min(cout, 4 * Parallel.threads)
-        Parallel.forEachTask(oChunks) { t in
-            let o0 = t * cout / oChunks, o1 = (t + 1) * cout / oChunks
-            let status: Int32
-            switch weights {
-            case .plain(let p): status = ak_winograd_weights(p, 0, Int32(cout), Int32(cin), Int32(o0), Int32(o1), u, 1)
-            case .packed(let p): status = ak_winograd_weights(p.pointer, 1, Int32(cout), Int32(cin), Int32(o0), Int32(o1), u, 1)
-            }
-            if status != 0 { fatalError("conv2d: out of memory transforming the weights") }
+        // Input channels per weight transform: all, unless F(4×4)'s planes would pass the budget;
+        // then whole K-blocks, so that chunk boundaries are the GEMM's own K-block boundaries.
+        let kc = Int(AK_KC)
+        var kChunk = cin
+        if form == .f4 && planes * cout * cin > weightBudget {
+            kChunk = min(cin, max(kc, weightBudget / (planes * cout) / kc * kc))
         }
-
+        let chunks = stride(from: 0, to: cin, by: kChunk).map { ($0, min(cin, $0 + kChunk)) }
+        func uPlane(_ width: Int) -> Int { Int(ak_packed_a_floats(Int32(cout), Int32(width))) }
         // Groups of tile rows: all images at once when they fit the budget, else bands of one image.
-        let widest = 16 * max(cin, cout)
+        let widest = planes * max(kChunk, cout)
         var groups: [[(image: Int, ty0: Int, ty1: Int)]] = []
         if n * th * tw * widest <= budget {
             groups.append((0..<n).map { ($0, 0, th) })
@@ -70,35 +92,72 @@ public enum WinogradConvolution {
             for b in 0..<n { for ty in stride(from: 0, to: th, by: rows) { groups.append([(b, ty, min(th, ty + rows))]) } }
         }
         let maxTiles = groups.map { $0.reduce(0) { $0 + ($1.ty1 - $1.ty0) * tw } }.max() ?? 0
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * cin * maxTiles)
-        let m = UnsafeMutablePointer<Float>.allocate(capacity: 16 * cout * maxTiles)
-        defer { v.deallocate(); m.deallocate() }
-        let cChunks = min(cin, 4 * Parallel.threads)
+        // Fresh buffers per call: kept between calls (a workspace) they saved about 1 % of a UNet
+        // pass but raised its peak RSS by 2.5 % (glibc's heap already recycles these blocks).
+        let u = UnsafeMutablePointer<Float>.allocate(capacity: planes * uPlane(kChunk))
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: planes * kChunk * maxTiles)
+        let m = UnsafeMutablePointer<Float>.allocate(capacity: planes * cout * maxTiles)
+        defer { u.deallocate(); v.deallocate(); m.deallocate() }
+        let mr = Int(ak_mr()), panels = (cout + mr - 1) / mr
+        let oChunks = min(panels, 4 * Parallel.threads)
+        // Packed weights are packed on first use here, before the tasks start.
+        let (wp, packedIn): (UnsafePointer<Float>, Int32)
+        switch weights {
+        case .plain(let p): (wp, packedIn) = (p, 0)
+        case .packed(let p): (wp, packedIn) = (UnsafePointer(p.pointer), 1)
+        }
+        /// U = G g Gᵀ for every (o, c) of channels [c0, c1), written straight into packed A planes
+        /// [cout × (c1 − c0)], so that no GEMM packs it again.
+        func transformWeights(_ c0: Int, _ c1: Int) {
+            Parallel.forEachTask(oChunks) { i in
+                // Whole MR-row panels per task.
+                let o0 = min(cout, i * panels / oChunks * mr), o1 = min(cout, (i + 1) * panels / oChunks * mr)
+                guard o0 < o1 else { return }
+                let status = form == .f4
+                    ? ak_winograd4_weights(wp, packedIn, Int32(cout), Int32(cin), Int32(c0), Int32(c1), Int32(o0), Int32(o1), u)
+                    : ak_winograd_weights(wp, packedIn, Int32(cout), Int32(cin), Int32(o0), Int32(o1), u, 1)
+                if status != 0 { fatalError("conv2d: out of memory transforming the weights") }
+            }
+        }
+
+        if chunks.count == 1 { transformWeights(0, cin) }
         for group in groups {
             let tiles = group.reduce(0) { $0 + ($1.ty1 - $1.ty0) * tw }
             var starts: [Int] = [], at = 0
             for part in group { starts.append(at); at += (part.ty1 - part.ty0) * tw }
-            Parallel.forEachTask(group.count * cChunks) { t in
-                let (gi, ci) = (t / cChunks, t % cChunks)
-                let part = group[gi]
-                let c0 = ci * cin / cChunks, c1 = (ci + 1) * cin / cChunks
-                let status = ak_winograd_input(input.pointer + part.image * cin * h * w, Int32(cin), Int32(h), Int32(w),
-                                               Int32(padding.top), Int32(padding.left), Int32(part.ty0), Int32(part.ty1),
-                                               Int32(tw), Int32(c0), Int32(c1), v, tiles, starts[gi], cin * tiles)
-                if status != 0 { fatalError("conv2d: out of memory transforming the input") }
+            for (ci, (c0, c1)) in chunks.enumerated() {
+                if chunks.count > 1 { transformWeights(c0, c1) }
+                let width = c1 - c0, plane = uPlane(width)
+                let cChunks = min(width, 4 * Parallel.threads)
+                Parallel.forEachTask(group.count * cChunks) { i in
+                    let (gi, part) = (i / cChunks, group[i / cChunks])
+                    let s0 = Int32((i % cChunks) * width / cChunks), s1 = Int32((i % cChunks + 1) * width / cChunks)
+                    let x = input.pointer + (part.image * cin + c0) * h * w
+                    let status = form == .f4
+                        ? ak_winograd4_input(x, Int32(width), Int32(h), Int32(w), Int32(padding.top), Int32(padding.left),
+                                             Int32(part.ty0), Int32(part.ty1), Int32(tw), s0, s1, v, tiles, starts[gi], width * tiles)
+                        : ak_winograd_input(x, Int32(width), Int32(h), Int32(w), Int32(padding.top), Int32(padding.left),
+                                            Int32(part.ty0), Int32(part.ty1), Int32(tw), s0, s1, v, tiles, starts[gi], width * tiles)
+                    if status != 0 { fatalError("conv2d: out of memory transforming the input") }
+                }
+                // The planes' GEMMs side by side, one per task: each is narrow (a band's tiles), and
+                // split across the threads it would leave them idle at every plane's barrier.
+                Parallel.forEachTask(planes) { xi in
+                    ak_sgemm_packed_a_serial(Int32(cout), Int32(tiles), Int32(width), u + xi * plane,
+                                             v + xi * width * tiles, tiles, m + xi * cout * tiles, tiles, ci > 0 ? 1 : 0)
+                }
             }
-            for xi in 0..<16 {
-                OwnGEMM.multiply(m: cout, n: tiles, k: cin, a: .packed(u + xi * uPlane, rows: cout, depth: cin),
-                                 b: .matrix(v + xi * cin * tiles, ld: tiles, transposed: false),
-                                 c: m + xi * cout * tiles, ldc: tiles, precision: .fp32)
-            }
-            Parallel.forEachTask(group.count * oChunks) { t in
-                let (gi, oi) = (t / oChunks, t % oChunks)
-                let part = group[gi]
-                let o0 = oi * cout / oChunks, o1 = (oi + 1) * cout / oChunks
-                ak_winograd_output(m, tiles, starts[gi], cout * tiles, Int32(part.ty0), Int32(part.ty1), Int32(tw),
-                                   Int32(o0), Int32(o1), bias?.pointer, out.pointer + part.image * cout * hout * wout,
-                                   Int32(hout), Int32(wout))
+            Parallel.forEachTask(group.count * oChunks) { i in
+                let (gi, part) = (i / oChunks, group[i / oChunks])
+                let o0 = Int32((i % oChunks) * cout / oChunks), o1 = Int32((i % oChunks + 1) * cout / oChunks)
+                let y = out.pointer + part.image * cout * hout * wout
+                if form == .f4 {
+                    ak_winograd4_output(m, tiles, starts[gi], cout * tiles, Int32(part.ty0), Int32(part.ty1), Int32(tw),
+                                        o0, o1, bias?.pointer, y, Int32(hout), Int32(wout))
+                } else {
+                    ak_winograd_output(m, tiles, starts[gi], cout * tiles, Int32(part.ty0), Int32(part.ty1), Int32(tw),
+                                       o0, o1, bias?.pointer, y, Int32(hout), Int32(wout))
+                }
             }
         }
         return out

@@ -40,3 +40,31 @@ void ak_sgemm_serial(int m, int n, int k, float alpha,
         } while (pc < k);
     }
 }
+
+void ak_sgemm_packed_a_serial(int m, int n, int k, const float *apacked,
+                              const float *b, long ldb, float *c, long ldc, int accumulate) {
+    if (m <= 0 || n <= 0) return;
+    const int mr = AK_MR, nr = ak_nr();
+    const size_t padded = (size_t)((m + mr - 1) / mr) * mr;
+    size_t ncPad = (size_t)((AK_SERIAL_NC + nr - 1) / nr) * nr;
+    float *bpack = ak_thread_scratch(2, ncPad * AK_KC);
+    if (!bpack) abort();
+    int rowBlocks = (m + AK_MC - 1) / AK_MC;
+    int mcStep = ((m + rowBlocks - 1) / rowBlocks + mr - 1) / mr * mr;
+    for (int jc = 0; jc < n; jc += AK_SERIAL_NC) {
+        int nc = n - jc < AK_SERIAL_NC ? n - jc : AK_SERIAL_NC;
+        int panels = (nc + nr - 1) / nr;
+        int pc = 0;
+        do {
+            int kc = k - pc < AK_KC ? k - pc : AK_KC;
+            int last = pc + kc >= k;
+            ak_pack_b(b, ldb, 0, pc, kc, jc, nc, 0, panels, bpack);
+            for (int ic = 0; ic < m; ic += mcStep) {
+                int mc = m - ic < mcStep ? m - ic : mcStep;
+                ak_macro_kernel(mc, nc, kc, apacked + padded * (size_t)pc + (size_t)ic * kc, bpack,
+                                c + (size_t)ic * ldc + jc, ldc, accumulate || pc > 0, last, 1.0f, NULL, NULL);
+            }
+            pc += kc;
+        } while (pc < k);
+    }
+}

@@ -52,6 +52,27 @@ final class PackedWeightMatrixTests: XCTestCase {
         }
     }
 
+    /// One Winograd plane's product runs on one thread (`ak_sgemm_packed_a_serial`): it must give
+    /// the bits of the parallel driver's product with the same packed A, continuing a chain too.
+    func testSerialPackedProductEqualsTheParallelOne() {
+        var rng = SplitMix64(seed: 13)
+        for (m, n, k) in [(7, 5, 3), (13, 37, Int(AK_KC) + 5), (250, 130, 2 * Int(AK_KC) + 1), (6, 2100, 40)] {
+            let a = rng.normal([m, k]), b = rng.normal([k, n]), start = rng.normal([m, n])
+            let packed = PackedWeightMatrix(packing: a)
+            for isa in OwnGEMM.supportedISAs {
+                OwnGEMM.select(isa: isa)
+                for accumulate in [false, true] {
+                    let parallel = start.copy(), serial = start.copy()
+                    OwnGEMM.multiply(m: m, n: n, k: k, a: packed.operand, b: .matrix(b.pointer, ld: n, transposed: false),
+                                     accumulate: accumulate, c: parallel.pointer, ldc: n, precision: .fp32)
+                    ak_sgemm_packed_a_serial(Int32(m), Int32(n), Int32(k), packed.pointer, b.pointer, n,
+                                             serial.pointer, n, accumulate ? 1 : 0)
+                    XCTAssertEqual(bits(serial), bits(parallel), "\(isa), \(m)×\(n)×\(k), accumulate \(accumulate)")
+                }
+            }
+        }
+    }
+
     /// The OpenBLAS backend cannot read packed panels: it gets the plain weights back and computes
     /// what it computes for them.
     func testOpenBLASBackendRunsPackedWeightsThroughAnUnpackedCopy() {

@@ -2,24 +2,37 @@ import XCTest
 import AtelierKernelsC
 @testable import AtelierKernels
 
-/// Winograd F(2×2, 3×3) 3×3 convolutions: as accurate as the direct form against a double-precision
-/// sum, and deterministic: the same bits on every ISA, thread count and band split, and from plain
-/// or packed weights.
+/// Winograd F(2×2, 3×3) and F(4×4, 3×3) convolutions: close to a double-precision sum (F(2×2) as
+/// close as the direct form), and deterministic: the same bits on every ISA, thread count, band
+/// split and weight K-blocking, and from plain or packed weights.
 final class WinogradConvolutionTests: XCTestCase {
     override func tearDown() {
         OwnGEMM.select(isa: OwnGEMM.supportedISAs.last ?? "scalar")
         Parallel.threads = ProcessInfo.processInfo.activeProcessorCount
         WinogradConvolution.enabled = true
-        WinogradConvolution.minimumTiles = 256
+        WinogradConvolution.largeTiles = true
+        WinogradConvolution.minimumPixels = 1024
+        WinogradConvolution.minimumPixelsLarge = 1024
         WinogradConvolution.budget = 4 << 20
+        WinogradConvolution.weightBudget = 8 << 20
+    }
+
+    /// Every layer of a test runs `form` (where its output is at least 4×4 for F(4×4)).
+    func use(_ form: WinogradConvolution.Form) {
+        WinogradConvolution.enabled = true
+        WinogradConvolution.largeTiles = form == .f4
+        WinogradConvolution.minimumPixels = 1
+        WinogradConvolution.minimumPixelsLarge = 1
     }
 
     func bits(_ t: Tensor) -> [UInt32] { Array(UnsafeBufferPointer(start: t.pointer, count: t.count)).map(\.bitPattern) }
 
-    /// Odd and even sizes (partial last tiles), asymmetric padding (the VAE's row bands), no bias.
+    /// Odd and even sizes (partial last tiles), asymmetric padding (the VAE's row bands), no bias,
+    /// and more input channels than a K-block (F(4×4) then transforms its weights in blocks).
     static let cases: [(n: Int, cin: Int, h: Int, w: Int, cout: Int, pad: Padding2D, bias: Bool)] = [
         (2, 16, 16, 16, 24, .symmetric(1), true), (1, 9, 13, 21, 10, .symmetric(1), true),
         (1, 12, 11, 17, 8, Padding2D(top: 0, left: 1, bottom: 2, right: 1), false), (2, 8, 7, 5, 9, .none, true),
+        (1, Int(AK_KC) + 17, 7, 9, 13, .symmetric(1), true),
     ]
 
     /// Random input, 3×3 weights and (when the case has one) bias for a case.
@@ -47,46 +60,64 @@ final class WinogradConvolutionTests: XCTestCase {
     }
 
     func testWinogradIsAsAccurateAsTheDirectConvolution() {
-        var rng = SplitMix64(seed: 31)
-        WinogradConvolution.minimumTiles = 1
-        for c in Self.cases {
-            let (x, wt, bias) = Self.operands(c, &rng)
-            let ref = reference(x, wt, bias, c.pad)
-            WinogradConvolution.enabled = true
-            let y = Convolution.conv2d(x, weight: wt, bias: bias, stride: 1, padding: c.pad)
-            WinogradConvolution.enabled = false
-            let direct = Convolution.conv2d(x, weight: wt, bias: bias, stride: 1, padding: c.pad)
-            XCTAssertEqual(y.count, ref.value.count)
-            var worst = 0.0, worstDirect = 0.0
-            for i in 0..<ref.value.count {
-                let scale = max(ref.magnitude[i], 1e-3)
-                worst = max(worst, abs(Double(y[flat: i]) - ref.value[i]) / scale)
-                worstDirect = max(worstDirect, abs(Double(direct[flat: i]) - ref.value[i]) / scale)
+        // Relative to the sum of |products|: a few ulps of fp32 for F(2×2) and the direct form; the
+        // F(4×4) transforms (±2, ±4, ±8, 1/6, 1/24) grow the rounding errors about tenfold.
+        for (form, bound) in [(WinogradConvolution.Form.f2, 2e-6), (.f4, 2e-5)] {
+            var rng = SplitMix64(seed: 31)
+            for c in Self.cases {
+                let (x, wt, bias) = Self.operands(c, &rng)
+                let ref = reference(x, wt, bias, c.pad)
+                use(form)
+                let y = Convolution.conv2d(x, weight: wt, bias: bias, stride: 1, padding: c.pad)
+                WinogradConvolution.enabled = false
+                let direct = Convolution.conv2d(x, weight: wt, bias: bias, stride: 1, padding: c.pad)
+                XCTAssertEqual(y.count, ref.value.count)
+                var worst = 0.0, worstDirect = 0.0
+                for i in 0..<ref.value.count {
+                    let scale = max(ref.magnitude[i], 1e-3)
+                    worst = max(worst, abs(Double(y[flat: i]) - ref.value[i]) / scale)
+                    worstDirect = max(worstDirect, abs(Double(direct[flat: i]) - ref.value[i]) / scale)
+                }
+                XCTAssertLessThan(worst, bound, "\(form), \(c)")
+                XCTAssertLessThan(worstDirect, 2e-6, "\(c)")
+                XCTAssertNotEqual(bits(y), bits(direct), "the Winograd path did not run for \(c)")
             }
-            // Relative to the sum of |products|: a few ulps of fp32 for both forms.
-            XCTAssertLessThan(worst, 2e-6, "\(c)")
-            XCTAssertLessThan(worstDirect, 2e-6, "\(c)")
-            XCTAssertNotEqual(bits(y), bits(direct), "the Winograd path did not run for \(c)")
         }
     }
 
+    func testTheLargeTileFormRunsWhereTheOutputAllowsIt() {
+        var rng = SplitMix64(seed: 35)
+        let c = Self.cases[0]
+        let (x, wt, bias) = Self.operands(c, &rng)
+        use(.f2)
+        let small = bits(Convolution.conv2d(x, weight: wt, bias: bias, stride: 1, padding: c.pad))
+        use(.f4)
+        let large = bits(Convolution.conv2d(x, weight: wt, bias: bias, stride: 1, padding: c.pad))
+        XCTAssertNotEqual(small, large, "F(4×4) did not run")
+        XCTAssertEqual(WinogradConvolution.form(kh: 3, kw: 3, stride: 1, cin: 8, cout: 8, images: 1, hout: 3, wout: 40), .f2)
+    }
+
     func testWinogradGivesTheSameBitsOnEveryISAThreadCountBandSplitAndWeightLayout() {
-        var rng = SplitMix64(seed: 33)
-        WinogradConvolution.minimumTiles = 1
-        for c in Self.cases {
-            let (x, wt, bias) = Self.operands(c, &rng)
-            let expected = bits(Convolution.conv2d(x, weight: wt, bias: bias, stride: 1, padding: c.pad))
-            let packed = LayerWeight.fp32Packed(PackedWeightMatrix(packing: wt))
-            for isa in OwnGEMM.supportedISAs {
-                OwnGEMM.select(isa: isa)
-                for threads in [1, 2, 3] {
-                    Parallel.threads = threads
-                    for budget in [8 << 20, 16 * max(c.cin, c.cout) * 2] {  // all at once; two-tile-row bands
-                        WinogradConvolution.budget = budget
-                        XCTAssertEqual(bits(Convolution.conv2d(x, weight: wt, bias: bias, stride: 1, padding: c.pad)), expected,
-                                       "\(isa), \(threads) threads, budget \(budget), \(c)")
-                        XCTAssertEqual(bits(Convolution.conv2d(x, weight: packed, bias: bias, stride: 1, padding: c.pad)), expected,
-                                       "packed: \(isa), \(threads) threads, budget \(budget), \(c)")
+        for form in [WinogradConvolution.Form.f2, .f4] {
+            var rng = SplitMix64(seed: 33)
+            use(form)
+            for c in Self.cases {
+                let (x, wt, bias) = Self.operands(c, &rng)
+                let expected = bits(Convolution.conv2d(x, weight: wt, bias: bias, stride: 1, padding: c.pad))
+                let packed = LayerWeight.fp32Packed(PackedWeightMatrix(packing: wt))
+                for isa in OwnGEMM.supportedISAs {
+                    OwnGEMM.select(isa: isa)
+                    for threads in [1, 2, 3] {
+                        Parallel.threads = threads
+                        // All at once, or two-tile-row bands; weights whole, or a K-block at a time.
+                        for (budget, weights) in [(8 << 20, 8 << 20), (form.planes * max(c.cin, c.cout) * 2, 1)] {
+                            WinogradConvolution.budget = budget
+                            WinogradConvolution.weightBudget = weights
+                            let what = "\(form), \(isa), \(threads) threads, budget \(budget)/\(weights), \(c)"
+                            XCTAssertEqual(bits(Convolution.conv2d(x, weight: wt, bias: bias, stride: 1, padding: c.pad)), expected, what)
+                            XCTAssertEqual(bits(Convolution.conv2d(x, weight: packed, bias: bias, stride: 1, padding: c.pad)), expected,
+                                           "packed: " + what)
+                        }
                     }
                 }
             }

@@ -99,6 +99,13 @@ void ak_sgemm_serial(int m, int n, int k, float alpha,
                      float *c, long ldc, int accumulate,
                      const float *bias_row, const float *bias_col);
 
+/// The same with A already packed whole (ak_pack_a_whole's layout of an m × k matrix) and B
+/// plain row-major (ldb), no alpha and no biases: one Winograd plane's product on one thread, so
+/// that the planes run side by side instead of each splitting a narrow GEMM across the threads.
+/// The chains (and bits) equal the parallel driver's with a `.packed` A.
+void ak_sgemm_packed_a_serial(int m, int n, int k, const float *apacked,
+                              const float *b, long ldb, float *c, long ldc, int accumulate);
+
 /// Rows [r0, r1) of one attention head on the calling thread: out[r][0..dv) =
 /// softmax(scale · q[r]·Kᵀ)·V, K and V [m rows] (row strides ldk, ldv), q and out row strides
 /// ldq, ldo; `causal` masks key j > query r. The same chains as ak_sgemm_serial for Q·Kᵀ (alpha =
@@ -127,6 +134,17 @@ int ak_winograd_input(const float *x, int cin, int h, int w, int pad_top, int pa
                       int ty0, int ty1, int tw, int c0, int c1, float *v, long ldv, long tile0, size_t plane);
 void ak_winograd_output(const float *m, long ldm, long tile0, size_t plane, int ty0, int ty1, int tw,
                         int o0, int o1, const float *bias, float *y, int hout, int wout);
+
+/// Winograd F(4×4, 3×3), stride 1 (Winograd4.c): the same roles with 36 planes (6×6 tiles, 4×4
+/// outputs each). The weights are transformed for input channels [c0, c1) only, into 36 planes each
+/// packed as ak_pack_a_whole packs a [cout × (c1 − c0)] matrix (plane = ak_packed_a_floats(cout,
+/// c1 − c0)), so that a big layer's transformed weights can be made a K-block at a time.
+int ak_winograd4_weights(const float *w, int packed_in, int cout, int cin, int c0, int c1,
+                         int o0, int o1, float *u);
+int ak_winograd4_input(const float *x, int cin, int h, int w, int pad_top, int pad_left,
+                       int ty0, int ty1, int tw, int c0, int c1, float *v, long ldv, long tile0, size_t plane);
+void ak_winograd4_output(const float *m, long ldm, long tile0, size_t plane, int ty0, int ty1, int tw,
+                         int o0, int o1, const float *bias, float *y, int hout, int wout);
 
 /// Softmax of one row in place over its first `valid` entries (later ones set to 0): the same
 /// bits on every path (one exp polynomial, eight partial sums in a fixed tree).

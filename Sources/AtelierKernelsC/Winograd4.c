@@ -1,0 +1,245 @@
+// Winograd F(4×4, 3×3) convolution transforms (Lavin & Gray 2016; points 0, ±1, ±2, ∞), stride 1.
+//
+// Why: F(2×2, 3×3) cut a 3×3 convolution's multiplies to 16/36 of the direct form's; F(4×4, 3×3)
+// cuts them to 36/144 = 1/4, and its transformed input is 36/16 of the tile area instead of 16/4,
+// so it also moves less memory per output. The price is accuracy (the transforms hold ±2, ±4,
+// ±8, 1/6, 1/24, so rounding errors grow about tenfold; still far below a pixel level) and bigger
+// transformed weights (36/9 of the weights), which the driver bounds by transforming them a
+// K-block of input channels at a time.
+//   U[ξ][o][c] = (G g Gᵀ)[ξ]      weights, per call, channels [c0, c1), into 36 packed A planes
+//   V[ξ][c][t] = (Bᵀ d B)[ξ]      input, one 6×6 patch per 4×4 output tile t
+//   M[ξ]       = U[ξ] · V[ξ]      36 GEMMs on the deterministic kernels
+//   y[o][tile] = Aᵀ M A + bias    output
+// As in Winograd.c, every value is a fixed sequence of separate adds and multiplies (compiled with
+// -ffp-contract=off), so the bits are the same on every ISA, thread count and band split.
+//
+//   G  = [ 1/4 0 0; −1/6 −1/6 −1/6; −1/6 1/6 −1/6; 1/24 1/12 1/6; 1/24 −1/12 1/6; 0 0 1 ]
+//   Bᵀ = [ 4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1 ]
+//   Aᵀ = [ 1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1 ]
+
+#include <stdlib.h>
+#include <string.h>
+#include "AtelierKernelsC.h"
+#include "MicroKernels.h"
+
+/// Eight lanes (tiles, or a panel's output channels) at a time, with the compiler's vector type:
+/// each lane is the same separate IEEE adds and multiplies a scalar loop would do, so the bits do
+/// not depend on the vector width (on x86-64 without AVX these are two SSE halves; NEON likewise).
+#pragma clang diagnostic ignored "-Wpsabi"  // v8 never crosses a call: everything here is inlined
+typedef float v8 __attribute__((vector_size(32)));
+#define AK_SPLAT(x) ((v8){(x), (x), (x), (x), (x), (x), (x), (x)})
+
+static inline __attribute__((always_inline)) v8 load8(const float *p) { v8 x; memcpy(&x, p, sizeof x); return x; }
+static inline __attribute__((always_inline)) void store8(float *p, v8 x) { memcpy(p, &x, sizeof x); }
+
+/// G applied to one column (g0, g1, g2) → six values.
+static inline __attribute__((always_inline)) void g_column(v8 g0, v8 g1, v8 g2, v8 *t) {
+    const v8 sixth = AK_SPLAT(-1.0f / 6.0f), twentyfourth = AK_SPLAT(1.0f / 24.0f);
+    const v8 two = AK_SPLAT(2.0f), four = AK_SPLAT(4.0f);
+    t[0] = g0 * AK_SPLAT(0.25f);
+    t[1] = ((g0 + g1) + g2) * sixth;
+    t[2] = ((g0 - g1) + g2) * sixth;
+    t[3] = ((g0 + g1 * two) + g2 * four) * twentyfourth;
+    t[4] = ((g0 - g1 * two) + g2 * four) * twentyfourth;
+    t[5] = g2;
+}
+
+/// Bᵀ applied to one column (d0…d5) → six values.
+static inline __attribute__((always_inline)) void b_column(const v8 *d, v8 *s) {
+    const v8 two = AK_SPLAT(2.0f), four = AK_SPLAT(4.0f), five = AK_SPLAT(5.0f);
+    s[0] = (d[0] * four - d[2] * five) + d[4];
+    s[1] = (d[3] + d[4]) - (d[1] + d[2]) * four;
+    s[2] = (d[4] - d[3]) + (d[1] - d[2]) * four;
+    s[3] = (d[4] - d[2]) + (d[3] - d[1]) * two;
+    s[4] = (d[4] - d[2]) + (d[1] - d[3]) * two;
+    s[5] = (d[1] * four - d[3] * five) + d[5];
+}
+
+/// Aᵀ applied to one column (m0…m5) → four values.
+static inline __attribute__((always_inline)) void a_column(const v8 *m, v8 *o) {
+    v8 p12 = m[1] + m[2], d12 = m[1] - m[2], p34 = m[3] + m[4], d34 = m[3] - m[4];
+    o[0] = (p12 + p34) + m[0];
+    o[1] = d12 + d34 * AK_SPLAT(2.0f);
+    o[2] = p12 + p34 * AK_SPLAT(4.0f);
+    o[3] = (d12 + d34 * AK_SPLAT(8.0f)) + m[5];
+}
+
+static inline __attribute__((always_inline)) int weights_impl(const float *w, int packed_in, int cout, int cin, int c0, int c1,
+                         int o0, int o1, float *u) {
+    const size_t padded = (size_t)((cout + AK_MR - 1) / AK_MR) * AK_MR;
+    const int depth = cin * 9, width = c1 - c0;
+    const size_t plane = ak_packed_a_floats(cout, width);
+    // Panel by panel (AK_MR output channels, the packed layout's lanes), so that every read of
+    // packed weights and every write of a packed plane is AK_MR contiguous floats; lanes past
+    // cout are written as the zeros that pad the last panel.
+    _Static_assert(AK_MR <= 8, "a panel's lanes must fit one v8");
+    for (int p0 = o0 / AK_MR * AK_MR; p0 < o1; p0 += AK_MR) {
+        const int valid = cout - p0 < AK_MR ? cout - p0 : AK_MR;
+        for (int c = 0; c < width; c++) {
+            v8 g[9];
+            for (int j = 0; j < 9; j++) {
+                float lanes[8] = {0};
+                int kk = (c0 + c) * 9 + j;
+                if (packed_in) {
+                    int k0 = kk / AK_KC * AK_KC;
+                    int kc = depth - k0 < AK_KC ? depth - k0 : AK_KC;
+                    const float *src = w + padded * (size_t)k0 + (size_t)p0 * kc + (size_t)(kk - k0) * AK_MR;
+                    for (int l = 0; l < valid; l++) lanes[l] = src[l];
+                } else {
+                    for (int l = 0; l < valid; l++) lanes[l] = w[(size_t)(p0 + l) * depth + kk];
+                }
+                g[j] = load8(lanes);
+            }
+            // t[j] = G applied to column j of g, i.e. t[j][i] = (G g)[i][j]; then row i times Gᵀ.
+            v8 t[3][6], r[6][6];
+            for (int j = 0; j < 3; j++) g_column(g[j], g[3 + j], g[6 + j], t[j]);
+            for (int i = 0; i < 6; i++) g_column(t[0][i], t[1][i], t[2][i], r[i]);
+            // Where (p0, c) lies in each packed plane (ak_pack_a_whole's layout over [cout × width]).
+            int k0 = c / AK_KC * AK_KC;
+            int kc = width - k0 < AK_KC ? width - k0 : AK_KC;
+            float *at = u + padded * (size_t)k0 + (size_t)p0 * kc + (size_t)(c - k0) * AK_MR;
+            for (int i = 0; i < 6; i++)
+                for (int k = 0; k < 6; k++) {
+                    float lanes[8];
+                    store8(lanes, r[i][k]);
+                    for (int l = valid; l < AK_MR; l++) lanes[l] = 0.0f;
+                    memcpy(at + (size_t)(i * 6 + k) * plane, lanes, sizeof(float) * AK_MR);
+                }
+        }
+    }
+    return 0;
+}
+
+static inline __attribute__((always_inline)) int input_impl(const float *x, int cin, int h, int w, int pad_top, int pad_left,
+                       int ty0, int ty1, int tw, int c0, int c1, float *v, long ldv, long tile0, size_t plane) {
+    // Each of the 6 input rows a tile row touches, zero outside the image, split by column phase:
+    // ph[r][q][k] = row r at column 4k + q. Column q of tile tx is then ph[r][q][tx] (q < 4) or
+    // ph[r][q − 4][tx + 1], so eight tiles are eight contiguous floats of each.
+    const int blocks = (tw + 7) / 8, pw = blocks * 8 + 8;
+    float *buf = malloc(sizeof(float) * 24 * (size_t)pw);
+    if (!buf) return -1;
+    for (int c = c0; c < c1; c++) {
+        const float *xc = x + (size_t)c * h * w;
+        for (int ty = ty0; ty < ty1; ty++) {
+            for (int r = 0; r < 6; r++) {
+                int iy = 4 * ty - pad_top + r;
+                for (int q = 0; q < 4; q++) {
+                    float *dst = buf + (size_t)(r * 4 + q) * pw;
+                    if (iy < 0 || iy >= h) { memset(dst, 0, sizeof(float) * pw); continue; }
+                    const float *src = xc + (size_t)iy * w;
+                    for (int k = 0; k < pw; k++) {
+                        int ix = 4 * k + q - pad_left;
+                        dst[k] = (ix >= 0 && ix < w) ? src[ix] : 0.0f;
+                    }
+                }
+            }
+            float *out = v + (size_t)c * ldv + tile0 + (size_t)(ty - ty0) * tw;
+            for (int tb = 0; tb < tw; tb += 8) {
+                const int nt = tw - tb < 8 ? tw - tb : 8;
+                v8 s[6][6];  // s[q] = Bᵀ applied to column q of the patches
+                for (int q = 0; q < 6; q++) {
+                    v8 d[6];
+                    for (int r = 0; r < 6; r++)
+                        d[r] = load8(buf + (size_t)(r * 4 + (q & 3)) * pw + tb + (q >> 2));
+                    b_column(d, s[q]);
+                }
+                for (int i = 0; i < 6; i++) {  // row i of Bᵀ d, times B
+                    v8 d[6] = {s[0][i], s[1][i], s[2][i], s[3][i], s[4][i], s[5][i]}, e[6];
+                    b_column(d, e);
+                    for (int k = 0; k < 6; k++) {
+                        float *dst = out + (size_t)(i * 6 + k) * plane + tb;
+                        if (nt == 8) store8(dst, e[k]);
+                        else { float lanes[8]; store8(lanes, e[k]); memcpy(dst, lanes, sizeof(float) * nt); }
+                    }
+                }
+            }
+        }
+    }
+    free(buf);
+    return 0;
+}
+
+static inline __attribute__((always_inline)) void output_impl(const float *m, long ldm, long tile0, size_t plane, int ty0, int ty1, int tw,
+                         int o0, int o1, const float *bias, float *y, int hout, int wout) {
+    for (int o = o0; o < o1; o++) {
+        float *yo = y + (size_t)o * hout * wout;
+        const v8 b = AK_SPLAT(bias ? bias[o] : 0.0f);
+        for (int ty = ty0; ty < ty1; ty++) {
+            const float *mt = m + (size_t)o * ldm + tile0 + (size_t)(ty - ty0) * tw;
+            int y0 = 4 * ty;
+            for (int tb = 0; tb < tw; tb += 8) {  // eight tiles at a time
+                const int nt = tw - tb < 8 ? tw - tb : 8;
+                v8 a[6][4];  // a[q] = Aᵀ applied to column q of M
+                for (int q = 0; q < 6; q++) {
+                    v8 col[6];
+                    for (int r = 0; r < 6; r++) {
+                        const float *src = mt + (size_t)(r * 6 + q) * plane + tb;
+                        if (nt == 8) col[r] = load8(src);
+                        else { float lanes[8] = {0}; memcpy(lanes, src, sizeof(float) * nt); col[r] = load8(lanes); }
+                    }
+                    a_column(col, a[q]);
+                }
+                for (int i = 0; i < 4 && y0 + i < hout; i++) {  // row i of Aᵀ M, times A
+                    v8 row[6] = {a[0][i], a[1][i], a[2][i], a[3][i], a[4][i], a[5][i]}, r4[4];
+                    a_column(row, r4);
+                    float res[4][8];
+                    for (int k = 0; k < 4; k++) store8(res[k], bias ? r4[k] + b : r4[k]);
+                    float *dst = yo + (size_t)(y0 + i) * wout;
+                    for (int t = 0; t < nt; t++) {
+                        int x0 = 4 * (tb + t);
+                        for (int k = 0; k < 4 && x0 + k < wout; k++) dst[x0 + k] = res[k][t];
+                    }
+                }
+            }
+        }
+    }
+}
+
+// Each transform compiled twice, for AVX2 (whole 8-lane vectors) and for the baseline; the same
+// separate adds and multiplies either way (no FMA: -ffp-contract=off), so the same bits.
+#if defined(__x86_64__)
+#define AK_W4_AVX2 __attribute__((target("avx2")))
+#define AK_W4_WIDE (ak_isa_current() >= AK_ISA_AVX2)
+#else
+#define AK_W4_AVX2
+#define AK_W4_WIDE 0
+#endif
+
+static AK_W4_AVX2 int weights_avx2(const float *w, int packed_in, int cout, int cin, int c0, int c1, int o0, int o1, float *u) {
+    return weights_impl(w, packed_in, cout, cin, c0, c1, o0, o1, u);
+}
+static int weights_base(const float *w, int packed_in, int cout, int cin, int c0, int c1, int o0, int o1, float *u) {
+    return weights_impl(w, packed_in, cout, cin, c0, c1, o0, o1, u);
+}
+int ak_winograd4_weights(const float *w, int packed_in, int cout, int cin, int c0, int c1, int o0, int o1, float *u) {
+    return AK_W4_WIDE ? weights_avx2(w, packed_in, cout, cin, c0, c1, o0, o1, u)
+                      : weights_base(w, packed_in, cout, cin, c0, c1, o0, o1, u);
+}
+
+static AK_W4_AVX2 int input_avx2(const float *x, int cin, int h, int w, int pad_top, int pad_left, int ty0, int ty1,
+                                 int tw, int c0, int c1, float *v, long ldv, long tile0, size_t plane) {
+    return input_impl(x, cin, h, w, pad_top, pad_left, ty0, ty1, tw, c0, c1, v, ldv, tile0, plane);
+}
+static int input_base(const float *x, int cin, int h, int w, int pad_top, int pad_left, int ty0, int ty1,
+                      int tw, int c0, int c1, float *v, long ldv, long tile0, size_t plane) {
+    return input_impl(x, cin, h, w, pad_top, pad_left, ty0, ty1, tw, c0, c1, v, ldv, tile0, plane);
+}
+int ak_winograd4_input(const float *x, int cin, int h, int w, int pad_top, int pad_left,
+                       int ty0, int ty1, int tw, int c0, int c1, float *v, long ldv, long tile0, size_t plane) {
+    return AK_W4_WIDE ? input_avx2(x, cin, h, w, pad_top, pad_left, ty0, ty1, tw, c0, c1, v, ldv, tile0, plane)
+                      : input_base(x, cin, h, w, pad_top, pad_left, ty0, ty1, tw, c0, c1, v, ldv, tile0, plane);
+}
+
+static AK_W4_AVX2 void output_avx2(const float *m, long ldm, long tile0, size_t plane, int ty0, int ty1, int tw,
+                                   int o0, int o1, const float *bias, float *y, int hout, int wout) {
+    output_impl(m, ldm, tile0, plane, ty0, ty1, tw, o0, o1, bias, y, hout, wout);
+}
+static void output_base(const float *m, long ldm, long tile0, size_t plane, int ty0, int ty1, int tw,
+                        int o0, int o1, const float *bias, float *y, int hout, int wout) {
+    output_impl(m, ldm, tile0, plane, ty0, ty1, tw, o0, o1, bias, y, hout, wout);
+}
+void ak_winograd4_output(const float *m, long ldm, long tile0, size_t plane, int ty0, int ty1, int tw,
+                         int o0, int o1, const float *bias, float *y, int hout, int wout) {
+    if (AK_W4_WIDE) output_avx2(m, ldm, tile0, plane, ty0, ty1, tw, o0, o1, bias, y, hout, wout);
+    else output_base(m, ldm, tile0, plane, ty0, ty1, tw, o0, o1, bias, y, hout, wout);
+}
