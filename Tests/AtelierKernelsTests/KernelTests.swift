@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import AtelierKernelsC
 @testable import AtelierKernels
 
 /// Kernels against direct textbook loops (computed in Double), on odd sizes that exercise
@@ -141,18 +142,37 @@ final class BLASCoreTypeTests: XCTestCase {
     }
 }
 
+/// The kernels' one exponential (FastExp.h), through `ak_exp`: accurate, and the same bits on
+/// every instruction set (the vector path fuses exactly the multiply-adds the scalar one does).
 final class FastExpTests: XCTestCase {
-    func testFastExpIsWithinTwoUlpOfLibmOverTheSoftmaxRange() {
-        var worst: Float = 0
-        var x: Float = -87
-        while x <= 0 {
-            let v = SIMD8<Float>(repeating: x)
-            let got = FastExp.exp(v)[0], want = expf(x)
-            worst = max(worst, abs(got - want) / want.ulp)
-            x += 0.00731
+    override func tearDown() { OwnGEMM.select(isa: OwnGEMM.supportedISAs.last ?? "scalar") }
+
+    func exps(_ xs: [Float]) -> [Float] {
+        var ys = [Float](repeating: .nan, count: xs.count)
+        xs.withUnsafeBufferPointer { x in ys.withUnsafeMutableBufferPointer { y in ak_exp(x.baseAddress!, y.baseAddress!, xs.count) } }
+        return ys
+    }
+
+    func testFastExpIsWithinTwoUlpOfLibmOverTheWholeRange() {
+        let xs = stride(from: Float(-87), through: 88, by: 0.00731).map { $0 }
+        for isa in OwnGEMM.supportedISAs {
+            OwnGEMM.select(isa: isa)
+            var worst: Float = 0
+            for (x, got) in zip(xs, exps(xs)) { worst = max(worst, abs(got - expf(x)) / expf(x).ulp) }
+            XCTAssertLessThanOrEqual(worst, 2, "\(isa): max error \(worst) ulp")
+            XCTAssertEqual(exps([-.infinity, -100, 0]), [0, 0, 1], isa)
+            XCTAssertTrue(exps([.nan])[0].isNaN, isa)
         }
-        XCTAssertLessThanOrEqual(worst, 2, "max error \(worst) ulp")
-        XCTAssertEqual(FastExp.exp(SIMD8<Float>(repeating: -.infinity))[0], 0)
-        XCTAssertEqual(FastExp.exp(SIMD8<Float>(repeating: 0))[0], 1)
+    }
+
+    func testFastExpGivesTheSameBitsOnEveryInstructionSet() {
+        var rng = SplitMix64(seed: 3)
+        let xs = (0..<10_003).map { _ in Float(rng.uniform() * 180 - 90) }  // both clamps, and a tail
+        var results: [[UInt32]] = []
+        for isa in OwnGEMM.supportedISAs {
+            OwnGEMM.select(isa: isa)
+            results.append(exps(xs).map(\.bitPattern))
+        }
+        XCTAssertTrue(results.allSatisfy { $0 == results[0] })
     }
 }

@@ -154,6 +154,10 @@ void ak_softmax_row(float *row, int cols, int valid);
 /// partial sums in a fixed tree): GroupNorm/LayerNorm statistics, the same bits on every path.
 void ak_moments(const float *x, long n, double *mean, double *sum_sq_dev);
 
+/// y[i] = exp(x[i]) with the one polynomial the softmax, GELU and SiLU kernels use (within 2 ulp
+/// of libm; 0 below −87.3; the same bits on every path). y may equal x.
+void ak_exp(const float *x, float *y, long n);
+
 /// y[i] = x[i] / (1 + exp(−x[i])) (SiLU), the same bits on every path. y may equal x.
 void ak_silu(const float *x, float *y, long n);
 
