@@ -5,10 +5,13 @@ One command (deterministic: fixed seeds, one torch thread per process):
 
     nice -n 19 /work/main/.venv/bin/python Training/train.py all
 
-The committed models were made by these stages as separate processes, `base` and `x4` side by
-side (x4 starts when base freezes the text encoder), on 2 CPU cores shared with other work:
-data 3.6 min, vae 14 min, base (2,600 steps) 77 min wall with x4 (2,000 steps, 42 min) alongside,
-vaedec (300 steps) 4 min, export seconds: about 1 h 40 min in all (including ~15 min paused).
+The committed models were made by these stages as separate processes on 2 CPU cores shared with
+other work: data 3.6 min, vae 14 min; base in two runs — steps 0-3,250 with the plain epsilon loss
+and the schedule of `--base-steps 8000 --fg-weight 0 --min-snr 0`, then resumed to 9,000 with
+today's defaults (`--base-steps 9000 --fg-weight 4 --min-snr 5`) — at 0.55-0.7 s/step when the
+cores were free (about 1 h 40 min of base alone); x4 (2,000 steps) 8 min, vaedec (300 steps) 3.5
+min, export seconds. A fresh `all` uses the second run's settings from step 0, so it is the same
+recipe but not the same bits as the committed base.
 
 Stages (each resumable; checkpoints and logs under .train-logs/, git-ignored):
 
@@ -657,16 +660,16 @@ def main() -> None:
     p.add_argument("--vae-kl", type=float, default=1e-4)
     p.add_argument("--dec-steps", type=int, default=300)
     p.add_argument("--dec-lr", type=float, default=3e-4)
-    p.add_argument("--base-steps", type=int, default=2600)
+    p.add_argument("--base-steps", type=int, default=9000)
     p.add_argument("--base-batch", type=int, default=32)
     p.add_argument("--base-lr", type=float, default=5e-4)
     p.add_argument("--te-freeze", type=int, default=1000)
     p.add_argument("--cfg-drop", type=float, default=0.1)
     p.add_argument("--offset-noise", type=float, default=0.1)
     p.add_argument("--ema", type=float, default=0.999)
-    p.add_argument("--fg-weight", type=float, default=0.0,
+    p.add_argument("--fg-weight", type=float, default=4.0,
                    help="extra loss weight on the shape's latent pixels (see shape_weights)")
-    p.add_argument("--min-snr", type=float, default=0.0, help="min-SNR-gamma loss weighting (0: off)")
+    p.add_argument("--min-snr", type=float, default=5.0, help="min-SNR-gamma loss weighting (0: off)")
     p.add_argument("--x4-steps", type=int, default=2000)
     p.add_argument("--x4-batch", type=int, default=16)
     p.add_argument("--x4-lr", type=float, default=5e-4)

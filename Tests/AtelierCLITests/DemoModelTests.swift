@@ -13,7 +13,7 @@ final class DemoModelTests: XCTestCase {
     static let captionsFile = CLI.repo.appendingPathComponent("Models/demo/heldout-captions.txt")
     static let fixtures = CLI.repo.appendingPathComponent("Tests/Fixtures/demo-models")
     static let ciCaptionCount = 20
-    static let ciBackgroundRate = 0.4
+    static let ciBackgroundRate = 0.6
 
     /// The render settings of the check (and of the demo): 64 px, 20 DDIM steps, guidance 5.
     static func renderArgs(_ caption: String, seed: Int, output: String) -> [String] {
