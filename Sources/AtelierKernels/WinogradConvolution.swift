@@ -38,7 +38,7 @@ public enum WinogradConvolution {
     /// Cap on each transformed activation buffer (input V and product M), floats: 4 Mi = 16 MB
     /// (bands of a few hundred tiles keep the GEMMs efficient and the transient memory small).
     nonisolated(unsafe) public static var budget = 4 << 20
-    /// Cap on the transformed weights, floats (8 Mi = 32 MB): above it, F(4×4) transforms them a
+    /// Cap on the transformed weights, floats (4 Mi = 16 MB): above it, F(4×4) transforms them a
     /// K-block of input channels at a time (the GEMMs continue their chains across blocks, so the
     /// bits do not depend on it).
     nonisolated(unsafe) public static var weightBudget = 4 << 20
