@@ -7,7 +7,8 @@ import AtelierDiffusion
 /// DemoCaptionChecker) and the x4 upscaler beats bicubic on held-out scenes.
 ///
 /// CI renders the first `ciCaptionCount` held-out captions (about 1 s each in a debug build) and
-/// checks their backgrounds; the acceptance run (50 captions, ≥ 80 % colours; x4 vs bicubic) is
+/// checks their backgrounds, and upscales 16 held-out scenes against bicubic; the colour bar of
+/// issue 12 (50 captions, ≥ 80 %), which the committed models do not reach yet, runs on demand:
 ///     ATELIER_DEMO_ACCEPTANCE=1 swift test --skip-build --filter AtelierCLITests.DemoModelTests
 final class DemoModelTests: XCTestCase {
     static let captionsFile = CLI.repo.appendingPathComponent("Models/demo/heldout-captions.txt")
@@ -93,7 +94,7 @@ final class DemoModelTests: XCTestCase {
     func testCheckerReadsExactHeldOutScenes() throws {
         // The exact renders (Training/scenes.py) of held-out captions are read back correctly.
         let scenes = try JSONDecoder().decode([Scene].self, from: Data(contentsOf: Self.fixtures.appendingPathComponent("scenes.json")))
-        XCTAssertGreaterThanOrEqual(scenes.count, 8)
+        XCTAssertGreaterThanOrEqual(scenes.count, 16)
         for s in scenes {
             let caption = try XCTUnwrap(DemoCaptionChecker.Caption(s.caption))
             let seen = DemoCaptionChecker.read(try PNGCodec.read(path: Self.fixtures.appendingPathComponent(s.target).path).rgb())
@@ -105,10 +106,9 @@ final class DemoModelTests: XCTestCase {
         let caption, target, input: String
     }
 
-    /// Acceptance (on demand, like the 80 % check): the committed upscaler does not beat bicubic yet.
+    /// Acceptance of issue 12: the ×4 output of the default upscaler is closer (mean PSNR) to the
+    /// exact 64 px render of held-out scenes than bicubic interpolation of the 16 px input is.
     func testUpscalerBeatsBicubicOnHeldOutScenes() throws {
-        try XCTSkipUnless(ProcessInfo.processInfo.environment["ATELIER_DEMO_ACCEPTANCE"] == "1",
-                          "acceptance check of the demo upscaler; set ATELIER_DEMO_ACCEPTANCE=1")
         let scenes = try JSONDecoder().decode([Scene].self, from: Data(contentsOf: Self.fixtures.appendingPathComponent("scenes.json")))
         let dir = try CLI.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -53,7 +53,7 @@ def main() -> None:
     # exact held-out scenes: 64 px targets and 16 px inputs
     rng = random.Random(77)
     scene_list = []
-    for i, cap in enumerate(held[50:58]):
+    for i, cap in enumerate(held[50:66]):
         sc = scenes.sample_scene(rng, fixed=cap)
         hi = scenes.render(sc, 64)
         lo = hi.reshape(16, 4, 16, 4, 3).mean(axis=(1, 3)).round().astype(np.uint8)
