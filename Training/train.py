@@ -661,9 +661,9 @@ def stage_export(args) -> None:
         for part in ("text_encoder", "tokenizer"):
             os.symlink(f"../base/{part}", x4 / part)
         # diffusers' StableDiffusionUpscalePipeline forces the VAE scaling factor to 0.08333 (and
-        # Atelier follows it), but the x4 UNet learned latents scaled by the base factor. The same
-        # VAE with its latent space rescaled is exactly equivalent: post_quant_conv takes k× its
-        # input and quant_conv gives means / k (log-variances - 2 log k), k = 0.08333 / factor.
+        # Atelier follows it), but the x4 UNet learned latents scaled by its VAE's own factor.
+        # The same VAE with its latent space rescaled is exactly equivalent: post_quant_conv takes
+        # k× its input and quant_conv gives means / k (log-variances - 2 log k), k = 0.08333 / factor.
         sf = round(torch.load(WORK / "x4latents.pt", weights_only=True)["scaling_factor"], 5)
         k = 0.08333 / sf
         vx = make_vae()
