@@ -1,21 +1,19 @@
 #!/usr/bin/env python3
 """Train the embedded demo models (Models/demo/base, Models/demo/x4) from scratch on CPU.
 
-One command (deterministic: fixed seeds, one torch thread per process):
+One command (deterministic: fixed seeds, one torch thread per process, two processes):
 
-    nice -n 19 /work/main/.venv/bin/python Training/train.py all
+    .venv/bin/python Training/train.py all
 
-The committed models were made by these stages as separate processes on 2 CPU cores shared with
-other work (one torch thread each): data 3.6 min, vae 14 min, vaex4 16.5 min, vaedec 3.5 min,
-export seconds; base 19,000 steps at 0.55-0.75 s/step (about 3 h 20 min) in phases, each resumed
-from the last checkpoint:
-    0-3,250       plain epsilon loss, schedule of --base-steps 8000 --fg-weight 0 --min-snr 0
-    3,250-12,000  --fg-weight 4 --min-snr 5 (schedule of 9,000 steps, then of 12,000 from 9,000)
-    12,000-16,000 --te-thaw 12000: the text encoder trains again (schedules of 17,000, 19,000)
-    16,000-19,000 --two-tone-boost 3, --base-steps 19000
-x4 (beside base, on the other core) 14,500 steps at 0.2 s/step (about 50 min): to 13,000 against
-the text encoder frozen at step 1,000, then to 14,500 against the final one. The defaults are the
-last phase's settings, so a fresh `all` is the same recipe in spirit, not the same bits.
+`all` makes the data, then runs two lanes side by side, one core each, and exports:
+    lane a   vae (1,200 steps), base (10,500 steps, torch.compile'd)
+    lane b   vaex4 (3,500 steps), vaedec (300 steps), x4 (14,500 steps, paced by base through
+             text encoder snapshots, see x4_text_encoder_path)
+Measured for the committed models (AMD EPYC Zen 3, 2 cores, stages started by hand in this order,
+the same cores also running a Swift build, apt and profiling part of the time): data 2.2 min,
+vae 6.4 min, base 0.61-0.64 s/step when the other core was busy with training only (about 2 min
+of compiling first), x4 0.18-0.20 s/step while not waiting; from the start of `data` to the
+final base checkpoint SEE_CARD.
 
 Stages (each resumable; checkpoints and logs under .train-logs/, git-ignored):
 
@@ -23,10 +21,11 @@ Stages (each resumable; checkpoints and logs under .train-logs/, git-ignored):
     vae     AutoencoderKL, 4x downsampling (64 px image <-> 16x16x4 latent), SD2 family
     vaex4   the upscaler's own AutoencoderKL, same architecture, trained longer (its latents
             are not tied to the base UNet, so it can reconstruct sharper edges)
-    base    CLIPTextModel (real CLIP BPE vocabulary, SD2 layout) + UNet2DConditionModel,
-            epsilon prediction, 10% caption dropout for classifier-free guidance, offset noise;
-            the text encoder is frozen after --te-freeze steps so that the upscaler can share it
-            (--te-thaw N trains it again from step N; then x4 must be retrained)
+    base    CLIPTextModel (real CLIP BPE vocabulary, SD2 layout, 4 layers) + UNet2DConditionModel
+            trained jointly for the whole run, epsilon prediction, 10% caption dropout for
+            classifier-free guidance, pyramid training noise (see pyramid_noise), shape-weighted
+            and min-SNR-weighted loss; saves a text encoder snapshot every --te-snapshot steps
+            (--te-freeze N freezes the encoder from step N, the older recipe)
     x4      UNet2DConditionModel for StableDiffusionUpscalePipeline: 7 input channels (latent +
             noisy low-res RGB), noise-level class embedding, v prediction, 16 -> 64 px
     vaedec  decoder-only fine-tune (encoder frozen, so the cached latents stay valid)
@@ -34,8 +33,8 @@ Stages (each resumable; checkpoints and logs under .train-logs/, git-ignored):
             through relative symlinks (one copy of the 49,408-row embedding in the repo) and gets
             its VAE rescaled to the 0.08333 scaling factor diffusers forces on x4 upscalers
 
-`x4` must run after `base` (it conditions on the final text encoder; with `--te-thaw 0` the two
-may run at the same time, x4 waiting for the encoder frozen at `--te-freeze`).
+`x4` runs beside `base` (it waits for each text encoder snapshot it needs, and trains its last
+share against the final encoder), or after it.
 """
 
 from __future__ import annotations
@@ -81,7 +80,7 @@ VAE_CONFIG = dict(
 )
 
 TE_CONFIG = dict(
-    vocab_size=49408, hidden_size=32, intermediate_size=128, num_hidden_layers=2,
+    vocab_size=49408, hidden_size=32, intermediate_size=128, num_hidden_layers=4,
     num_attention_heads=2, max_position_embeddings=77, hidden_act="gelu", layer_norm_eps=1e-5,
     attention_dropout=0.0, dropout=0.0, projection_dim=32,
     # the values of the SD2 repositories (they only affect the unused pooled output)
@@ -247,6 +246,30 @@ def to_tensor(u8: np.ndarray) -> torch.Tensor:
 def downsample4(x: torch.Tensor) -> torch.Tensor:
     """Box filter: what rendering the scene at a quarter of the size gives."""
     return F.avg_pool2d(x, 4)
+
+
+def pyramid_noise(shape, g: torch.Generator, discount: float) -> torch.Tensor:
+    """Gaussian noise plus coarser Gaussian noise at every halved resolution down to 1x1
+    (weights discount^i, bilinear upsampling), rescaled to unit standard deviation.
+
+    Why: the SD2 schedule does not reach zero SNR (sqrt(alpha_bar) is 0.068 at t = 999), and a
+    flat background is a strong low-frequency signal: the mean of a 16x8 latent half already
+    shows through white noise at t = 999 (signal ~0.1 against noise 1/sqrt(128) = 0.088), and
+    plainly from t ~ 950 down. So with white training noise the UNet learns to read the layout
+    of a two-tone background from x_t, not from the caption, and at inference, where x_T is
+    pure noise, it follows the noise: the last weights trained that way rendered "X and Y" and
+    "Y and X" identically for a seed (order right 18 of 36 times, chance). Coarse noise hides
+    the layout in x_t up to t ~ 800, so there the caption is the only source, and its word
+    order gets a gradient. Inference is unchanged: plain DDIM from white noise."""
+    b, c, h, w = shape
+    n = torch.randn(shape, generator=g)
+    s, i = h, 1
+    while s > 1:
+        s //= 2
+        coarse = torch.randn(b, c, s, max(1, s * w // h), generator=g)
+        n = n + discount ** i * F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
+        i += 1
+    return n / n.std()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -450,6 +473,29 @@ def shape_weights(images: np.ndarray, captions: list[str], fg_weight: float) -> 
     return out
 
 
+def save_te(te, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(te.state_dict(), tmp)
+    os.replace(tmp, path)
+
+
+def x4_text_encoder_path(args, step: int) -> Path:
+    """The text encoder the upscaler trains against at its step `step`.
+
+    Why snapshots: the upscaler shares the base model's text encoder (one copy in the repository),
+    and that encoder now trains for the whole base run, so an upscaler trained only after it would
+    double the wall time. Instead x4 trains beside base on the other core against the encoder of
+    the base step in proportion to its own (the latest --te-snapshot multiple), waiting when base
+    is behind, and its last share against the final encoder. Tied to steps, not to time, so the
+    run is deterministic however fast either process goes."""
+    if 0 < args.te_freeze and not args.te_thaw:
+        return WORK / "te_final.pt"  # frozen early: one encoder for the whole x4 run
+    b = step * args.base_steps // args.x4_steps // args.te_snapshot * args.te_snapshot
+    if b + args.te_snapshot > args.base_steps:
+        return WORK / "te_final.pt"
+    return WORK / "te-snapshots" / f"te-{b}.pt"
+
+
 def stage_base(args) -> None:
     torch.manual_seed(args.seed + 10)
     images, captions, _, _ = load_data()
@@ -460,13 +506,11 @@ def stage_base(args) -> None:
     tok = tokenizer()
     ids_all = token_ids(tok, captions)
     empty = token_ids(tok, [""])
-    # Two-tone scenes drawn --two-tone-boost times as often. Why: measured at step 15,750, the
-    # model painted both background colours of a held-out two-tone caption but in the caption's
-    # order only about half the time (7 of 10 two-tone misses were top and bottom swapped), while
-    # one-tone captions were right 29 of 32 times: the order is learnt from the third of the
-    # scenes that are two-tone, and only from their background pixels. Measured after 3,000
-    # boosted steps: no change — the model still renders "X and Y" and "Y and X" identically for
-    # a seed (its text conditioning carries no order); kept as the committed weights' recipe.
+    # Two-tone scenes drawn --two-tone-boost times as often: the order of a two-tone background
+    # ("green and black": green on top) is learnt only from those scenes, and only from the
+    # noise levels where x_t does not already show the layout (see pyramid_noise). Measured: it
+    # does not teach the order within 10,500 steps (the SD2 UNet has no positional encoding;
+    # only zero padding tells a cell where it is), but costs one-tone captions nothing.
     pick = None
     if args.two_tone_boost != 1:
         pick = torch.tensor([args.two_tone_boost if " and " in c else 1.0 for c in captions])
@@ -476,12 +520,19 @@ def stage_base(args) -> None:
     step = load_ckpt("base", te=te, unet=unet, opt=opt, ema=ema)
     ac = alphas_cumprod(0.00085, 0.012)
     g = torch.Generator().manual_seed(args.seed + 11 + step)
+    # torch.compile (inductor, C++ kernels): measured 0.57 s/step against 0.99 eager on one Zen 3
+    # core, after about 3.5 min of compiling; the checkpoints hold the plain modules' weights
+    te_f, unet_f = (torch.compile(te), torch.compile(unet)) if args.compile else (te, unet)
     t0 = time.time()
+    snaps = WORK / "te-snapshots"
+    snaps.mkdir(exist_ok=True)
     while step < args.base_steps:
-        frozen = args.te_freeze <= step < (args.te_thaw or args.base_steps)
-        if frozen and not (WORK / "te_frozen.pt").exists():
-            torch.save(te.state_dict(), WORK / "te_frozen.pt")
+        frozen = 0 < args.te_freeze <= step < (args.te_thaw or args.base_steps)
+        if frozen and not (WORK / "te_final.pt").exists():
+            save_te(te, WORK / "te_final.pt")
             log("base", f"text encoder frozen at step {step}")
+        if step % args.te_snapshot == 0 and not (snaps / f"te-{step}.pt").exists():
+            save_te(te, snaps / f"te-{step}.pt")  # what the upscaler trains against meanwhile
         te.requires_grad_(not frozen)
         warm = min(1.0, (step + 1) / 200)
         lr = args.base_lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.base_steps)))
@@ -496,15 +547,19 @@ def stage_base(args) -> None:
         drop = torch.rand(args.base_batch, generator=g) < args.cfg_drop
         ids[drop] = empty
         t = torch.randint(0, 1000, (args.base_batch,), generator=g)
-        noise = torch.randn(x0.shape, generator=g) + args.offset_noise * torch.randn(x0.shape[0], x0.shape[1], 1, 1, generator=g)
+        if args.pyramid_noise > 0:
+            noise = pyramid_noise(x0.shape, g, args.pyramid_noise)
+        else:
+            noise = torch.randn(x0.shape, generator=g)
+        noise = noise + args.offset_noise * torch.randn(x0.shape[0], x0.shape[1], 1, 1, generator=g)
         a = ac[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
         if frozen:
             with torch.no_grad():
-                cond = te(ids)[0]
+                cond = te_f(ids)[0]
         else:
-            cond = te(ids)[0]
-        pred = unet(xt, t, encoder_hidden_states=cond).sample
+            cond = te_f(ids)[0]
+        pred = unet_f(xt, t, encoder_hidden_states=cond).sample
         se = (pred - noise) ** 2
         if wmap is not None:
             se = se * wmap[idx]
@@ -526,9 +581,9 @@ def stage_base(args) -> None:
             t0 = time.time()
         if step % 250 == 0 or step == args.base_steps:
             save_ckpt("base", step, te=te, unet=unet, opt=opt, ema=ema)
-    if args.te_thaw or not (WORK / "te_frozen.pt").exists():
-        # thawed: the encoder the exported UNet was trained against is the last one
-        torch.save(te.state_dict(), WORK / "te_frozen.pt")
+    if args.te_freeze == 0 or args.te_thaw or not (WORK / "te_final.pt").exists():
+        # trained to the end: the encoder the exported UNet was trained against is the last one
+        save_te(te, WORK / "te_final.pt")
         log("base", f"text encoder saved at step {step}")
 
 
@@ -539,26 +594,34 @@ def stage_base(args) -> None:
 
 def stage_x4(args) -> None:
     torch.manual_seed(args.seed + 20)
-    while not (WORK / "te_frozen.pt").exists():
-        log("x4", "waiting for the frozen text encoder")
-        time.sleep(60)
     _, _, hr, hr_caps = load_data()
     L = torch.load(WORK / "x4latents.pt", weights_only=True)
     lat = L["hr_latents"] * L["scaling_factor"]
     lowres = downsample4(to_tensor(hr))
     tok = tokenizer()
+    uniq = sorted(set(hr_caps))
+    uniq_ids = token_ids(tok, uniq)
+    where = torch.tensor([uniq.index(c) for c in hr_caps])
+    empty_ids = token_ids(tok, [""])
     te = make_te().eval()
-    te.load_state_dict(torch.load(WORK / "te_frozen.pt", weights_only=True))
     te.requires_grad_(False)
-    with torch.no_grad():
-        uniq = sorted(set(hr_caps))
-        emb = {}
-        for i in range(0, len(uniq), 256):
-            e = te(token_ids(tok, uniq[i:i + 256]))[0]
-            for c, v in zip(uniq[i:i + 256], e):
-                emb[c] = v
-        cond_all = torch.stack([emb[c] for c in hr_caps])
-        empty = te(token_ids(tok, [""]))[0][0]
+    te_path, cond_all, empty = None, None, None
+
+    def condition(step: int):
+        nonlocal te_path, cond_all, empty
+        want = x4_text_encoder_path(args, step)
+        if want == te_path:
+            return
+        while not want.exists():
+            log("x4", f"step {step}: waiting for the text encoder {want.name}")
+            time.sleep(30)
+        time.sleep(1)
+        te.load_state_dict(torch.load(want, weights_only=True))
+        with torch.no_grad():
+            e = torch.cat([te(uniq_ids[i:i + 256])[0] for i in range(0, len(uniq), 256)])
+            cond_all, empty = e[where], te(empty_ids)[0][0]
+        te_path = want
+        log("x4", f"step {step}: conditioning on {want.name}")
     unet = make_unet(X4_CONFIG).train()
     opt = torch.optim.AdamW(unet.parameters(), lr=args.x4_lr, weight_decay=0.01)
     ema = EMA(unet, args.ema)
@@ -567,6 +630,7 @@ def stage_x4(args) -> None:
     g = torch.Generator().manual_seed(args.seed + 21 + step)
     t0 = time.time()
     while step < args.x4_steps:
+        condition(step)
         warm = min(1.0, (step + 1) / 200)
         lr = args.x4_lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.x4_steps)))
         for pg in opt.param_groups:
@@ -628,7 +692,7 @@ def stage_export(args) -> None:
     vae.register_to_config(scaling_factor=round(L["scaling_factor"], 5))
     vae.half().save_pretrained(str(base / "vae"), safe_serialization=True)
     te = make_te()
-    te.load_state_dict(torch.load(WORK / "te_frozen.pt", weights_only=True))
+    te.load_state_dict(torch.load(WORK / "te_final.pt", weights_only=True))
     te.half().save_pretrained(str(base / "text_encoder"), safe_serialization=True)
     write_tokenizer(base / "tokenizer")
     unet = make_unet(UNET_CONFIG)
@@ -689,7 +753,8 @@ def stage_export(args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=["data", "vae", "vaex4", "base", "x4", "vaedec", "export", "all"])
+    p.add_argument("stage", choices=["data", "vae", "vaex4", "base", "x4", "vaedec", "export", "all",
+                                     "lane-a", "lane-b"])
     p.add_argument("--out", default=str(OUT))
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--threads", type=int, default=1)
@@ -703,18 +768,24 @@ def main() -> None:
     p.add_argument("--vaex4-steps", type=int, default=3500)
     p.add_argument("--dec-steps", type=int, default=300)
     p.add_argument("--dec-lr", type=float, default=3e-4)
-    p.add_argument("--base-steps", type=int, default=19000)
+    p.add_argument("--base-steps", type=int, default=10500)
     p.add_argument("--base-batch", type=int, default=32)
-    p.add_argument("--base-lr", type=float, default=5e-4)
-    p.add_argument("--te-freeze", type=int, default=1000)
-    p.add_argument("--te-thaw", type=int, default=12000,
-                   help="train the text encoder again from this step on (0: never); x4 must be retrained after")
+    p.add_argument("--base-lr", type=float, default=1e-3)
+    p.add_argument("--compile", type=int, default=1, help="torch.compile the base model (0: eager)")
+    p.add_argument("--te-freeze", type=int, default=0,
+                   help="freeze the text encoder from this step on (0: it trains for the whole run)")
+    p.add_argument("--te-thaw", type=int, default=0,
+                   help="train a frozen text encoder again from this step on (0: never)")
+    p.add_argument("--te-snapshot", type=int, default=1000,
+                   help="save the text encoder every this many base steps (x4 trains against them)")
     p.add_argument("--cfg-drop", type=float, default=0.1)
-    p.add_argument("--offset-noise", type=float, default=0.1)
+    p.add_argument("--offset-noise", type=float, default=0.0)
+    p.add_argument("--pyramid-noise", type=float, default=0.8,
+                   help="coarse-noise discount of the base model's training noise (0: white; see pyramid_noise)")
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--fg-weight", type=float, default=4.0,
                    help="extra loss weight on the shape's latent pixels (see shape_weights)")
-    p.add_argument("--two-tone-boost", type=float, default=3.0,
+    p.add_argument("--two-tone-boost", type=float, default=2.0,
                    help="draw two-tone scenes this many times as often as one-tone ones")
     p.add_argument("--min-snr", type=float, default=5.0, help="min-SNR-gamma loss weighting (0: off)")
     p.add_argument("--x4-steps", type=int, default=14500)
@@ -724,11 +795,34 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     WORK.mkdir(parents=True, exist_ok=True)
-    stages = ["data", "vae", "vaex4", "base", "x4", "vaedec", "export"] if args.stage == "all" else [args.stage]
+    if args.stage == "all":
+        run_all(args)
+        return
+    stages = LANES.get(args.stage, [args.stage])
     for s in stages:
+        if s == "vaedec":
+            while not (WORK / "latents.pt").exists():  # lane b: the base VAE comes from lane a
+                time.sleep(10)
         t = time.time()
         globals()[f"stage_{s}"](args)
         log(s, f"done in {time.time() - t:.0f}s")
+
+
+# The two processes of `all`, one core each: the base model's lane and the upscaler's. x4 keeps
+# pace with base through the text encoder snapshots (x4_text_encoder_path).
+LANES = {"lane-a": ["vae", "base"], "lane-b": ["vaex4", "vaedec", "x4"]}
+
+
+def run_all(args) -> None:
+    import subprocess
+    t = time.time()
+    stage_data(args)
+    procs = [subprocess.Popen([sys.executable, __file__, lane, *sys.argv[2:]]) for lane in LANES]
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        sys.exit(f"train.py all: a lane failed (exit codes {codes}); rerun to resume from the checkpoints")
+    stage_export(args)
+    log("all", f"done in {time.time() - t:.0f}s")
 
 
 if __name__ == "__main__":
