@@ -11,9 +11,9 @@ One command (deterministic: fixed seeds, one torch thread per process, two proce
              text encoder snapshots, see x4_text_encoder_path)
 Measured for the committed models (AMD EPYC Zen 3, 2 cores, stages started by hand in this order,
 the same cores also running a Swift build, apt and profiling part of the time): data 2.2 min,
-vae 6.4 min, base 0.61-0.64 s/step when the other core was busy with training only (about 2 min
-of compiling first), x4 0.18-0.20 s/step while not waiting; from the start of `data` to the
-final base checkpoint SEE_CARD.
+vae 6.4 min, base 116.8 min (0.61-0.64 s/step when the other core was busy with training only,
+about 2 min of compiling first), x4 0.18-0.20 s/step while not waiting; 2 h 11 min from the start
+of `data` to the export (about 2 h at the training-only rates). Models/demo/README.md has more.
 
 Stages (each resumable; checkpoints and logs under .train-logs/, git-ignored):
 
@@ -253,14 +253,15 @@ def pyramid_noise(shape, g: torch.Generator, discount: float) -> torch.Tensor:
     (weights discount^i, bilinear upsampling), rescaled to unit standard deviation.
 
     Why: the SD2 schedule does not reach zero SNR (sqrt(alpha_bar) is 0.068 at t = 999), and a
-    flat background is a strong low-frequency signal: the mean of a 16x8 latent half already
-    shows through white noise at t = 999 (signal ~0.1 against noise 1/sqrt(128) = 0.088), and
-    plainly from t ~ 950 down. So with white training noise the UNet learns to read the layout
-    of a two-tone background from x_t, not from the caption, and at inference, where x_T is
-    pure noise, it follows the noise: the last weights trained that way rendered "X and Y" and
-    "Y and X" identically for a seed (order right 18 of 36 times, chance). Coarse noise hides
-    the layout in x_t up to t ~ 800, so there the caption is the only source, and its word
-    order gets a gradient. Inference is unchanged: plain DDIM from white noise."""
+    two-tone background is a strong low-frequency signal: the difference between the mean latents
+    of its two halves has norm 2.0 on average, against 0.125 per channel for the same statistic
+    of white noise. So with white training noise the layout shows through x_t at every timestep,
+    the UNet learns to read it there rather than from the caption, and at inference, where x_T is
+    pure noise, it follows the noise. Pyramid noise with discount 0.8 raises that statistic to
+    0.385 per channel, hiding the layout above t ~ 850, so there the caption is the only source.
+    Measured: it does not make the UNet learn the caption's order within 10,500 steps (see
+    Models/demo/README.md), but costs nothing elsewhere. Inference is unchanged (DDIM, white noise).
+    """
     b, c, h, w = shape
     n = torch.randn(shape, generator=g)
     s, i = h, 1
