@@ -72,16 +72,16 @@ def main() -> None:
         c, s = checker.check(a, cap)
         ok_c += c
         ok_s += s
-        bg = scenes.parse_caption(cap)[3]
+        _, colour, _, bg = scenes.parse_caption(cap)
+        seen = checker.classify(a)
         kind = split["two-tone" if len(bg) == 2 else "one-tone"]
         kind[0] += c
         kind[1] += 1
         if len(bg) == 2:
-            seen = checker.classify(a)
-            two_as_set += seen[0] == scenes.parse_caption(cap)[1] and set(seen[2]) == set(bg)
+            two_as_set += seen[0] == colour and set(seen[2]) == set(bg)
         tiles.append(a)
         if not c or not s:
-            print(("" if c else "COLOUR ") + ("" if s else "SHAPE ") + cap, "->", checker.classify(a))
+            print(("" if c else "COLOUR ") + ("" if s else "SHAPE ") + cap, "->", seen)
     print(f"colour {ok_c}/{len(caps)}  shape {ok_s}/{len(caps)}")
     print("  ".join(f"{k} {v[0]}/{v[1]}" for k, v in split.items())
           + f"  two-tone with the background colours read as a set {two_as_set}/{split['two-tone'][1]}")

@@ -602,7 +602,8 @@ def stage_x4(args) -> None:
     tok = tokenizer()
     uniq = sorted(set(hr_caps))
     uniq_ids = token_ids(tok, uniq)
-    where = torch.tensor([uniq.index(c) for c in hr_caps])
+    row = {c: i for i, c in enumerate(uniq)}
+    where = torch.tensor([row[c] for c in hr_caps])
     empty_ids = token_ids(tok, [""])
     te = make_te().eval()
     te.requires_grad_(False)
@@ -616,7 +617,6 @@ def stage_x4(args) -> None:
         while not want.exists():
             log("x4", f"step {step}: waiting for the text encoder {want.name}")
             time.sleep(30)
-        time.sleep(1)
         te.load_state_dict(torch.load(want, weights_only=True))
         with torch.no_grad():
             e = torch.cat([te(uniq_ids[i:i + 256])[0] for i in range(0, len(uniq), 256)])
