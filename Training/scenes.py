@@ -7,7 +7,12 @@ caption (apart from the position and exact size of the shape), so a picture eith
 words or visibly does not.
 
     a small red circle on a blue background
-    a large white star on a green and black background      (top half green, bottom half black)
+    a large white star on a green and black background      (one half green, the other black)
+
+A two-tone background is split into a top and a bottom half, either way up: in plain English
+"a green and black background" does not say which colour is on top, so the data do not either.
+(An earlier recipe put the first colour on top; the UNet never learnt that order, whose only
+positional cue is its zero padding, and rendered either way up at chance. See Models/demo/README.md.)
 
 Scenes render at any resolution from the same description (anti-aliased by supersampling), so
 the x4 upscaler trains on exact 64 px / 256 px pairs of one scene.
@@ -42,10 +47,11 @@ class Scene:
     shape: str
     colour: str
     size: str
-    background: tuple[str, ...]  # one colour, or (top, bottom)
+    background: tuple[str, ...]  # one colour, or two in the caption's order
     cx: float
     cy: float
     r: float
+    flipped: bool = False  # two-tone: the caption's second colour is on top
 
     @property
     def caption(self) -> str:
@@ -71,6 +77,10 @@ def all_captions() -> list[str]:
                 for bg in bgs:
                     out.append(caption(shape, colour, size, bg))
     return out
+
+
+def swapped(background: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(reversed(background))
 
 
 def held_out_captions(n: int = 100, seed: int = 1234) -> list[str]:
@@ -115,14 +125,17 @@ def sample_scene(rng: random.Random, exclude: set[str] | None = None,
             others = [c for c in COLOURS if c != colour]
             size = rng.choice(list(SIZES))
             bg = tuple(rng.sample(others, 2)) if rng.random() < two_tone else (rng.choice(others),)
-        if exclude and fixed is None and caption(shape, colour, size, bg) in exclude:
+        # a held-out two-tone caption is held out in both orders: they describe the same pictures
+        if exclude and fixed is None and (caption(shape, colour, size, bg) in exclude
+                                          or caption(shape, colour, size, swapped(bg)) in exclude):
             continue
         lo, hi = SIZES[size]
         r = rng.uniform(lo, hi)
         m = r + 0.04
         cx = rng.uniform(m, 1 - m)
         cy = rng.uniform(m, 1 - m)
-        return Scene(shape, colour, size, bg, cx, cy, r)
+        flipped = len(bg) == 2 and rng.random() < 0.5
+        return Scene(shape, colour, size, bg, cx, cy, r, flipped)
 
 
 def _polygon_inside(x: np.ndarray, y: np.ndarray, pts: list[tuple[float, float]]) -> np.ndarray:
@@ -172,8 +185,9 @@ def render(s: Scene, size: int = 64, ss: int = 4) -> np.ndarray:
     if len(s.background) == 1:
         img[:] = PALETTE[s.background[0]]
     else:
-        img[:] = PALETTE[s.background[1]]
-        img[y < 0.5] = PALETTE[s.background[0]]
+        top, bottom = swapped(s.background) if s.flipped else s.background
+        img[:] = PALETTE[bottom]
+        img[y < 0.5] = PALETTE[top]
     img[shape_mask(s, x, y)] = PALETTE[s.colour]
     img = img.reshape(size, ss, size, ss, 3).mean(axis=(1, 3))
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
