@@ -6,7 +6,9 @@ import AtelierDiffusion
 ///
 /// 1. every pixel → nearest palette colour;
 /// 2. background: the most common colour of the top border band and of the bottom border band
-///    (one colour if they agree, else a top/bottom two-tone);
+///    (one colour if they agree, else a two-tone background, which matches a caption's pair of
+///    colours either way up: "a green and black background" does not say which is on top, and the
+///    training scenes (Training/scenes.py) put either on top);
 /// 3. shape colour: the most common colour among the pixels that are not background;
 /// 4. shape, from the mask of that colour: fill ratio of its bounding box, and whether its
 ///    centre is empty (ring).
@@ -36,6 +38,11 @@ struct DemoCaptionChecker {
             background = w.count == 8 ? [w[6]] : [w[6], w[8]]
             guard w.count == 8 || w[7] == "and" else { return nil }
         }
+    }
+
+    /// One colour, or the same two colours either way up.
+    static func sameBackground(_ seen: [String], _ caption: [String]) -> Bool {
+        seen.count == caption.count && Set(seen) == Set(caption)
     }
 
     static func read(_ image: RGBImage) -> Reading {
