@@ -1,4 +1,4 @@
-// swift-tools-version:5.10
+// swift-tools-version:6.1
 import PackageDescription
 
 // Layers, bottom to top (each target imports only what is listed for it; LayeringTests checks):
@@ -18,6 +18,13 @@ import PackageDescription
 //   re-exports the four for tools that use them all;
 // - AtelierRenderEngine: the adapter that plugs the diffusion pipelines into a worker (`RenderEngine`);
 // - atelier (the CLI), atelier-chaos and the fuzz targets on top.
+//
+// Traits (both on by default): `PostgreSQL` (the coordinator's PostgreSQL store, postgres-nio) and
+// `StatusPage` (`coordinator --http`: Prometheus metrics and the status page, Hummingbird). Off
+// (`swift build --disable-default-traits`), the same CLI builds without SwiftNIO, its TLS stack,
+// PostgresNIO and Hummingbird — what the demo (scripts/demo.sh) builds, for a first command that
+// fits in minutes; `--store postgres://…` and `--http` then say how to get a build that has them.
+// The tests need the default traits.
 let package = Package(
     name: "Atelier",
     platforms: [.macOS(.v13)],
@@ -34,6 +41,11 @@ let package = Package(
         .library(name: "AtelierFarmWorker", targets: ["AtelierFarmWorker"]),
         .library(name: "AtelierFarm", targets: ["AtelierFarm"]),
         .library(name: "AtelierRenderEngine", targets: ["AtelierRenderEngine"]),
+    ],
+    traits: [
+        .trait(name: "PostgreSQL", description: "The coordinator's PostgreSQL store (--store postgres://…), on postgres-nio."),
+        .trait(name: "StatusPage", description: "coordinator --http: Prometheus metrics and the status page, on Hummingbird."),
+        .default(enabledTraits: ["PostgreSQL", "StatusPage"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -90,7 +102,7 @@ let package = Package(
             "AtelierFarmProtocol", "AtelierFarmTransport", "AtelierImaging", "AtelierRequests",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "GRDB", package: "GRDB.swift"),
-            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["PostgreSQL"])),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
@@ -116,7 +128,8 @@ let package = Package(
             "AtelierFarmWorker", "AtelierFarmProtocol", "AtelierDiffusion", "AtelierImaging", "AtelierModels", "AtelierKernels",
         ]),
         .executableTarget(name: "atelier", dependencies: [
-            "AtelierFarm", "AtelierFarmObservability", "AtelierRenderEngine", "AtelierRequests", "AtelierImaging", "AtelierDiffusion", "AtelierModels", "AtelierKernels",
+            "AtelierFarm", .target(name: "AtelierFarmObservability", condition: .when(traits: ["StatusPage"])),
+            "AtelierRenderEngine", "AtelierRequests", "AtelierImaging", "AtelierDiffusion", "AtelierModels", "AtelierKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -155,5 +168,7 @@ let package = Package(
         .testTarget(name: "AtelierLayeringTests", dependencies: []),
         // Deploy/ read by the tools that consume it (PyYAML, systemd-analyze).
         .testTarget(name: "AtelierDeployTests", dependencies: []),
-    ]
+    ],
+    // Tools 6.1 for traits; the language stays Swift 5 mode, as under tools 5.10.
+    swiftLanguageModes: [.v5]
 )

@@ -7,11 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# A debug build by default: the embedded models are tiny and render in seconds unoptimised, and a
-# debug build of SwiftNIO, BoringSSL, PostgresNIO and Hummingbird takes 6 min 41 s from a clean clone
-# on 2 cores against about 11 min for release. ATELIER_DEMO_BUILD=release for real SD2 weights.
+# A debug build by default: the embedded models are tiny and render in seconds unoptimised.
+# Without the default traits (Package.swift): the demo's coordinator keeps its queue in SQLite and
+# serves no status page, so it needs neither PostgresNIO nor Hummingbird, nor the SwiftNIO and
+# BoringSSL they bring; the same CLI otherwise. ATELIER_DEMO_BUILD=release for real SD2 weights.
 config=${ATELIER_DEMO_BUILD:-debug}
-swift build -c "$config" --product atelier
+swift build -c "$config" --product atelier --disable-default-traits
 A=.build/$config/atelier
 out=${1:-demo-out}
 rm -rf "$out/batch" "$out/upscale" "$out/contact-sheet.png"

@@ -19,4 +19,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-command -v swift >/dev/null || { echo "setup: Swift 5.10+ is required (https://www.swift.org/install/linux/)"; exit 1; }
+command -v swift >/dev/null || { echo "setup: Swift 6.1+ is required (https://www.swift.org/install/linux/)"; exit 1; }

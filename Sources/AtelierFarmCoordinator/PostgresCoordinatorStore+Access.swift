@@ -1,3 +1,4 @@
+#if PostgreSQL  // the trait (Package.swift); off, the coordinator builds without postgres-nio
 import AtelierFarmProtocol
 import Foundation
 import PostgresNIO
@@ -21,3 +22,4 @@ extension PostgresCoordinatorStore {
         return try listWorkers(afterWorkerID: "", limit: Int.max - 1, now: now).workers.first { $0.workerID == workerID }
     }
 }
+#endif

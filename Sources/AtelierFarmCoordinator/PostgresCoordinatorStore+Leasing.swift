@@ -1,3 +1,4 @@
+#if PostgreSQL  // the trait (Package.swift); off, the coordinator builds without postgres-nio
 import AtelierFarmProtocol
 import Foundation
 import PostgresNIO
@@ -236,3 +237,4 @@ extension PostgresCoordinatorStore {
         try db.execute("UPDATE workers SET last_seen = GREATEST(last_seen, \(now)) WHERE id = \(id)")
     }
 }
+#endif

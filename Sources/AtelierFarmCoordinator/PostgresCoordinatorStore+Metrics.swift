@@ -1,3 +1,4 @@
+#if PostgreSQL  // the trait (Package.swift); off, the coordinator builds without postgres-nio
 import AtelierFarmProtocol
 import Foundation
 import PostgresNIO
@@ -51,3 +52,4 @@ extension PostgresCoordinatorStore {
         }
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if PostgreSQL  // the trait (Package.swift); off, the coordinator builds without postgres-nio
 import AtelierFarmProtocol
 import Foundation
 import PostgresNIO
@@ -76,3 +77,4 @@ extension PostgresCoordinatorStore {
         "(\(job).weights_sha256 IS NULL OR (m.weights_sha256 = \(job).weights_sha256 AND m.numerics = \(job).numerics))"
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if PostgreSQL  // the trait (Package.swift); off, the coordinator builds without postgres-nio
 import AtelierFarmProtocol
 import Foundation
 import PostgresNIO
@@ -148,3 +149,4 @@ extension PostgresCoordinatorStore {
         try write { db in try pruneWorkers(db, now: now) }
     }
 }
+#endif

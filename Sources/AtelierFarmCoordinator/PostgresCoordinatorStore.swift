@@ -1,3 +1,4 @@
+#if PostgreSQL  // the trait (Package.swift); off, the coordinator builds without postgres-nio
 import AtelierFarmProtocol
 import Foundation
 import Logging
@@ -277,3 +278,4 @@ struct PostgresSession {
         try connection.query(query, logger: logger).wait().rows.map { $0.makeRandomAccess() }
     }
 }
+#endif

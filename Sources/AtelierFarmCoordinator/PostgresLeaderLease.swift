@@ -1,3 +1,4 @@
+#if PostgreSQL  // the trait (Package.swift); off, the coordinator builds without postgres-nio
 import Foundation
 import PostgresNIO
 
@@ -47,3 +48,4 @@ extension PostgresCoordinatorStore {
         }
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if PostgreSQL  // the trait (Package.swift); off, the coordinator builds without postgres-nio
 import Foundation
 import PostgresNIO
 
@@ -173,3 +174,4 @@ enum PostgresSchema {
         }
     }
 }
+#endif

@@ -21,9 +21,16 @@ struct StoreRace: ParsableCommand {
     func run() throws {
         var options = CoordinatorOptions()
         options.leaseTTL = 600
-        let store: any CoordinatorStore = store.hasPrefix("postgres")
-            ? try PostgresCoordinatorStore(url: store, options: options, maxConnections: 2)
-            : try SQLiteCoordinatorStore(directory: URL(fileURLWithPath: store), options: options)
+        let store: any CoordinatorStore
+        if self.store.hasPrefix("postgres") {
+            #if PostgreSQL
+            store = try PostgresCoordinatorStore(url: self.store, options: options, maxConnections: 2)
+            #else
+            throw ValidationError("built without the PostgreSQL trait: rebuild with the default traits for a postgres:// store")
+            #endif
+        } else {
+            store = try SQLiteCoordinatorStore(directory: URL(fileURLWithPath: self.store), options: options)
+        }
         defer { try? store.close() }
         var caps = Atelier_V1_WorkerCapabilities()
         var model = Atelier_V1_ModelInfo()

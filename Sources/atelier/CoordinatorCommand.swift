@@ -2,7 +2,9 @@ import ArgumentParser
 import Foundation
 import AtelierFarm
 import Logging
+#if StatusPage
 import AtelierFarmObservability
+#endif
 
 /// `atelier coordinator`: the farm's durable queue, serving workers and clients on one address.
 struct CoordinatorCommand: ParsableCommand {
@@ -67,11 +69,21 @@ struct CoordinatorCommand: ParsableCommand {
 
     @OptionGroup var logging: LogOptions
 
+    /// Why an option cannot work in this build (one built with `--disable-default-traits`, as the demo does).
+    static func missingTrait(_ trait: String, for option: String) -> String {
+        "\(option) needs the \(trait) trait, which this build of atelier left out (scripts/demo.sh builds without it); "
+            + "build with the default traits: swift build -c release"
+    }
+
     func run() throws {
         logging.bootstrap()
         // Checked before anything is opened, so a typo fails at once.
+        #if StatusPage
         let httpAddress: HTTPBindAddress?
         do { httpAddress = try http.map { try HTTPBindAddress(parsing: $0) } } catch { throw CLIError("\(error)") }
+        #else
+        if http != nil { throw CLIError(Self.missingTrait("StatusPage", for: "--http")) }
+        #endif
         let dir = URL(fileURLWithPath: (data as NSString).expandingTildeInPath)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var options = CoordinatorOptions()
@@ -92,10 +104,17 @@ struct CoordinatorCommand: ParsableCommand {
         options.maxWatchers = max(contexts, 1) / 2
         let stop = SignalWaiter()
         let coordinator: Coordinator
+        #if PostgreSQL
         var leadership: (store: PostgresCoordinatorStore, holder: String)?
+        #else
+        let leadership: (store: Never, holder: String)? = nil
+        #endif
         if store == "sqlite" {
             coordinator = try Coordinator(directory: dir, options: options)
         } else if store.hasPrefix("postgres://") || store.hasPrefix("postgresql://") {
+            #if !PostgreSQL
+            throw CLIError(Self.missingTrait("PostgreSQL", for: "--store postgres://…"))
+            #else
             guard leaderLeaseSeconds.isFinite, leaderLeaseSeconds >= 1, leaderLeaseSeconds <= 3600 else {
                 throw ValidationError("--leader-lease-seconds must be in [1, 3600]")
             }
@@ -119,6 +138,7 @@ struct CoordinatorCommand: ParsableCommand {
             }
             leadership = (database, holder)
             coordinator = try Coordinator(store: database, directory: dir, options: options)
+            #endif
         } else {
             throw ValidationError("--store must be sqlite or a postgres://USER@HOST:PORT/DATABASE URL, not \"\(store)\"")
         }
@@ -149,6 +169,7 @@ struct CoordinatorCommand: ParsableCommand {
         if tlsConfiguration == nil && !FarmAddress.isLoopback(server.address) {
             log("warning: serving \(server.address) beyond loopback without TLS: anyone who reaches it can talk to the farm; use tls+tcp:// with --tls-ca/--tls-cert/--tls-key on trusted networks only", level: .warning)
         }
+        #if StatusPage
         var observability: ObservabilityServer?
         if let httpAddress {
             // With --tokens the page and the metrics are behind the same tokens: any role that
@@ -171,12 +192,14 @@ struct CoordinatorCommand: ParsableCommand {
             }
             observability = http
         }
+        #endif
 
         // Expired leases are also requeued lazily on every lease request; the timer keeps status
         // honest when no worker is asking. A leader renews its leadership on the same timer and
         // stops serving the moment it finds it lost (a standby has taken over).
         let interval = leadership == nil ? max(1, leaseSeconds / 6) : min(max(1, leaseSeconds / 6), leaderLeaseSeconds / 3)
         while !stop.wait(seconds: interval) {
+            #if PostgreSQL
             if let (database, holder) = leadership {
                 let now = Int64(Date().timeIntervalSince1970 * 1000)
                 do {
@@ -192,12 +215,17 @@ struct CoordinatorCommand: ParsableCommand {
                     log("renewing the leadership: \(error)", level: .error)
                 }
             }
+            #endif
             do { try coordinator.performMaintenance() } catch { log("maintenance: \(error)", level: .error) }
         }
         log("shutting down")
+        #if StatusPage
         observability?.close()
+        #endif
         server.close()
+        #if PostgreSQL
         if let (database, holder) = leadership { try? database.resignLeadership(holder: holder) }
+        #endif
         try coordinator.close()
     }
 }
