@@ -20,3 +20,10 @@ if [ "${ATELIER_SKIP_POSTGRES_TESTS:-}" != "1" ] && [ -z "${ATELIER_TEST_POSTGRE
 fi
 swift build --build-tests
 swift test --skip-build 2>&1 | tee /tmp/atelier-test.log
+# The main job, as README's first command runs it (scripts/demo.sh: the build without the default
+# traits, a coordinator and two workers on loopback, a batch, a tiled upscale, the contact sheet),
+# so the configuration that leaves PostgreSQL and the status page out keeps compiling and working.
+demo_out=$(mktemp -d /tmp/atelier-demo-out.XXXXXX)
+bash scripts/demo.sh "$demo_out"
+test -s "$demo_out/contact-sheet.png"
+rm -rf "$demo_out"
