@@ -19,6 +19,9 @@ struct PackageGraph {
     init(manifest: String) throws {
         var targets = [String: Target]()
         let chars = Array(manifest)
+        // Every call first, so that one inside another (`.target(name: "X", condition: …)`, a
+        // conditional dependency of some other target) is not read as the declaration of X.
+        var calls = [(kind: String, start: Int, open: Int, close: Int)]()
         for kind in ["target", "executableTarget", "testTarget", "systemLibrary"] {
             let opener = Array(".\(kind)(")
             var i = 0
@@ -27,28 +30,32 @@ struct PackageGraph {
                 guard let close = PackageGraph.matching(chars, open: open) else {
                     throw GraphError("unbalanced parentheses after .\(kind)( at offset \(start)")
                 }
-                let call = String(chars[(open + 1)..<close])
-                guard let name = PackageGraph.firstString(after: "name:", in: call) else {
-                    throw GraphError(".\(kind)( at offset \(start) has no name")
-                }
-                var target = Target(name: name, kind: kind)
-                if let deps = PackageGraph.bracket(after: "dependencies:", in: call) {
-                    for element in PackageGraph.topLevelElements(deps) {
-                        let e = element.trimmingCharacters(in: .whitespacesAndNewlines)
-                        if e.hasPrefix("\""), let s = PackageGraph.firstString(after: "", in: e) {
-                            target.targets.append(s)
-                        } else if e.hasPrefix(".product("), let s = PackageGraph.firstString(after: "name:", in: e) {
-                            target.products.append(s)
-                        } else if e.hasPrefix(".target("), let s = PackageGraph.firstString(after: "name:", in: e) {
-                            target.targets.append(s)
-                        } else if !e.isEmpty {
-                            throw GraphError("\(name): cannot read the dependency \(e)")
-                        }
-                    }
-                }
-                targets[name] = target
+                calls.append((kind, start, open, close))
                 i = close
             }
+        }
+        for (kind, start, open, close) in calls
+        where !calls.contains(where: { $0.open < start && close < $0.close }) {
+            let call = String(chars[(open + 1)..<close])
+            guard let name = PackageGraph.firstString(after: "name:", in: call) else {
+                throw GraphError(".\(kind)( at offset \(start) has no name")
+            }
+            var target = Target(name: name, kind: kind)
+            if let deps = PackageGraph.bracket(after: "dependencies:", in: call) {
+                for element in PackageGraph.topLevelElements(deps) {
+                    let e = element.trimmingCharacters(in: .whitespacesAndNewlines)
+                    if e.hasPrefix("\""), let s = PackageGraph.firstString(after: "", in: e) {
+                        target.targets.append(s)
+                    } else if e.hasPrefix(".product("), let s = PackageGraph.firstString(after: "name:", in: e) {
+                        target.products.append(s)
+                    } else if e.hasPrefix(".target("), let s = PackageGraph.firstString(after: "name:", in: e) {
+                        target.targets.append(s)
+                    } else if !e.isEmpty {
+                        throw GraphError("\(name): cannot read the dependency \(e)")
+                    }
+                }
+            }
+            targets[name] = target
         }
         self.targets = targets
     }
