@@ -9,11 +9,11 @@ One command (deterministic: fixed seeds, one torch thread per process, two proce
     lane a   vae (1,200 steps), base (9,500 steps, torch.compile'd)
     lane b   vaex4 (3,500 steps), vaedec (300 steps), x4 (14,500 steps, paced by base through
              text encoder snapshots, see x4_text_encoder_path)
-Measured for the committed models (AMD EPYC Zen 3, 2 cores, stages started by hand in this order,
-the same cores also running a Swift build, apt and profiling part of the time): data 2.2 min,
-vae 6.4 min, base 116.8 min (0.61-0.64 s/step when the other core was busy with training only,
-about 2 min of compiling first), x4 0.18-0.20 s/step while not waiting; 2 h 11 min from the start
-of `data` to the export (about 2 h at the training-only rates). Models/demo/README.md has more.
+Measured for the committed models (AMD EPYC Zen 3, 2 vCPUs, one run of `all`): 1 h 45 min 36 s
+from the start to the export: data 2.3 min, vae 5.5 min, base 95 min (0.54-0.60 s/step after about
+2 min of compiling; 1.25 s/step while a Swift build ran beside it, even at idle priority), vaex4
+15.6 min, vaedec 2.7 min, x4 0.18-0.20 s/step while not waiting, its last 763 steps 2.6 min after
+base. Models/demo/README.md has more.
 
 Stages (each resumable; checkpoints and logs under .train-logs/, git-ignored):
 
