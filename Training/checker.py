@@ -61,8 +61,13 @@ def classify(img: np.ndarray):
 
 def check(img: np.ndarray, caption: str) -> tuple[bool, bool]:
     """(colours agree, shape agrees)"""
+    return agrees(classify(img), caption)
+
+
+def agrees(seen, caption: str) -> tuple[bool, bool]:
+    """check() on a reading that classify() already made."""
     shape, colour, _, bg = scenes.parse_caption(caption)
-    c, s, b = classify(img)
+    c, s, b = seen
     return (c == colour and same_background(b, bg)), s == shape
 
 

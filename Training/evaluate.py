@@ -68,11 +68,11 @@ def main() -> None:
         img = pipe(cap, num_inference_steps=args.steps, guidance_scale=args.guidance, height=64, width=64,
                    generator=torch.Generator().manual_seed(args.seed + i)).images[0]
         a = np.asarray(img)
-        c, s = checker.check(a, cap)
+        seen = checker.classify(a)
+        c, s = checker.agrees(seen, cap)
         ok_c += c
         ok_s += s
         bg = scenes.parse_caption(cap)[3]
-        seen = checker.classify(a)
         kind = split["two-tone" if len(bg) == 2 else "one-tone"]
         kind[0] += c
         kind[1] += 1

@@ -49,6 +49,20 @@ final class LayeringTests: XCTestCase {
         XCTAssertTrue(breaches.contains("AtelierImaging depends on AtelierKernels, AtelierKernelsC, CBLAS"), "\(breaches)")
     }
 
+    /// A conditional dependency (`.target(name: "X", condition: .when(traits: …))`, as the CLI's
+    /// on the status page) is a dependency of the target that lists it, not a second declaration
+    /// of X that would wipe X's own dependencies from the graph.
+    func testAConditionalTargetDependencyIsNotReadAsADeclaration() throws {
+        let graph = try PackageGraph(manifest: """
+            .target(name: "Page", dependencies: ["Store", .product(name: "HTTP", package: "http")]),
+            .executableTarget(name: "cli", dependencies: [.target(name: "Page", condition: .when(traits: ["StatusPage"]))]),
+            """)
+        XCTAssertEqual(graph.targets["Page"]?.targets, ["Store"])
+        XCTAssertEqual(graph.targets["Page"]?.products, ["HTTP"])
+        XCTAssertEqual(graph.targets["cli"]?.targets, ["Page"])
+        XCTAssertEqual(graph.closure(of: "cli"), ["Page", "Store"])
+    }
+
     /// Every `import` of one of this package's modules in a library or executable names a target
     /// the importing target depends on directly (SwiftPM would let a transitive one through, and
     /// with it a layer violation the manifest does not show); the farm's sources import no engine
