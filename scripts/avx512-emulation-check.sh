@@ -2,8 +2,9 @@
 # The AVX-512 kernels' bits, checked where there is no AVX-512 CPU (the unit tests check them on
 # machines that have one): builds AtelierKernelsC with the AVX-512 micro-kernels' intrinsics
 # emulated by SIMDe on AVX2+FMA (exact FMAs, so the chain is the same) and `vdpbf16ps` emulated by
-# its Intel SDM definition, forces the dispatch up to the avx512bf16 family and compares random
-# fp32 and bf16 GEMMs with scalar chains. Needs gcc and libsimde-dev (scripts/setup.sh --test).
+# its Intel SDM definition, the AMX tiles by theirs (Tests/KernelEmulation/amx_sdm.h), forces the
+# dispatch up to the amxbf16 family and compares random fp32 and bf16 GEMMs with scalar chains.
+# Needs gcc and libsimde-dev (scripts/setup.sh --test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f /usr/include/simde/x86/avx512.h ] || bash scripts/setup.sh --test
@@ -41,11 +42,17 @@ sed -e "s|#include <immintrin.h>|$simde\n#include \"dpbf16_sdm.h\"|" \
     -e 's|#define AK_BH(v) ((__m512bh)(v))|#define AK_BH(v) (v)|' \
     -e 's|__m512bh |__m512i |g' \
     "$src/MicroKernelAVX512BF16.c" > "$work/MicroKernelAVX512BF16.c"
-sed -i 's|    if (detected < 0) detected = detect();|    if (detected < 0) detected = AK_ISA_AVX512BF16;|' "$work/CPUDispatch.c"
-grep -q 'detected = AK_ISA_AVX512BF16;' "$work/CPUDispatch.c" || { echo "could not force the AVX-512 families" >&2; exit 1; }
+# AMX tiles per the SDM (Tests/KernelEmulation/amx_sdm.h) for the amxbf16 family's macro-kernel.
+cp Tests/KernelEmulation/amx_sdm.h "$work/"
+sed -e 's|#include <immintrin.h>|#include "amx_sdm.h"|' \
+    -e 's|#define AK_AMX __attribute__((target("amx-tile,amx-bf16")))|#define AK_AMX|' \
+    "$src/MacroKernelAMX.c" > "$work/MacroKernelAMX.c"
+grep -q '#define AK_AMX$' "$work/MacroKernelAMX.c" || { echo "could not emulate the AMX macro-kernel" >&2; exit 1; }
+sed -i 's|    if (detected < 0) detected = detect();|    if (detected < 0) detected = AK_ISA_AMXBF16;|' "$work/CPUDispatch.c"
+grep -q 'detected = AK_ISA_AMXBF16;' "$work/CPUDispatch.c" || { echo "could not force the AVX-512 and AMX families" >&2; exit 1; }
 for check in avx512_gemm_check avx512bf16_gemm_check; do
   gcc -O1 -mavx2 -mfma -ffp-contract=off -w -Wno-psabi -I"$work" Tests/KernelEmulation/$check.c \
       $(ls "$work"/*.c) -lm -o "$work/$check"
-  if objdump -d "$work/$check" | grep -q zmm; then echo "$check uses real AVX-512 instructions" >&2; exit 1; fi
+  if objdump -d "$work/$check" | grep -q -E 'zmm|tmm|tdpbf16ps|ldtilecfg'; then echo "$check uses real AVX-512 or AMX instructions" >&2; exit 1; fi
   "$work/$check"
 done

@@ -177,13 +177,16 @@ public enum BLAS {
     static var ownGeneration: Int { !WinogradConvolution.enabled ? 1 : WinogradConvolution.largeTiles ? 3 : 2 }
 
     /// The numerics class for a precision. bf16 products always run the own bf16 kernel
-    /// ("atelier-bf16dp3": `vdpbf16ps` arithmetic on every x86 CPU); the fp32 products that stay
-    /// (attention) follow the backend, so OpenBLAS is named when it is in use.
+    /// ("atelier-bf16dp3": `vdpbf16ps` arithmetic on every x86 CPU; "atelier-bf16amx3" on AMX
+    /// tiles, which sum in their own order); the fp32 products that stay (attention) follow the
+    /// backend, so OpenBLAS is named when it is in use.
     public static func numericsClass(_ precision: OwnGEMM.Precision) -> String {
         switch precision {
         case .fp32: return numericsClass
         // The VAE stays fp32, so its convolutions' form (Winograd or direct) is part of the class.
-        case .bf16: return backend == .atelier ? "atelier-bf16dp\(ownGeneration)" : "atelier-bf16dp1+\(numericsClass)"
+        case .bf16:
+            let products = OwnGEMM.isaName == "amxbf16" ? "bf16amx" : "bf16dp"
+            return backend == .atelier ? "atelier-\(products)\(ownGeneration)" : "atelier-\(products)1+\(numericsClass)"
         }
     }
 

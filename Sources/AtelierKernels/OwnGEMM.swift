@@ -26,7 +26,8 @@ public enum OwnGEMM {
     }
 
     /// The arithmetic of a GEMM. `.bf16` rounds both operands to bf16 and accumulates in fp32 the
-    /// way `vdpbf16ps` does (see AtelierKernelsC.h): one numerics class on every x86 CPU.
+    /// way `vdpbf16ps` does (see AtelierKernelsC.h): one numerics class on every x86 CPU — except
+    /// on AMX tiles (family "amxbf16"), whose sums are their own class.
     public enum Precision: String, Sendable, CaseIterable {
         case fp32, bf16
     }
@@ -76,9 +77,11 @@ public enum OwnGEMM {
         }
         let nr = Int(ak_nr()), mr = Int(ak_mr())
         let kcMax = Int(AK_KC)
-        // Row blocks of equal size (a multiple of MR, at most AK_MC rows), so that tasks are even.
+        // Row blocks of equal size (a multiple of MR, at most AK_MC rows), so that tasks are even;
+        // bf16 on AMX tiles rounds to 48 rows (whole pairs of 16-row tiles, still whole panels).
+        let rowStep = bf16 ? Int(ak_bf16_row_step()) : mr
         let rowBlocks = (m + Int(AK_MC) - 1) / Int(AK_MC)
-        let mcStep = ((m + rowBlocks - 1) / rowBlocks + mr - 1) / mr * mr
+        let mcStep = min(Int(AK_MC), ((m + rowBlocks - 1) / rowBlocks + rowStep - 1) / rowStep * rowStep)
         var geometry: ak_conv_geometry? = nil
         if case .convolution(let g) = b { geometry = g }
 
@@ -180,7 +183,8 @@ public enum OwnGEMM {
     /// Columns of C per task (about): A is packed once per task, so this amortises it.
     static let chunkColumns = 512
 
-    /// The micro-kernel family in use ("avx512bf16", "avx512", "avx2", "scalar"). Results are the same for all.
+    /// The micro-kernel family in use ("amxbf16", "avx512bf16", "avx512", "avx2", "scalar"). fp32
+    /// results are the same for all; bf16 ones for all but "amxbf16" (see `BLAS.numericsClass(_:)`).
     public static var isaName: String { String(cString: ak_isa_name(ak_isa_current())) }
 
     /// Forces a family (tests, `ATELIER_KERNEL_ISA`); false when this CPU cannot run it.
@@ -192,6 +196,7 @@ public enum OwnGEMM {
         case "avx2": isa = Int32(AK_ISA_AVX2.rawValue)
         case "avx512": isa = Int32(AK_ISA_AVX512.rawValue)
         case "avx512bf16": isa = Int32(AK_ISA_AVX512BF16.rawValue)
+        case "amxbf16": isa = Int32(AK_ISA_AMXBF16.rawValue)
         default: return false
         }
         return ak_set_isa(isa) == 0

@@ -41,7 +41,11 @@ void ak_bf16_to_f32(const uint16_t *src, float *dst, long n) {
     for (long i = 0; i < n; i++) dst[i] = ak_float_from_bf16(src[i]);
 }
 
-int ak_bf16_native(void) { return ak_isa_current() == AK_ISA_AVX512BF16; }
+int ak_bf16_native(void) { return ak_isa_current() >= AK_ISA_AVX512BF16; }
+
+int ak_bf16_amx(int kc) { return ak_isa_current() == AK_ISA_AMXBF16 && (kc + 1) / 2 >= 16; }
+
+int ak_bf16_row_step(void) { return ak_isa_current() == AK_ISA_AMXBF16 ? 48 : AK_MR; }
 
 unsigned ak_bf16_mode_enter(void) {
 #if defined(__x86_64__)
@@ -65,6 +69,11 @@ void ak_bf16_mode_leave(unsigned saved) {
 // No `vdpbf16ps` off x86: nothing is computed (the caller checks ak_isa_detected first).
 long ak_dpbf16_hardware(const uint32_t *a, const uint32_t *b, const float *acc, long n, float *out) {
     (void)a; (void)b; (void)acc; (void)n; (void)out;
+    return 0;
+}
+
+int ak_tdpbf16ps_hardware(const uint32_t *a, const uint32_t *b, float *c) {
+    (void)a; (void)b; (void)c;
     return 0;
 }
 #endif

@@ -1,7 +1,7 @@
 // Which micro-kernel family runs: detected once from CPUID (and the OS's saved register state,
 // XCR0, without which AVX registers are not preserved across context switches), changeable for
-// tests and for the ATELIER_KERNEL_ISA override. All families give the same bits; this only
-// decides speed.
+// tests and for the ATELIER_KERNEL_ISA override. All families give the same fp32 bits; this only
+// decides speed. (amxbf16 is a bf16 numerics class of its own; see AtelierKernelsC.h.)
 
 #include <stdlib.h>
 #include <string.h>
@@ -10,11 +10,32 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 static uint64_t xgetbv0(void) {
     uint32_t eax, edx;
     __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
     return ((uint64_t)edx << 32) | eax;
+}
+
+/// AMX-BF16 usable: the CPU has AMX-TILE and AMX-BF16, the OS saves tile state (XCR0 bits 17,
+/// 18), and Linux granted this process the tile data state (ARCH_REQ_XCOMP_PERM, needed once
+/// before the first tile instruction since Linux 5.16; an older kernel refuses, and the bf16 GEMM
+/// stays on `vdpbf16ps`).
+static int amx_usable(uint64_t xcr0) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    int amx_bf16 = (d >> 22) & 1, amx_tile = (d >> 24) & 1;
+    if (!amx_bf16 || !amx_tile || (xcr0 & 0x60000) != 0x60000) return 0;
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    const long ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18;
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#else
+    return 0;
+#endif
 }
 
 static int detect(void) {
@@ -29,12 +50,30 @@ static int detect(void) {
     if (!avx2) return AK_ISA_SCALAR;
     if (avx512f && (xcr0 & 0xe6) == 0xe6) {  // opmask, ZMM_Hi256, Hi16_ZMM
         unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
-        if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && ((a1 >> 5) & 1)) return AK_ISA_AVX512BF16;
+        if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && ((a1 >> 5) & 1))
+            return amx_usable(xcr0) ? AK_ISA_AMXBF16 : AK_ISA_AVX512BF16;
         return AK_ISA_AVX512;
     }
     return AK_ISA_AVX2;
 }
 #else
+/// AMX-BF16 usable: the CPU has AMX-TILE and AMX-BF16, the OS saves tile state (XCR0 bits 17,
+/// 18), and Linux granted this process the tile data state (ARCH_REQ_XCOMP_PERM, needed once
+/// before the first tile instruction since Linux 5.16; an older kernel refuses, and the bf16 GEMM
+/// stays on `vdpbf16ps`).
+static int amx_usable(uint64_t xcr0) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    int amx_bf16 = (d >> 22) & 1, amx_tile = (d >> 24) & 1;
+    if (!amx_bf16 || !amx_tile || (xcr0 & 0x60000) != 0x60000) return 0;
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    const long ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18;
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#else
+    return 0;
+#endif
+}
+
 static int detect(void) { return AK_ISA_SCALAR; }
 #endif
 
@@ -49,8 +88,9 @@ int ak_isa_detected(void) {
 int ak_isa_current(void) {
     if (current < 0) {
         current = ak_isa_detected();
-        // ATELIER_KERNEL_ISA=scalar|avx2|avx512|avx512bf16 forces a family the CPU supports (checks only:
-        // every family gives the same bits); an unknown or unsupported name is ignored.
+        // ATELIER_KERNEL_ISA=scalar|avx2|avx512|avx512bf16|amxbf16 forces a family the CPU supports
+        // (checks, and a bf16 worker that must stay in the vdpbf16ps class on an AMX machine); an
+        // unknown or unsupported name is ignored.
         const char *forced = getenv("ATELIER_KERNEL_ISA");
         if (forced) {
             for (int isa = AK_ISA_SCALAR; isa <= ak_isa_detected(); isa++)
@@ -71,6 +111,7 @@ const char *ak_isa_name(int isa) {
     case AK_ISA_AVX2: return "avx2";
     case AK_ISA_AVX512: return "avx512";
     case AK_ISA_AVX512BF16: return "avx512bf16";
+    case AK_ISA_AMXBF16: return "amxbf16";
     default: return "scalar";
     }
 }
@@ -80,7 +121,8 @@ int ak_mr(void) { return AK_MR; }
 int ak_nr(void) {
     switch (ak_isa_current()) {
     case AK_ISA_AVX512:
-    case AK_ISA_AVX512BF16: return 32;
+    case AK_ISA_AVX512BF16:
+    case AK_ISA_AMXBF16: return 32;
     default: return 16;
     }
 }
@@ -89,7 +131,8 @@ ak_micro_kernel ak_current_micro_kernel(void) {
     switch (ak_isa_current()) {
 #if defined(__x86_64__)
     case AK_ISA_AVX512:
-    case AK_ISA_AVX512BF16: return ak_ukr_avx512_6x32;
+    case AK_ISA_AVX512BF16:
+    case AK_ISA_AMXBF16: return ak_ukr_avx512_6x32;
     case AK_ISA_AVX2: return ak_ukr_avx2_6x16;
 #endif
     default: return ak_ukr_scalar_6x16;

@@ -1,6 +1,7 @@
 // The bf16 GEMM's macro-kernel: the packed panels (see PackingBF16.c) run on the AVX512_BF16
 // micro-kernel where the CPU has it, else on the fp32 micro-kernels of the emulated layout, under
-// DAZ and FTZ for the whole block, epilogue included, so both give the same bits.
+// DAZ and FTZ for the whole block, epilogue included, so both give the same bits. On family
+// amxbf16, K-blocks of at least 16 pairs run on AMX tiles instead (their own numerics class).
 
 #include <string.h>
 #include "AtelierKernelsC.h"
@@ -12,6 +13,12 @@ void ak_macro_kernel_bf16(int mc, int nc, int kc, const float *apack, const floa
     const int kcp = (kc + 1) & ~1;
     unsigned mode = ak_bf16_mode_enter();
 #if defined(__x86_64__)
+    if (ak_bf16_amx(kc)) {
+        ak_macro_kernel_amx(mc, nc, kc, apack, bpack, c, ldc, accumulate);
+        ak_macro_kernel(mc, nc, 0, apack, bpack, c, ldc, 1, final, alpha, bias_row, bias_col);
+        ak_bf16_mode_leave(mode);
+        return;
+    }
     if (ak_bf16_native()) {
         const int mr = AK_MR, nr = 32;
         float edge[AK_MR * 32] __attribute__((aligned(64)));

@@ -18,6 +18,10 @@ void ak_ukr_avx2_6x16(int kc, const float *a, const float *b, float *c, long ldc
 void ak_ukr_avx512_6x32(int kc, const float *a, const float *b, float *c, long ldc, int accumulate);
 /// kp k-pairs of the native bf16 layout (see PackingBF16.c).
 void ak_ukr_avx512bf16_6x32(int kp, const float *a, const float *b, float *c, long ldc, int accumulate);
+/// One K-block on AMX tiles (MacroKernelAMX.c): C (+)= A·B for the AMX A layout and native B
+/// panels, no epilogue. Only where ak_bf16_amx(kc).
+void ak_macro_kernel_amx(int mc, int nc, int kc, const float *apack, const float *bpack, float *c,
+                         long ldc, int accumulate);
 #endif
 
 ak_micro_kernel ak_current_micro_kernel(void);

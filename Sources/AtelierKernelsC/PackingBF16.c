@@ -6,6 +6,10 @@
 //  - native (AVX512_BF16): uint32 panels [kcp/2][R], each lane the pair bf16(k=2p) | bf16(k=2p+1) << 16.
 // kcp is kc rounded up to even; the missing odd k is zero. A panel's stride is R·kcp floats in both
 // layouts (the native one uses half of it), so the driver's offsets do not depend on the layout.
+// A K-block that runs on AMX tiles (ak_bf16_amx) packs A a third way, row-major: row i at i·kcp
+// floats, its bf16 values in k order (so each uint32 is a pair, even k low), then zeros up to a
+// whole 16-pair tile step; that fits in kcp floats because such a block has at least 16 pairs.
+// Row i at i·kcp is also where the panel layouts put panel i/MR, so the driver's offsets hold.
 
 #include <string.h>
 #include "AtelierKernelsC.h"
@@ -54,6 +58,46 @@ AK_AVX2 static void convert_pair_avx2(const float *even, const float *odd, int R
     }
 }
 #endif
+
+#if defined(__x86_64__)
+/// n fp32 → bf16 in order (the rounding of ak_bf16_from_float), 16 at a time; returns how many.
+AK_AVX2 static int round_row_avx2(const float *src, int n, uint16_t *dst) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i lo = _mm256_srli_epi32(round_hi8(_mm256_loadu_si256((const __m256i *)(src + i))), 16);
+        __m256i hi = _mm256_srli_epi32(round_hi8(_mm256_loadu_si256((const __m256i *)(src + i + 8))), 16);
+        // packus works per 128-bit lane: lo0-3 hi0-3 | lo4-7 hi4-7; the permute restores k order.
+        __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xD8);
+        _mm256_storeu_si256((__m256i *)(dst + i), p);
+    }
+    return i;
+}
+#endif
+
+/// The AMX layout of rows [i0, i0+mc) of A over k [k0, k0+kc): A(i, k) read from fp32 (row-major,
+/// or transposed) or from stored bf16 (row-major), then zeros up to a whole 16-pair step. Stored
+/// denormals are copied as they are: the tiles read them as zero, as the other layouts do.
+static void pack_a_amx(const float *a32, const uint16_t *a16, long lda, int trans, int i0, int mc,
+                       int k0, int kc, float *dst) {
+    const int kcp = (kc + 1) & ~1, kp16 = ((kcp / 2 + 15) / 16) * 16;
+    for (int i = 0; i < mc; i++) {
+        uint16_t *row = (uint16_t *)(void *)(dst + (size_t)i * kcp);
+        int done = 0;
+        if (a16) {
+            memcpy(row, a16 + (size_t)(i0 + i) * lda + k0, sizeof(uint16_t) * kc);
+            done = kc;
+        } else if (!trans) {
+            const float *src = a32 + (size_t)(i0 + i) * lda + k0;
+#if defined(__x86_64__)
+            if (ak_isa_current() != AK_ISA_SCALAR) done = round_row_avx2(src, kc, row);
+#endif
+            for (; done < kc; done++) row[done] = ak_bf16_from_float(src[done]);
+        } else {
+            for (; done < kc; done++) row[done] = ak_bf16_from_float(a32[(size_t)(k0 + done) * lda + i0 + i]);
+        }
+        memset(row + kc, 0, sizeof(uint16_t) * (size_t)(2 * kp16 - kc));
+    }
+}
 
 /// One stored bf16 row, k [0, kc), widened to fp32 in the emulated layout's k order (pairs
 /// swapped, a zero for the missing odd k): kcp values. Denormals read as zero.
@@ -110,6 +154,10 @@ static void convert_panel(const float *src, int kc, int R, float *dst, int nativ
 }
 
 void ak_pack_a_bf16(const float *a, long lda, int trans, int i0, int mc, int k0, int kc, float *dst) {
+    if (ak_bf16_amx(kc)) {
+        pack_a_amx(a, NULL, lda, trans, i0, mc, k0, kc, dst);
+        return;
+    }
     const int mr = AK_MR, kcp = (kc + 1) & ~1, native = ak_bf16_native();
     int panels = (mc + mr - 1) / mr;
     float *tmp = ak_thread_scratch(7, (size_t)panels * mr * (kc ? kc : 1));
@@ -139,6 +187,10 @@ static void pack_stored_lane(const uint16_t *src, int kc, int R, int lane, float
 }
 
 void ak_pack_a_bf16_stored(const uint16_t *a, long lda, int i0, int mc, int k0, int kc, float *dst) {
+    if (ak_bf16_amx(kc)) {
+        pack_a_amx(NULL, a, lda, 0, i0, mc, k0, kc, dst);
+        return;
+    }
     const int mr = AK_MR, kcp = (kc + 1) & ~1, native = ak_bf16_native();
 #if defined(__x86_64__)
     // Full panels on AVX2: the native layout is a 6-row transpose of 32-bit pairs (rows start on a

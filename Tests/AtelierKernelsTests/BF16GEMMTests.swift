@@ -4,7 +4,8 @@ import AtelierKernelsC
 
 /// The bf16 precision's promise: both operands rounded to bf16 (nearest even), each C element one
 /// fp32 chain over k pairs in order, odd k then even k, denormals read as zero and flushed —
-/// `vdpbf16ps`'s arithmetic — on every instruction set and thread count, bit for bit. The
+/// `vdpbf16ps`'s arithmetic — on every instruction set and thread count, bit for bit; on AMX tiles
+/// (family "amxbf16") the tiles' own sums, bit for bit, for every thread count. The
 /// reference chain is computed here in Swift with `addingProduct` and explicit flushing, under
 /// the test thread's default floating-point mode.
 final class BF16GEMMTests: XCTestCase {
@@ -37,6 +38,48 @@ final class BF16GEMMTests: XCTestCase {
                     if p + 1 < k { acc = ftz(acc.addingProduct(ar[i * k + p + 1], br[(p + 1) * n + j])) }
                     acc = ftz(acc.addingProduct(ar[i * k + p], br[p * n + j]))
                     p += 2
+                }
+                if let rowBias { acc = ftz(acc + rowBias[i]) }
+                if let colBias { acc = ftz(acc + colBias[j]) }
+                out[i * n + j] = acc
+            }
+        }
+        return out
+    }
+
+    /// The same product as AMX tiles sum it (family "amxbf16", the Intel SDM's `tdpbf16ps`): each
+    /// K-block (`AK_KC` deep) of at least 16 pairs in 16-pair steps, per step an even and an odd
+    /// chain from zero (pairs past the block count as zero), their sum added to C; shorter K-blocks
+    /// as the vdpbf16ps chain.
+    static func chainAMX(m: Int, n: Int, k: Int, a: [Float], b: [Float], rowBias: [Float]?, colBias: [Float]?) -> [Float] {
+        let ar = a.map(roundBF16), br = b.map(roundBF16)
+        let kcMax = Int(AK_KC)
+        var out = [Float](repeating: 0, count: m * n)
+        for i in 0..<m {
+            for j in 0..<n {
+                var acc: Float = 0
+                for k0 in stride(from: 0, to: k, by: kcMax) {
+                    let kc = min(kcMax, k - k0), kp = (kc + 1) / 2
+                    if kp >= 16 {
+                        for s in 0..<((kp + 15) / 16) {
+                            var even: Float = 0, odd: Float = 0
+                            for q in (16 * s)..<(16 * s + 16) {
+                                let pe = k0 + 2 * q, po = pe + 1
+                                let ae: Float = q < kp ? ar[i * k + pe] : 0, be: Float = q < kp ? br[pe * n + j] : 0
+                                let ao: Float = 2 * q + 1 < kc ? ar[i * k + po] : 0, bo: Float = 2 * q + 1 < kc ? br[po * n + j] : 0
+                                even = ftz(even.addingProduct(ae, be))
+                                odd = ftz(odd.addingProduct(ao, bo))
+                            }
+                            acc = ftz(acc + ftz(even + odd))
+                        }
+                    } else {
+                        var p = k0
+                        while p < k0 + kc {
+                            if p + 1 < k0 + kc { acc = ftz(acc.addingProduct(ar[i * k + p + 1], br[(p + 1) * n + j])) }
+                            acc = ftz(acc.addingProduct(ar[i * k + p], br[p * n + j]))
+                            p += 2
+                        }
+                    }
                 }
                 if let rowBias { acc = ftz(acc + rowBias[i]) }
                 if let colBias { acc = ftz(acc + colBias[j]) }
@@ -99,14 +142,15 @@ final class BF16GEMMTests: XCTestCase {
             let wr = Array(UnsafeBufferPointer(start: widened.pointer, count: n * k))
             var bT = [Float](repeating: 0, count: k * n)
             for j in 0..<n { for p in 0..<k { bT[p * n + j] = wr[j * k + p] } }
-            let expected = bits(Self.chain(m: m, n: n, k: k, a: xs, b: bT, rowBias: nil,
-                                           colBias: Array(UnsafeBufferPointer(start: bias.pointer, count: n))))
+            let colBias = Array(UnsafeBufferPointer(start: bias.pointer, count: n))
+            let expected = bits(Self.chain(m: m, n: n, k: k, a: xs, b: bT, rowBias: nil, colBias: colBias))
+            let expectedAMX = bits(Self.chainAMX(m: m, n: n, k: k, a: xs, b: bT, rowBias: nil, colBias: colBias))
             for isa in OwnGEMM.supportedISAs {
                 OwnGEMM.select(isa: isa)
                 for threads in [1, 2, 3] {
                     Parallel.threads = threads
                     let y = LinearOp.linear(x, weight: .bf16(wb), bias: bias)
-                    assertSameBits(bits(y), expected, "\(isa), \(threads) threads, \(m)×\(n)×\(k)")
+                    assertSameBits(bits(y), isa == "amxbf16" ? expectedAMX : expected, "\(isa), \(threads) threads, \(m)×\(n)×\(k)")
                 }
             }
         }
@@ -127,16 +171,18 @@ final class BF16GEMMTests: XCTestCase {
             Convolution.im2col(x.pointer, channels: cin, height: h, width: w, kh: kk, kw: kk, stride: stride, padding: pad,
                                rowStart: 0, rows: hout, outWidth: wout, into: column)
             let widened = wb.widened()
-            let expected = bits(Self.chain(m: cout, n: cols, k: kdim,
-                                           a: Array(UnsafeBufferPointer(start: widened.pointer, count: cout * kdim)),
-                                           b: Array(UnsafeBufferPointer(start: column, count: kdim * cols)),
-                                           rowBias: Array(UnsafeBufferPointer(start: bias.pointer, count: cout)), colBias: nil))
+            let av = Array(UnsafeBufferPointer(start: widened.pointer, count: cout * kdim))
+            let bv = Array(UnsafeBufferPointer(start: column, count: kdim * cols))
+            let rowBias = Array(UnsafeBufferPointer(start: bias.pointer, count: cout))
+            let expected = bits(Self.chain(m: cout, n: cols, k: kdim, a: av, b: bv, rowBias: rowBias, colBias: nil))
+            let expectedAMX = bits(Self.chainAMX(m: cout, n: cols, k: kdim, a: av, b: bv, rowBias: rowBias, colBias: nil))
             for isa in OwnGEMM.supportedISAs {
                 OwnGEMM.select(isa: isa)
                 for threads in [1, 2, 3] {
                     Parallel.threads = threads
                     let y = Convolution.conv2d(x, weight: .bf16(wb), bias: bias, stride: stride, padding: pad)
-                    assertSameBits(bits(y), expected, "\(isa), \(threads) threads, cin \(cin) k \(kk) stride \(stride)")
+                    assertSameBits(bits(y), isa == "amxbf16" ? expectedAMX : expected,
+                                   "\(isa), \(threads) threads, cin \(cin) k \(kk) stride \(stride)")
                 }
             }
         }
@@ -204,6 +250,58 @@ final class BF16GEMMTests: XCTestCase {
             let both = Self.ftz(odd.addingProduct(wide(a[i] & 0xffff), wide(b[i] & 0xffff)))
             XCTAssertEqual(out[i].bitPattern, both.bitPattern, "lane \(i)")
             if out[i].bitPattern != both.bitPattern { break }
+        }
+    }
+
+    /// The AMX family is a bf16 numerics class of its own and is named so; every other family is
+    /// the vdpbf16ps class. A CPU without AMX refuses the family rather than faking it.
+    func testAMXTilesAreANumericsClassOfTheirOwn() {
+        for isa in OwnGEMM.supportedISAs {
+            XCTAssertTrue(OwnGEMM.select(isa: isa))
+            let products = isa == "amxbf16" ? "atelier-bf16amx" : "atelier-bf16dp"
+            if BLAS.backend == .atelier { XCTAssertTrue(BLAS.numericsClass(.bf16).hasPrefix(products), "\(isa): \(BLAS.numericsClass(.bf16))") }
+        }
+        if !OwnGEMM.supportedISAs.contains("amxbf16") {
+            XCTAssertFalse(OwnGEMM.select(isa: "amxbf16"), "a CPU without AMX must refuse the family")
+            var c = [Float](repeating: 0, count: 256)
+            XCTAssertEqual(ak_tdpbf16ps_hardware([UInt32](repeating: 0, count: 256), [UInt32](repeating: 0, count: 256), &c), 0)
+        }
+    }
+
+    /// On CPUs with AMX-BF16, `tdpbf16ps` itself equals the Intel SDM's definition that the AMX
+    /// macro-kernel's emulation check and `chainAMX` rest on: per output an even and an odd chain
+    /// from zero, their sum added to C, denormals read as zero and flushed.
+    func testTdpbf16psEqualsTheSDMSumsWhereTheCPUHasAMX() throws {
+        guard ak_isa_detected() >= Int32(AK_ISA_AMXBF16.rawValue) else {
+            throw XCTSkip("this CPU has no AMX-BF16 (or the OS refused the tile state); the emulation check covers the kernel")
+        }
+        var rng = SplitMix64(seed: 101)
+        func randomBF16() -> UInt16 {
+            let r = rng.next()
+            let exponent = r % 8 == 0 ? 0 : UInt64(127 - 20) + (r >> 8) % 40  // 1 in 8 denormal
+            return UInt16(truncatingIfNeeded: ((r >> 60) & 1) << 15 | exponent << 7 | (r >> 20) & 0x7f)
+        }
+        let wide = { (h: UInt32) -> Float in
+            let f = Float(bitPattern: (h & 0xffff) << 16)
+            return f.isSubnormal ? (f.sign == .minus ? -0.0 : 0.0) : f
+        }
+        for trial in 0..<64 {
+            let a = (0..<256).map { _ in UInt32(randomBF16()) | UInt32(randomBF16()) << 16 }  // [16 rows][16 pairs]
+            let b = (0..<256).map { _ in UInt32(randomBF16()) | UInt32(randomBF16()) << 16 }  // [16 pairs][16 cols]
+            var c = (0..<256).map { i in Float(rng.uniform() * 2 - 1) * (i % 7 == 0 ? 0x1p-120 : 1) }
+            var expected = c
+            for m in 0..<16 {
+                for n in 0..<16 {
+                    var even: Float = 0, odd: Float = 0
+                    for k in 0..<16 {
+                        even = Self.ftz(even.addingProduct(wide(a[m * 16 + k]), wide(b[k * 16 + n])))
+                        odd = Self.ftz(odd.addingProduct(wide(a[m * 16 + k] >> 16), wide(b[k * 16 + n] >> 16)))
+                    }
+                    expected[m * 16 + n] = Self.ftz(Self.ftz(c[m * 16 + n]) + Self.ftz(even + odd))
+                }
+            }
+            XCTAssertEqual(ak_tdpbf16ps_hardware(a, b, &c), 1)
+            assertSameBits(bits(c), bits(expected), "trial \(trial)")
         }
     }
 }

@@ -27,12 +27,15 @@
 extern "C" {
 #endif
 
-/// Instruction-set families of the micro-kernels. All give bit-identical results.
+/// Instruction-set families of the micro-kernels. All give bit-identical fp32 results, and all
+/// but amxbf16 bit-identical bf16 results (AMX tiles sum in their own order: a numerics class of
+/// their own, see MacroKernelAMX.c).
 typedef enum {
     AK_ISA_SCALAR = 0,  ///< portable C with fmaf: the reference, and the fallback
     AK_ISA_AVX2 = 1,    ///< AVX2 + FMA, 6×16 micro-tile
     AK_ISA_AVX512 = 2,  ///< AVX-512F, 6×32 micro-tile
     AK_ISA_AVX512BF16 = 3,  ///< AVX-512F fp32 kernels plus the AVX512_BF16 (`vdpbf16ps`) bf16 kernel
+    AK_ISA_AMXBF16 = 4,  ///< avx512bf16, with the bf16 GEMM on AMX-BF16 tiles (`tdpbf16ps`)
 } ak_isa;
 
 /// The best family this CPU supports (CPUID + OS register-state checks).
@@ -42,7 +45,7 @@ int ak_isa_current(void);
 /// Selects a family; returns 0, or -1 (and changes nothing) when the CPU cannot run it.
 /// Not thread-safe against running kernels: call before work starts (tests, start-up).
 int ak_set_isa(int isa);
-/// Human-readable name of a family ("scalar", "avx2", "avx512").
+/// Human-readable name of a family ("scalar", "avx2", "avx512", "avx512bf16", "amxbf16").
 const char *ak_isa_name(int isa);
 /// Micro-tile rows (MR) and columns (NR) of the family in use: packed panels are this shape.
 int ak_mr(void);
@@ -167,8 +170,9 @@ void ak_gelu(const float *x, float *y, long n);
 void ak_geglu_rows(const float *x, float *y, long rows, long d);
 
 /// A 64-byte-aligned scratch buffer of at least `floats` floats, owned by the calling thread
-/// (slot 0…11: 0 per-task A, 1 B, 4 shared A of the parallel driver; 2, 3 the serial GEMM; 6, 7
-/// the bf16 packers' fp32 panels; 8…11 attention), grown as needed and kept for reuse. Never free it.
+/// (slot 0…13: 0 per-task A, 1 B, 4 shared A of the parallel driver; 2, 3 the serial GEMM; 6, 7
+/// the bf16 packers' fp32 panels; 8…11 attention; 12 the AMX macro-kernel's edges), grown as
+/// needed and kept for reuse. Never free it.
 float *ak_thread_scratch(int slot, size_t floats);
 
 /// Frees this thread's scratch buffer `slot` (the next ak_thread_scratch allocates it again): for
@@ -183,6 +187,9 @@ long ak_next_task(long *counter);
 // over k pairs in order, each pair odd k first then even k, with DAZ/FTZ: exactly `vdpbf16ps`.
 // AVX512_BF16 CPUs run that instruction; every other CPU runs the fp32 micro-kernels on panels
 // whose k order is swapped within each pair, under DAZ/FTZ. Same bits everywhere (x86).
+// The amxbf16 family is the exception: AMX tiles (`tdpbf16ps`) sum each 16-pair step as an even
+// and an odd chain added at the end (the Intel SDM's definition), so it is a numerics class of
+// its own, used for K-blocks of at least 16 pairs (shorter ones run `vdpbf16ps`).
 
 /// fp32 → bf16, round to nearest even; NaN stays a (quiet) NaN; zero and denormals → signed zero.
 uint16_t ak_bf16_from_float(float f);
@@ -190,8 +197,16 @@ uint16_t ak_bf16_from_float(float f);
 float ak_float_from_bf16(uint16_t h);
 void ak_f32_to_bf16(const float *src, uint16_t *dst, long n);
 void ak_bf16_to_f32(const uint16_t *src, float *dst, long n);
-/// 1 when the bf16 GEMM runs `vdpbf16ps` (ISA family avx512bf16), 0 when it emulates it.
+/// 1 when the bf16 GEMM packs the native pair layout (families avx512bf16 and amxbf16: B panels
+/// [kcp/2][R] of uint32 pairs), 0 when it emulates `vdpbf16ps` on the fp32 kernels.
 int ak_bf16_native(void);
+/// 1 when a K-block of depth kc runs on AMX tiles (family amxbf16, at least 16 k pairs): A is then
+/// packed row-major, row i at i·kcp floats holding its k pairs as uint32, zero up to a whole
+/// 16-pair step. The packers and the macro-kernel decide with this one function.
+int ak_bf16_amx(int kc);
+/// Rows per M-block step of the bf16 driver: AK_MR, or 48 (a multiple of both MR and two AMX
+/// tiles) on family amxbf16, so that blocks rarely end in a part-filled tile.
+int ak_bf16_row_step(void);
 /// Sets DAZ and FTZ on this thread, returning the previous MXCSR for ak_bf16_mode_leave.
 unsigned ak_bf16_mode_enter(void);
 void ak_bf16_mode_leave(unsigned saved);
@@ -214,6 +229,10 @@ void ak_macro_kernel_bf16(int mc, int nc, int kc, const float *apack, const floa
 /// `vdpbf16ps` itself on n lanes (a multiple of 16): out[i] = dpbf16(acc[i], a[i], b[i]) with a, b
 /// bf16 pairs. Only on CPUs of family avx512bf16 (the instruction check of the tests).
 long ak_dpbf16_hardware(const uint32_t *a, const uint32_t *b, const float *acc, long n, float *out);
+/// `tdpbf16ps` itself on one 16×16 tile: c[16][16] += a[16 rows][16 pairs] · b[16 pairs][16 cols]
+/// (uint32 bf16 pairs, even k low). Returns 1, or 0 (nothing done) where the family is not amxbf16
+/// (the instruction check of the tests).
+int ak_tdpbf16ps_hardware(const uint32_t *a, const uint32_t *b, float *c);
 
 /// Blocking constants of the driver (K and M blocks), shared with the Swift driver.
 #ifndef AK_KC_VALUE

@@ -1,0 +1,142 @@
+// The bf16 GEMM on AMX-BF16 tiles (family amxbf16): one K-block of a macro-kernel, 32×32 blocks
+// of C in four 16×16 fp32 tiles, each 16-pair step one `tdpbf16ps` per tile.
+//
+// Why its own numerics class: per the Intel SDM, `tdpbf16ps` sums the even and the odd products
+// of a step as two separate chains from zero (FMAs, round to nearest even, denormals read as zero
+// and flushed), adds the two, then adds that to C. `vdpbf16ps` instead runs one chain through C,
+// odd then even. So a K-block on tiles is C + Σ_steps (even chain + odd chain): deterministic
+// (fixed steps from the start of each K-block, whatever the thread count) but not the other
+// families' bits. Workers report it as a class of their own; ATELIER_KERNEL_ISA=avx512bf16 keeps
+// an AMX machine in the vdpbf16ps class.
+//
+// Layouts (PackingBF16.c): A row-major, row i at i·kcp floats, pairs as uint32, zero up to a whole
+// step; B the native panels [kcp/2][32] of pairs, so a B tile is 16 pair-rows of one panel with a
+// 128-byte stride. Whatever a tile would read past the data — rows of A beyond mc, pairs of B
+// beyond the K-block — comes from zero-padded copies instead, so nothing undefined (a NaN pattern
+// times zero) enters a sum.
+
+#include <string.h>
+#include "AtelierKernelsC.h"
+#include "MicroKernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define AK_AMX __attribute__((target("amx-tile,amx-bf16")))
+
+/// The tile configuration (palette 1): for each tile register, its rows and bytes per row.
+typedef struct {
+    uint8_t palette_id;
+    uint8_t start_row;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} __attribute__((aligned(64))) ak_tile_config;
+
+/// Tiles 0…3 hold C (rows 0-15 / 16-31 × columns 0-15 / 16-31), 4 and 5 the two 16-row groups of
+/// A, 6 and 7 the two 16-column halves of the B panel: all 16 rows of 64 bytes.
+AK_AMX static void configure_tiles(void) {
+    ak_tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette_id = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.rows[t] = 16;
+        cfg.colsb[t] = 64;
+    }
+    _tile_loadconfig(&cfg);
+}
+
+AK_AMX
+void ak_macro_kernel_amx(int mc, int nc, int kc, const float *apack, const float *bpack, float *c,
+                         long ldc, int accumulate) {
+    const int kcp = (kc + 1) & ~1, kp = kcp / 2, steps = (kp + 15) / 16, tail = kp % 16;
+    const int groups = (mc + 15) / 16, full_groups = mc / 16;
+    const long astride = (long)kcp * 4;  // bytes between rows of A
+    // Scratch: the last, part-filled 16-row group of A; the last, part-filled step of a B panel;
+    // a 32×32 C block for edges.
+    float *scratch = ak_thread_scratch(12, (size_t)16 * kcp + 16 * 32 + 32 * 32);
+    if (!scratch) return;
+    uint32_t *aedge = (uint32_t *)(void *)scratch;
+    uint32_t *btail = (uint32_t *)(void *)(scratch + (size_t)16 * kcp);
+    float *cedge = scratch + (size_t)16 * kcp + 16 * 32;
+    const uint32_t *a = (const uint32_t *)(const void *)apack;
+    if (full_groups < groups) {
+        memset(aedge, 0, sizeof(uint32_t) * 16 * (size_t)kcp);
+        for (int r = 0; r < mc - 16 * full_groups; r++)
+            memcpy(aedge + (size_t)r * kcp, a + (size_t)(16 * full_groups + r) * kcp, sizeof(uint32_t) * 16 * steps);
+    }
+    configure_tiles();
+    for (int jr = 0; jr < nc; jr += 32) {
+        const int cols = nc - jr < 32 ? nc - jr : 32;
+        const uint32_t *bp = (const uint32_t *)(const void *)(bpack + (size_t)(jr / 32) * 32 * kcp);
+        if (tail) {
+            memset(btail, 0, sizeof(uint32_t) * 16 * 32);
+            memcpy(btail, bp + (size_t)(steps - 1) * 16 * 32, sizeof(uint32_t) * 32 * tail);
+        }
+        for (int g = 0; g < groups; g += 2) {
+            const int two = g + 1 < groups;
+            const int rows = mc - 16 * g < 32 ? mc - 16 * g : 32;
+            const uint32_t *a0 = g < full_groups ? a + (size_t)16 * g * kcp : aedge;
+            const uint32_t *a1 = !two ? NULL : g + 1 < full_groups ? a + (size_t)16 * (g + 1) * kcp : aedge;
+            const int full = cols == 32 && rows == (two ? 32 : 16);
+            float *ct = full ? c + (size_t)16 * g * ldc + jr : cedge;
+            const long ld = full ? ldc : 32;
+            if (!full) {
+                memset(cedge, 0, sizeof(float) * 32 * 32);
+                if (accumulate)
+                    for (int i = 0; i < rows; i++)
+                        memcpy(cedge + i * 32, c + (size_t)(16 * g + i) * ldc + jr, sizeof(float) * cols);
+            }
+            if (accumulate || !full) {
+                _tile_loadd(0, ct, ld * 4);
+                _tile_loadd(1, ct + 16, ld * 4);
+                if (two) {
+                    _tile_loadd(2, ct + 16 * ld, ld * 4);
+                    _tile_loadd(3, ct + 16 * ld + 16, ld * 4);
+                }
+            } else {
+                _tile_zero(0);
+                _tile_zero(1);
+                _tile_zero(2);
+                _tile_zero(3);
+            }
+            for (int s = 0; s < steps; s++) {
+                const uint32_t *bs = tail && s == steps - 1 ? btail : bp + (size_t)s * 16 * 32;
+                _tile_loadd(4, a0 + 16 * s, astride);
+                _tile_loadd(6, bs, 128);
+                _tile_loadd(7, bs + 16, 128);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+                if (two) {
+                    _tile_loadd(5, a1 + 16 * s, astride);
+                    _tile_dpbf16ps(2, 5, 6);
+                    _tile_dpbf16ps(3, 5, 7);
+                }
+            }
+            _tile_stored(0, ct, ld * 4);
+            _tile_stored(1, ct + 16, ld * 4);
+            if (two) {
+                _tile_stored(2, ct + 16 * ld, ld * 4);
+                _tile_stored(3, ct + 16 * ld + 16, ld * 4);
+            }
+            if (!full)
+                for (int i = 0; i < rows; i++)
+                    memcpy(c + (size_t)(16 * g + i) * ldc + jr, cedge + i * 32, sizeof(float) * cols);
+        }
+    }
+    _tile_release();
+}
+
+AK_AMX
+int ak_tdpbf16ps_hardware(const uint32_t *a, const uint32_t *b, float *c) {
+    if (ak_isa_detected() != AK_ISA_AMXBF16) return 0;
+    configure_tiles();
+    _tile_loadd(0, c, 64);
+    _tile_loadd(4, a, 64);
+    _tile_loadd(6, b, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_stored(0, c, 64);
+    _tile_release();
+    return 1;
+}
+#endif
