@@ -56,3 +56,44 @@ for check in avx512_gemm_check avx512bf16_gemm_check; do
   if objdump -d "$work/$check" | grep -q -E 'zmm|tmm|tdpbf16ps|ldtilecfg'; then echo "$check uses real AVX-512 or AMX instructions" >&2; exit 1; fi
   "$work/$check"
 done
+
+# The same emulated kernels under the Swift driver and the Swift tests (AtelierKernelsTests: every
+# family it can select, 1, 2 and 3 threads, the references written in Swift): a package of just
+# CBLAS, the emulated AtelierKernelsC, AtelierKernels and its tests, so the driver's blocking for
+# AVX-512 and AMX runs too. ATELIER_EMULATION_SWIFT=0 skips it.
+if [ "${ATELIER_EMULATION_SWIFT:-1}" != "0" ]; then
+  pkg="$work/package"
+  mkdir -p "$pkg/Sources/AtelierKernelsC/include" "$pkg/Tests"
+  cp -r Sources/CBLAS "$pkg/Sources/"
+  cp -r Sources/AtelierKernels "$pkg/Sources/"
+  cp -r Tests/AtelierKernelsTests "$pkg/Tests/"
+  for f in "$work"/*.c "$work"/*.h; do
+    case "$(basename "$f")" in
+      *_check.c|AtelierKernelsC.h) ;;
+      *) cp "$f" "$pkg/Sources/AtelierKernelsC/" ;;
+    esac
+  done
+  cp "$work/AtelierKernelsC.h" "$pkg/Sources/AtelierKernelsC/include/"
+  cat > "$pkg/Package.swift" <<'MANIFEST'
+// swift-tools-version:5.9
+import PackageDescription
+let package = Package(
+    name: "AtelierKernelEmulation",
+    targets: [
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas"),
+        .target(name: "AtelierKernelsC", cSettings: [.unsafeFlags(["-O2", "-ffp-contract=off", "-mavx2", "-mfma", "-w"])]),
+        .target(name: "AtelierKernels", dependencies: ["CBLAS", "AtelierKernelsC"], swiftSettings: [.unsafeFlags(["-O"])]),
+        .testTarget(name: "AtelierKernelsTests", dependencies: ["AtelierKernels"]),
+    ]
+)
+MANIFEST
+  (cd "$pkg" && swift build --build-tests -q 2>&1 | grep -v -E '^(\[|Building|Build complete)' || true)
+  # InterpolationTests reads fixtures of another test target; it has no kernel family in it.
+  (cd "$pkg" && swift test --skip-build --skip InterpolationTests 2>&1 | tee "$work/swift-test.log" | grep -E "error:" | head -20) || true
+  summary=$(grep -E "Executed [0-9]+ tests?," "$work/swift-test.log" | tail -1 || true)
+  echo "emulated Swift kernel tests (every family up to amxbf16):$summary"
+  case "$summary" in
+    *" 0 failures"*) ;;
+    *) echo "emulated Swift kernel tests failed (see above)" >&2; exit 1 ;;
+  esac
+fi
