@@ -21,10 +21,10 @@ static uint64_t xgetbv0(void) {
     return ((uint64_t)edx << 32) | eax;
 }
 
-/// AMX-BF16 usable: the CPU has AMX-TILE and AMX-BF16, the OS saves tile state (XCR0 bits 17,
-/// 18), and Linux granted this process the tile data state (ARCH_REQ_XCOMP_PERM, needed once
-/// before the first tile instruction since Linux 5.16; an older kernel refuses, and the bf16 GEMM
-/// stays on `vdpbf16ps`).
+/// AMX-BF16 usable (before the arithmetic check, ak_amx_matches_sdm): the CPU has AMX-TILE and
+/// AMX-BF16, the OS saves tile state (XCR0 bits 17, 18), and Linux granted this process the tile
+/// data state (ARCH_REQ_XCOMP_PERM, needed once before the first tile instruction since Linux
+/// 5.16; an older kernel refuses, and the bf16 GEMM stays on `vdpbf16ps`).
 static int amx_usable(uint64_t xcr0) {
     unsigned a, b, c, d;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
@@ -51,29 +51,12 @@ static int detect(void) {
     if (avx512f && (xcr0 & 0xe6) == 0xe6) {  // opmask, ZMM_Hi256, Hi16_ZMM
         unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
         if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && ((a1 >> 5) & 1))
-            return amx_usable(xcr0) ? AK_ISA_AMXBF16 : AK_ISA_AVX512BF16;
+            return amx_usable(xcr0) && ak_amx_matches_sdm() ? AK_ISA_AMXBF16 : AK_ISA_AVX512BF16;
         return AK_ISA_AVX512;
     }
     return AK_ISA_AVX2;
 }
 #else
-/// AMX-BF16 usable: the CPU has AMX-TILE and AMX-BF16, the OS saves tile state (XCR0 bits 17,
-/// 18), and Linux granted this process the tile data state (ARCH_REQ_XCOMP_PERM, needed once
-/// before the first tile instruction since Linux 5.16; an older kernel refuses, and the bf16 GEMM
-/// stays on `vdpbf16ps`).
-static int amx_usable(uint64_t xcr0) {
-    unsigned a, b, c, d;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    int amx_bf16 = (d >> 22) & 1, amx_tile = (d >> 24) & 1;
-    if (!amx_bf16 || !amx_tile || (xcr0 & 0x60000) != 0x60000) return 0;
-#if defined(__linux__) && defined(SYS_arch_prctl)
-    const long ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18;
-    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
-#else
-    return 0;
-#endif
-}
-
 static int detect(void) { return AK_ISA_SCALAR; }
 #endif
 

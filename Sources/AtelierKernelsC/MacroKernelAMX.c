@@ -7,7 +7,10 @@
 // odd then even. So a K-block on tiles is C + Σ_steps (even chain + odd chain): deterministic
 // (fixed steps from the start of each K-block, whatever the thread count) but not the other
 // families' bits. Workers report it as a class of their own; ATELIER_KERNEL_ISA=avx512bf16 keeps
-// an AMX machine in the vdpbf16ps class.
+// an AMX machine in the vdpbf16ps class. The class stands for the SDM's arithmetic, so the family
+// is only detected where the CPU's `tdpbf16ps` proves to compute it (ak_amx_matches_sdm, once at
+// start-up): a CPU that summed otherwise would stay on `vdpbf16ps` rather than break the promise
+// that one class means one image.
 //
 // Layouts (PackingBF16.c): A row-major, row i at i·kcp floats, pairs as uint32, zero up to a whole
 // step; B the native panels [kcp/2][32] of pairs, so a B tile is 16 pair-rows of one panel with a
@@ -15,6 +18,7 @@
 // beyond the K-block — comes from zero-padded copies instead, so nothing undefined (a NaN pattern
 // times zero) enters a sum.
 
+#include <math.h>
 #include <string.h>
 #include "AtelierKernelsC.h"
 #include "MicroKernels.h"
@@ -127,9 +131,8 @@ void ak_macro_kernel_amx(int mc, int nc, int kc, const float *apack, const float
     _tile_release();
 }
 
-AK_AMX
-int ak_tdpbf16ps_hardware(const uint32_t *a, const uint32_t *b, float *c) {
-    if (ak_isa_detected() != AK_ISA_AMXBF16) return 0;
+/// One `tdpbf16ps` on a 16×16 tile: c += a·b (a [16 rows][16 pairs], b [16 pairs][16 cols]).
+AK_AMX static void tdpbf16ps_tile(const uint32_t *a, const uint32_t *b, float *c) {
     configure_tiles();
     _tile_loadd(0, c, 64);
     _tile_loadd(4, a, 64);
@@ -137,6 +140,55 @@ int ak_tdpbf16ps_hardware(const uint32_t *a, const uint32_t *b, float *c) {
     _tile_dpbf16ps(0, 4, 6);
     _tile_stored(0, c, 64);
     _tile_release();
+}
+
+int ak_tdpbf16ps_hardware(const uint32_t *a, const uint32_t *b, float *c) {
+    if (ak_isa_detected() != AK_ISA_AMXBF16) return 0;
+    tdpbf16ps_tile(a, b, c);
+    return 1;
+}
+
+static float flush(float x) { return fpclassify(x) == FP_SUBNORMAL ? copysignf(0.0f, x) : x; }
+static float widen(uint32_t h) {
+    uint32_t u = (h & 0xffffu) << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return flush(f);
+}
+
+int ak_amx_matches_sdm(void) {
+    uint32_t a[256], b[256];
+    float c[256], want[256];
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    for (int trial = 0; trial < 8; trial++) {
+        // Random bf16 over 40 binades (so the order of the sums shows), 1 in 8 denormal, either sign.
+        for (int i = 0; i < 512; i++) {
+            uint32_t pair = 0;
+            for (int h = 0; h < 2; h++) {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                uint32_t exponent = x % 8 == 0 ? 0 : 107 + (uint32_t)((x >> 8) % 40);
+                pair |= (uint32_t)(((x >> 60) & 1) << 15 | exponent << 7 | ((x >> 20) & 0x7f)) << (16 * h);
+            }
+            if (i < 256) a[i] = pair; else b[i - 256] = pair;
+        }
+        for (int i = 0; i < 256; i++) {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            c[i] = ((float)(x >> 40) / (float)(1u << 24) - 0.5f) * (i % 7 == 0 ? 0x1p-120f : 1.0f);
+        }
+        // The SDM: per output, an even and an odd FMA chain from +0 (DAZ, FTZ, nearest even), their
+        // sum added to C.
+        for (int m = 0; m < 16; m++)
+            for (int n = 0; n < 16; n++) {
+                float even = 0.0f, odd = 0.0f;
+                for (int k = 0; k < 16; k++) {
+                    even = flush(fmaf(widen(a[m * 16 + k]), widen(b[k * 16 + n]), even));
+                    odd = flush(fmaf(widen(a[m * 16 + k] >> 16), widen(b[k * 16 + n] >> 16), odd));
+                }
+                want[m * 16 + n] = flush(flush(c[m * 16 + n]) + flush(even + odd));
+            }
+        tdpbf16ps_tile(a, b, c);
+        if (memcmp(c, want, sizeof c) != 0) return 0;
+    }
     return 1;
 }
 #endif

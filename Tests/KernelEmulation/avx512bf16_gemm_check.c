@@ -115,6 +115,8 @@ int main(void) {
         }
         free(a); free(b); free(bias); free(ref); free(ref_amx); free(c); free(a16); free(bt16); free(x);
     }
+    // The start-up check's own SDM reference against the emulated tiles: the two definitions agree.
+    if (!ak_amx_matches_sdm()) { printf("ak_amx_matches_sdm disagrees with the emulated tdpbf16ps\n"); bad++; }
     printf("bf16 gemm mismatches %ld of %ld (avx2, avx512, avx512bf16, amxbf16); the AMX chain differs from the vdpbf16ps one in %ld\n",
            bad, total, classes_differ);
     // The two references must really differ, else the amxbf16 check proves nothing about its order.

@@ -233,6 +233,11 @@ long ak_dpbf16_hardware(const uint32_t *a, const uint32_t *b, const float *acc, 
 /// (uint32 bf16 pairs, even k low). Returns 1, or 0 (nothing done) where the family is not amxbf16
 /// (the instruction check of the tests).
 int ak_tdpbf16ps_hardware(const uint32_t *a, const uint32_t *b, float *c);
+/// 1 when this thread's `tdpbf16ps` equals the Intel SDM's definition (an even and an odd chain
+/// per output, their sum added to C) on random tiles with denormals: the start-up check without
+/// which family amxbf16 is not detected. Only call where the CPU has AMX-BF16 and the OS granted
+/// the tile state.
+int ak_amx_matches_sdm(void);
 
 /// Blocking constants of the driver (K and M blocks), shared with the Swift driver.
 #ifndef AK_KC_VALUE
