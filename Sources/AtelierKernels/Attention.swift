@@ -14,9 +14,12 @@ public enum AttentionOp {
     /// - Parameters:
     ///   - q: [B, N, heads·d]; k, v: [B, M, heads·d] (v may have another width, heads·dv).
     ///   - causal: mask key j > query i (the CLIP text encoder).
+    ///   - precision: `.bf16` runs Q·Kᵀ and P·V as bf16 GEMMs (the layer's weights are bf16, so
+    ///     `vdpbf16ps` or AMX tiles do its attention too, as PyTorch's bf16 does); the softmax
+    ///     stays fp32. Always the own kernels, whatever the fp32 backend.
     /// - Returns: [B, N, heads·dv]
     public static func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, causal: Bool = false,
-                                 scale: Float? = nil) -> Tensor {
+                                 scale: Float? = nil, precision: OwnGEMM.Precision = .fp32) -> Tensor {
         let b = q.shape[0], n = q.shape[1], cq = q.shape[2]
         let m = k.shape[1], cv = v.shape[2]
         precondition(k.shape[2] == cq, "attention: q width \(cq) vs k width \(k.shape[2])")
@@ -24,7 +27,7 @@ public enum AttentionOp {
         let s = scale ?? 1 / Float(d).squareRoot()
         let out = Tensor(uninitialized: [b, n, cv])
         BLAS.flops &+= 2 * b * heads * n * m * (d + dv)
-        if BLAS.backend == .atelier {
+        if BLAS.backend == .atelier || precision == .bf16 {
             // One (batch, head) per task, its rows in `split` ranges when there are fewer heads
             // than threads (the VAE's single head). Each row's result is the same whatever the
             // split (the kernel's chains do not depend on which rows run together).
@@ -41,7 +44,7 @@ public enum AttentionOp {
                                                k.pointer + bi * m * cq + h * d, cq,
                                                v.pointer + bi * m * cv + h * dv, cv,
                                                out.pointer + bi * n * cv + h * dv, cv,
-                                               causal ? 1 : 0, Int32(r0), Int32(r1))
+                                               causal ? 1 : 0, Int32(r0), Int32(r1), precision == .bf16 ? 1 : 0)
                 if status != 0 { fatalError("attention: out of memory for packed keys and values") }
             }
             return out

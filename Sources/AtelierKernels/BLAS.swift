@@ -176,16 +176,17 @@ public enum BLAS {
     /// 3 when 3×3 convolutions run as Winograd F(4×4) where they can, 2 as F(2×2) only, 1 direct.
     static var ownGeneration: Int { !WinogradConvolution.enabled ? 1 : WinogradConvolution.largeTiles ? 3 : 2 }
 
-    /// The numerics class for a precision. bf16 products always run the own bf16 kernel
-    /// ("atelier-bf16dp3": `vdpbf16ps` arithmetic on every x86 CPU; "atelier-bf16amx3" on AMX
-    /// tiles, which sum in their own order); the fp32 products that stay (attention) follow the
-    /// backend, so OpenBLAS is named when it is in use.
+    /// The numerics class for a precision. bf16 products — the UNet's linear layers, convolutions
+    /// and attention — always run the own bf16 kernel ("atelier-bf16dpa3": `vdpbf16ps` arithmetic
+    /// on every x86 CPU; "atelier-bf16amxa3" on AMX tiles, which sum in their own order; the "a"
+    /// says attention is bf16 too, unlike "bf16dp3" releases); the fp32 products that stay (text
+    /// encoder, VAE) follow the backend, so OpenBLAS is named when it is in use.
     public static func numericsClass(_ precision: OwnGEMM.Precision) -> String {
         switch precision {
         case .fp32: return numericsClass
         // The VAE stays fp32, so its convolutions' form (Winograd or direct) is part of the class.
         case .bf16:
-            let products = OwnGEMM.isaName == "amxbf16" ? "bf16amx" : "bf16dp"
+            let products = OwnGEMM.isaName == "amxbf16" ? "bf16amxa" : "bf16dpa"
             return backend == .atelier ? "atelier-\(products)\(ownGeneration)" : "atelier-\(products)1+\(numericsClass)"
         }
     }

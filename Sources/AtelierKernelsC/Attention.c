@@ -2,6 +2,9 @@
 // ak_attention_rows in AtelierKernelsC.h). K-blocks, chains and epilogues are exactly those of
 // ak_sgemm_serial, so this is only a re-ordering of the same work: K and V are packed once, and
 // each block of AK_ATTENTION_ROWS query rows runs its three steps while its scores are in cache.
+// With `bf16`, both products are the bf16 GEMM's (PackingBF16.c, MacroKernelBF16.c: operands
+// rounded to bf16 as they are packed, fp32 sums, `vdpbf16ps` or AMX tiles where present); the
+// softmax stays fp32.
 
 #include "AtelierKernelsC.h"
 #include "MicroKernels.h"
@@ -9,7 +12,7 @@
 int ak_attention_rows(int m, int d, int dv, float scale,
                       const float *q, long ldq, const float *k, long ldk,
                       const float *v, long ldv, float *out, long ldo,
-                      int causal, int r0, int r1) {
+                      int causal, int r0, int r1, int bf16) {
     if (r1 <= r0 || dv <= 0) return 0;
     const int nr = ak_nr(), rb = AK_ATTENTION_ROWS;
     if (m <= 0) {  // no keys: P·V is an empty sum
@@ -19,20 +22,27 @@ int ak_attention_rows(int m, int d, int dv, float scale,
     }
     const int panelsK = (m + nr - 1) / nr, panelsV = (dv + nr - 1) / nr;
     const int kcMax = d > m ? (d < AK_KC ? d : AK_KC) : (m < AK_KC ? m : AK_KC);
-    float *packK = ak_thread_scratch(8, (size_t)panelsK * nr * (d > 0 ? d : 1));
-    float *packV = ak_thread_scratch(9, (size_t)panelsV * nr * m);
+    // bf16 panels hold whole k pairs: a K-block of odd depth (only the last; AK_KC is even) packs
+    // one more k, so every block still starts at panels·NR·pc.
+    const int extra = bf16 ? 1 : 0;
+    float *packK = ak_thread_scratch(8, (size_t)panelsK * nr * (d > 0 ? d + extra : 1));
+    float *packV = ak_thread_scratch(9, (size_t)panelsV * nr * (m + extra));
     float *scores = ak_thread_scratch(10, (size_t)rb * m);
-    float *apack = ak_thread_scratch(11, (size_t)rb * kcMax);
+    float *apack = ak_thread_scratch(11, (size_t)rb * (kcMax + extra));
     if (!packK || !packV || !scores || !apack) return -1;
     // Kᵀ as B [d × m] (K stored [m][ldk], read transposed), K-block after K-block over d.
     for (int pc = 0; pc < d; pc += AK_KC) {
         int kc = d - pc < AK_KC ? d - pc : AK_KC;
-        ak_pack_b(k, ldk, 1, pc, kc, 0, m, 0, panelsK, packK + (size_t)panelsK * nr * pc);
+        float *dst = packK + (size_t)panelsK * nr * pc;
+        if (bf16) ak_pack_b_bf16(k, ldk, 1, pc, kc, 0, m, 0, panelsK, dst);
+        else ak_pack_b(k, ldk, 1, pc, kc, 0, m, 0, panelsK, dst);
     }
     // V as B [m × dv], K-block after K-block over m.
     for (int pc = 0; pc < m; pc += AK_KC) {
         int kc = m - pc < AK_KC ? m - pc : AK_KC;
-        ak_pack_b(v, ldv, 0, pc, kc, 0, dv, 0, panelsV, packV + (size_t)panelsV * nr * pc);
+        float *dst = packV + (size_t)panelsV * nr * pc;
+        if (bf16) ak_pack_b_bf16(v, ldv, 0, pc, kc, 0, dv, 0, panelsV, dst);
+        else ak_pack_b(v, ldv, 0, pc, kc, 0, dv, 0, panelsV, dst);
     }
     for (int i0 = r0; i0 < r1; i0 += rb) {
         int rows = r1 - i0 < rb ? r1 - i0 : rb;
@@ -40,9 +50,14 @@ int ak_attention_rows(int m, int d, int dv, float scale,
             for (size_t i = 0; i < (size_t)rows * m; i++) scores[i] = 0.0f * scale;
         for (int pc = 0; pc < d; pc += AK_KC) {
             int kc = d - pc < AK_KC ? d - pc : AK_KC;
-            ak_pack_a(q, ldq, 0, i0, rows, pc, kc, apack);
-            ak_macro_kernel(rows, m, kc, apack, packK + (size_t)panelsK * nr * pc, scores, m,
-                            pc > 0, pc + kc >= d, scale, NULL, NULL);
+            const float *bp = packK + (size_t)panelsK * nr * pc;
+            if (bf16) {
+                ak_pack_a_bf16(q, ldq, 0, i0, rows, pc, kc, apack);
+                ak_macro_kernel_bf16(rows, m, kc, apack, bp, scores, m, pc > 0, pc + kc >= d, scale, NULL, NULL);
+            } else {
+                ak_pack_a(q, ldq, 0, i0, rows, pc, kc, apack);
+                ak_macro_kernel(rows, m, kc, apack, bp, scores, m, pc > 0, pc + kc >= d, scale, NULL, NULL);
+            }
         }
         for (int r = 0; r < rows; r++) {
             int valid = causal ? (i0 + r + 1 < m ? i0 + r + 1 : m) : m;
@@ -50,14 +65,20 @@ int ak_attention_rows(int m, int d, int dv, float scale,
         }
         for (int pc = 0; pc < m; pc += AK_KC) {
             int kc = m - pc < AK_KC ? m - pc : AK_KC;
-            ak_pack_a(scores, m, 0, 0, rows, pc, kc, apack);
-            ak_macro_kernel(rows, dv, kc, apack, packV + (size_t)panelsV * nr * pc, out + (size_t)i0 * ldo, ldo,
-                            pc > 0, pc + kc >= m, 1.0f, NULL, NULL);
+            const float *bp = packV + (size_t)panelsV * nr * pc;
+            float *o = out + (size_t)i0 * ldo;
+            if (bf16) {
+                ak_pack_a_bf16(scores, m, 0, 0, rows, pc, kc, apack);
+                ak_macro_kernel_bf16(rows, dv, kc, apack, bp, o, ldo, pc > 0, pc + kc >= m, 1.0f, NULL, NULL);
+            } else {
+                ak_pack_a(scores, m, 0, 0, rows, pc, kc, apack);
+                ak_macro_kernel(rows, dv, kc, apack, bp, o, ldo, pc > 0, pc + kc >= m, 1.0f, NULL, NULL);
+            }
         }
     }
     // Keep packed heads between calls only while they are small (a UNet head at 64² tokens packs
     // 2 MB); a VAE head at 16,384 tokens packs 64 MB per thread, which would stay resident.
-    if ((size_t)panelsK * nr * d + (size_t)panelsV * nr * m > ((size_t)4 << 20)) {
+    if ((size_t)panelsK * nr * (d + extra) + (size_t)panelsV * nr * (m + extra) > ((size_t)4 << 20)) {
         ak_thread_scratch_release(8);
         ak_thread_scratch_release(9);
     }

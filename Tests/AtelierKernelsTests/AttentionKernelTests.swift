@@ -54,4 +54,53 @@ final class AttentionKernelTests: XCTestCase {
             }
         }
     }
+
+    /// The three-call form on OwnGEMM's bf16 precision: Q·Kᵀ (scaled in the epilogue) and P·V as
+    /// bf16 GEMMs, the softmax in fp32 between them.
+    static func threeBF16Calls(q: Tensor, k: Tensor, v: Tensor, heads: Int, causal: Bool) -> Tensor {
+        let (b, n, cq, m, cv) = (q.shape[0], q.shape[1], q.shape[2], k.shape[1], v.shape[2])
+        let (d, dv) = (cq / heads, cv / heads)
+        let s = 1 / Float(d).squareRoot()
+        let out = Tensor(uninitialized: [b, n, cv])
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n * m))
+        defer { scores.deallocate() }
+        for bi in 0..<b {
+            for h in 0..<heads {
+                OwnGEMM.multiply(m: n, n: m, k: d, alpha: s, a: .matrix(q.pointer + bi * n * cq + h * d, ld: cq, transposed: false),
+                                 b: .matrix(k.pointer + bi * m * cq + h * d, ld: cq, transposed: true),
+                                 c: scores, ldc: m, precision: .bf16)
+                for r in 0..<n { ak_softmax_row(scores + r * m, Int32(m), Int32(causal ? min(m, r + 1) : m)) }
+                OwnGEMM.multiply(m: n, n: dv, k: m, a: .matrix(scores, ld: m, transposed: false),
+                                 b: .matrix(v.pointer + bi * m * cv + h * dv, ld: cv, transposed: false),
+                                 c: out.pointer + bi * n * cv + h * dv, ldc: cv, precision: .bf16)
+            }
+        }
+        return out
+    }
+
+    /// bf16 attention (a bf16 UNet's) is the three-call form on the bf16 GEMM, bit for bit, on every
+    /// instruction set and thread count; and it is not the fp32 attention (the precision is used).
+    func testBF16AttentionIsTheThreeCallFormOnTheBF16GEMMOnEveryISAAndThreadCount() {
+        var rng = SplitMix64(seed: 29)
+        // Keys across K-blocks and of odd count (pairs with a missing k), a head of 64 (SD2's: 32
+        // pairs, AMX tiles where present) and one of 8 (4 pairs: vdpbf16ps even there), causal.
+        let cases: [(Int, Int, Int, Int, Int, Int, Bool)] = [
+            (2, 100, 77, 2, 64, 64, false), (1, 130, 901, 1, 8, 24, false), (1, 61, 50, 1, 400, 40, false),
+            (2, 77, 77, 2, 12, 12, true),
+        ]
+        for (b, n, m, heads, d, dv, causal) in cases {
+            let q = rng.normal([b, n, heads * d]), k = rng.normal([b, m, heads * d]), v = rng.normal([b, m, heads * dv])
+            for isa in OwnGEMM.supportedISAs {
+                OwnGEMM.select(isa: isa)
+                Parallel.threads = 2
+                let expected = bits(Self.threeBF16Calls(q: q, k: k, v: v, heads: heads, causal: causal))
+                XCTAssertNotEqual(expected, bits(Self.threeCalls(q: q, k: k, v: v, heads: heads, causal: causal)), "bf16 is not fp32")
+                for threads in [1, 2, 3] {
+                    Parallel.threads = threads
+                    let y = AttentionOp.attention(q: q, k: k, v: v, heads: heads, causal: causal, precision: .bf16)
+                    XCTAssertEqual(bits(y), expected, "\(isa), \(threads) threads, b \(b) n \(n) m \(m) heads \(heads) d \(d)")
+                }
+            }
+        }
+    }
 }

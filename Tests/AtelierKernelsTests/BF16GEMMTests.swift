@@ -262,7 +262,7 @@ final class BF16GEMMTests: XCTestCase {
     func testAMXTilesAreANumericsClassOfTheirOwn() {
         for isa in OwnGEMM.supportedISAs {
             XCTAssertTrue(OwnGEMM.select(isa: isa))
-            let products = isa == "amxbf16" ? "atelier-bf16amx" : "atelier-bf16dp"
+            let products = isa == "amxbf16" ? "atelier-bf16amxa" : "atelier-bf16dpa"
             if BLAS.backend == .atelier { XCTAssertTrue(BLAS.numericsClass(.bf16).hasPrefix(products), "\(isa): \(BLAS.numericsClass(.bf16))") }
         }
         if !OwnGEMM.supportedISAs.contains("amxbf16") {

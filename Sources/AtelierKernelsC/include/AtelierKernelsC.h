@@ -115,11 +115,13 @@ void ak_sgemm_packed_a_serial(int m, int n, int k, const float *apacked,
 /// scale) and for P·V, with ak_softmax_row between, so the bits equal that three-call form; but
 /// K and V are packed once per call and the scores live only for AK_ATTENTION_ROWS query rows at a
 /// time (in cache), where the three-call form re-packed K and V for every block of rows and
-/// round-tripped 16 MB score blocks through memory. Returns 0, or -1 when out of memory.
+/// round-tripped 16 MB score blocks through memory. With `bf16` both products are the bf16 GEMM's
+/// (the same bits as the three-call form on OwnGEMM's bf16 precision); the softmax stays fp32.
+/// Returns 0, or -1 when out of memory.
 int ak_attention_rows(int m, int d, int dv, float scale,
                       const float *q, long ldq, const float *k, long ldk,
                       const float *v, long ldv, float *out, long ldo,
-                      int causal, int r0, int r1);
+                      int causal, int r0, int r1, int bf16);
 enum { AK_ATTENTION_ROWS = 48 };
 
 /// Winograd F(2×2, 3×3), stride 1 (Winograd.c). The transformed operands are 16 planes, one per

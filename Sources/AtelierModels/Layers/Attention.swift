@@ -20,7 +20,8 @@ public struct Attention {
     /// x: [B, N, queryDim]; context: [B, M, contextDim] or nil for self-attention.
     public func callAsFunction(_ x: Tensor, context: Tensor? = nil) -> Tensor {
         let kv = context ?? x
-        let a = AttentionOp.attention(q: toQ(x), k: toK(kv), v: toV(kv), heads: heads)
+        // bf16 projections (a bf16 UNet) mean bf16 attention products too.
+        let a = AttentionOp.attention(q: toQ(x), k: toK(kv), v: toV(kv), heads: heads, precision: toQ.weight.precision)
         return toOut(a)
     }
 }

@@ -6,7 +6,7 @@ public struct UNet2DConditionModel {
     public let config: UNet2DConditionConfig
     /// Parameters in the weight source this network was built from.
     public let parameterCount: Int
-    /// The precision of the linear and convolution weights (and of their products).
+    /// The precision of the linear and convolution weights (and of their products, attention's included).
     public let precision: OwnGEMM.Precision
     let convIn: Conv2d
     let timeEmbedding: TimestepEmbedding
