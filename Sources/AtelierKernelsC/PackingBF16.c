@@ -160,6 +160,39 @@ void ak_pack_a_bf16(const float *a, long lda, int trans, int i0, int mc, int k0,
     }
     const int mr = AK_MR, kcp = (kc + 1) & ~1, native = ak_bf16_native();
     int panels = (mc + mr - 1) / mr;
+#if defined(__x86_64__)
+    // Full panels of a row-major A on AVX2, in one pass per row instead of a packed fp32 panel
+    // converted lane by lane (6-lane panels have no vector path in convert_panel): each of the 6
+    // rows rounded to bf16 (16 at a time), then the 6-row transpose — of 32-bit pairs for the
+    // native layout, of the widened, pair-swapped rows for the emulated one. The same bits.
+    if (!trans && ak_isa_current() != AK_ISA_SCALAR && kc > 0) {
+        int full = mc / mr;
+        float *work = ak_thread_scratch(7, (size_t)mr * kcp * 2);
+        if (!work) return;
+        uint16_t *r16 = (uint16_t *)(void *)work;      // 6 rows of kcp bf16
+        float *wide = work + (size_t)mr * kcp;         // 6 rows of kcp fp32 (emulated layout)
+        for (int p = 0; p < full; p++) {
+            for (int r = 0; r < mr; r++) {
+                const float *src = a + (size_t)(i0 + p * mr + r) * lda + k0;
+                uint16_t *row = r16 + (size_t)r * kcp;
+                int done = round_row_avx2(src, kc, row);
+                for (; done < kc; done++) row[done] = ak_bf16_from_float(src[done]);
+                if (kcp > kc) row[kc] = 0;
+                if (!native) widen_swapped_row_avx2(row, kcp, wide + (size_t)r * kcp);
+            }
+            float *d = dst + (size_t)p * mr * kcp;
+            if (native) ak_pack_a_rows6_avx2((const float *)(const void *)r16, kcp / 2, kcp / 2, d);
+            else ak_pack_a_rows6_avx2(wide, kcp, kcp, d);
+        }
+        if (full == panels) return;
+        // The last, part-filled panel the general way.
+        float *tmp = ak_thread_scratch(6, (size_t)mr * kc);
+        if (!tmp) return;
+        ak_pack_a(a, lda, 0, i0 + full * mr, mc - full * mr, k0, kc, tmp);
+        convert_panel(tmp, kc, mr, dst + (size_t)full * mr * kcp, native);
+        return;
+    }
+#endif
     float *tmp = ak_thread_scratch(7, (size_t)panels * mr * (kc ? kc : 1));
     if (!tmp) return;
     ak_pack_a(a, lda, trans, i0, mc, k0, kc, tmp);
