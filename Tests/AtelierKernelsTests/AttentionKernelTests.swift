@@ -12,8 +12,9 @@ final class AttentionKernelTests: XCTestCase {
 
     func bits(_ t: Tensor) -> [UInt32] { Array(UnsafeBufferPointer(start: t.pointer, count: t.count)).map(\.bitPattern) }
 
-    /// The three-call form, one head at a time, with the own serial GEMM.
-    static func threeCalls(q: Tensor, k: Tensor, v: Tensor, heads: Int, causal: Bool) -> Tensor {
+    /// The three-call form, one head at a time: the own serial GEMM (fp32), or OwnGEMM's bf16
+    /// precision (Q·Kᵀ scaled in the epilogue, P·V), with the fp32 softmax rows between.
+    static func threeCalls(q: Tensor, k: Tensor, v: Tensor, heads: Int, causal: Bool, precision: OwnGEMM.Precision = .fp32) -> Tensor {
         let (b, n, cq, m, cv) = (q.shape[0], q.shape[1], q.shape[2], k.shape[1], v.shape[2])
         let (d, dv) = (cq / heads, cv / heads)
         let s = 1 / Float(d).squareRoot()
@@ -22,11 +23,21 @@ final class AttentionKernelTests: XCTestCase {
         defer { scores.deallocate() }
         for bi in 0..<b {
             for h in 0..<heads {
-                ak_sgemm_serial(Int32(n), Int32(m), Int32(d), s, q.pointer + bi * n * cq + h * d, cq, 0,
-                                k.pointer + bi * m * cq + h * d, cq, 1, scores, m, 0, nil, nil)
+                let (qh, kh) = (q.pointer + bi * n * cq + h * d, k.pointer + bi * m * cq + h * d)
+                let (vh, oh) = (v.pointer + bi * m * cv + h * dv, out.pointer + bi * n * cv + h * dv)
+                if precision == .bf16 {
+                    OwnGEMM.multiply(m: n, n: m, k: d, alpha: s, a: .matrix(qh, ld: cq, transposed: false),
+                                     b: .matrix(kh, ld: cq, transposed: true), c: scores, ldc: m, precision: .bf16)
+                } else {
+                    ak_sgemm_serial(Int32(n), Int32(m), Int32(d), s, qh, cq, 0, kh, cq, 1, scores, m, 0, nil, nil)
+                }
                 for r in 0..<n { ak_softmax_row(scores + r * m, Int32(m), Int32(causal ? min(m, r + 1) : m)) }
-                ak_sgemm_serial(Int32(n), Int32(dv), Int32(m), 1, scores, m, 0, v.pointer + bi * m * cv + h * dv, cv, 0,
-                                out.pointer + bi * n * cv + h * dv, cv, 0, nil, nil)
+                if precision == .bf16 {
+                    OwnGEMM.multiply(m: n, n: dv, k: m, a: .matrix(scores, ld: m, transposed: false),
+                                     b: .matrix(vh, ld: cv, transposed: false), c: oh, ldc: cv, precision: .bf16)
+                } else {
+                    ak_sgemm_serial(Int32(n), Int32(dv), Int32(m), 1, scores, m, 0, vh, cv, 0, oh, cv, 0, nil, nil)
+                }
             }
         }
         return out
@@ -55,29 +66,6 @@ final class AttentionKernelTests: XCTestCase {
         }
     }
 
-    /// The three-call form on OwnGEMM's bf16 precision: Q·Kᵀ (scaled in the epilogue) and P·V as
-    /// bf16 GEMMs, the softmax in fp32 between them.
-    static func threeBF16Calls(q: Tensor, k: Tensor, v: Tensor, heads: Int, causal: Bool) -> Tensor {
-        let (b, n, cq, m, cv) = (q.shape[0], q.shape[1], q.shape[2], k.shape[1], v.shape[2])
-        let (d, dv) = (cq / heads, cv / heads)
-        let s = 1 / Float(d).squareRoot()
-        let out = Tensor(uninitialized: [b, n, cv])
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n * m))
-        defer { scores.deallocate() }
-        for bi in 0..<b {
-            for h in 0..<heads {
-                OwnGEMM.multiply(m: n, n: m, k: d, alpha: s, a: .matrix(q.pointer + bi * n * cq + h * d, ld: cq, transposed: false),
-                                 b: .matrix(k.pointer + bi * m * cq + h * d, ld: cq, transposed: true),
-                                 c: scores, ldc: m, precision: .bf16)
-                for r in 0..<n { ak_softmax_row(scores + r * m, Int32(m), Int32(causal ? min(m, r + 1) : m)) }
-                OwnGEMM.multiply(m: n, n: dv, k: m, a: .matrix(scores, ld: m, transposed: false),
-                                 b: .matrix(v.pointer + bi * m * cv + h * dv, ld: cv, transposed: false),
-                                 c: out.pointer + bi * n * cv + h * dv, ldc: cv, precision: .bf16)
-            }
-        }
-        return out
-    }
-
     /// bf16 attention (a bf16 UNet's) is the three-call form on the bf16 GEMM, bit for bit, on every
     /// instruction set and thread count; and it is not the fp32 attention (the precision is used).
     func testBF16AttentionIsTheThreeCallFormOnTheBF16GEMMOnEveryISAAndThreadCount() {
@@ -93,7 +81,7 @@ final class AttentionKernelTests: XCTestCase {
             for isa in OwnGEMM.supportedISAs {
                 OwnGEMM.select(isa: isa)
                 Parallel.threads = 2
-                let expected = bits(Self.threeBF16Calls(q: q, k: k, v: v, heads: heads, causal: causal))
+                let expected = bits(Self.threeCalls(q: q, k: k, v: v, heads: heads, causal: causal, precision: .bf16))
                 XCTAssertNotEqual(expected, bits(Self.threeCalls(q: q, k: k, v: v, heads: heads, causal: causal)), "bf16 is not fp32")
                 for threads in [1, 2, 3] {
                     Parallel.threads = threads

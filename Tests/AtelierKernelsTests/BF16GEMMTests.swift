@@ -28,23 +28,7 @@ final class BF16GEMMTests: XCTestCase {
 
     /// C = A·B (A m×k row-major, B k×n row-major) + biasColumn, the vdpbf16ps chain.
     static func chain(m: Int, n: Int, k: Int, a: [Float], b: [Float], rowBias: [Float]?, colBias: [Float]?) -> [Float] {
-        let ar = a.map(roundBF16), br = b.map(roundBF16)
-        var out = [Float](repeating: 0, count: m * n)
-        for i in 0..<m {
-            for j in 0..<n {
-                var acc: Float = 0
-                var p = 0
-                while p < k {
-                    if p + 1 < k { acc = ftz(acc.addingProduct(ar[i * k + p + 1], br[(p + 1) * n + j])) }
-                    acc = ftz(acc.addingProduct(ar[i * k + p], br[p * n + j]))
-                    p += 2
-                }
-                if let rowBias { acc = ftz(acc + rowBias[i]) }
-                if let colBias { acc = ftz(acc + colBias[j]) }
-                out[i * n + j] = acc
-            }
-        }
-        return out
+        product(m: m, n: n, k: k, a: a, b: b, rowBias: rowBias, colBias: colBias, amx: false)
     }
 
     /// The same product as AMX tiles sum it (family "amxbf16", the Intel SDM's `tdpbf16ps`): each
@@ -52,15 +36,19 @@ final class BF16GEMMTests: XCTestCase {
     /// chain from zero (pairs past the block count as zero), their sum added to C; shorter K-blocks
     /// as the vdpbf16ps chain.
     static func chainAMX(m: Int, n: Int, k: Int, a: [Float], b: [Float], rowBias: [Float]?, colBias: [Float]?) -> [Float] {
+        product(m: m, n: n, k: k, a: a, b: b, rowBias: rowBias, colBias: colBias, amx: true)
+    }
+
+    static func product(m: Int, n: Int, k: Int, a: [Float], b: [Float], rowBias: [Float]?, colBias: [Float]?, amx: Bool) -> [Float] {
         let ar = a.map(roundBF16), br = b.map(roundBF16)
-        let kcMax = Int(AK_KC)
+        let kcMax = amx ? Int(AK_KC) : max(1, k)  // the vdpbf16ps chain does not depend on K-blocks
         var out = [Float](repeating: 0, count: m * n)
         for i in 0..<m {
             for j in 0..<n {
                 var acc: Float = 0
                 for k0 in stride(from: 0, to: k, by: kcMax) {
                     let kc = min(kcMax, k - k0), kp = (kc + 1) / 2
-                    if kp >= 16 {
+                    if amx && kp >= 16 {
                         for s in 0..<((kp + 15) / 16) {
                             var even: Float = 0, odd: Float = 0
                             for q in (16 * s)..<(16 * s + 16) {
@@ -72,13 +60,12 @@ final class BF16GEMMTests: XCTestCase {
                             }
                             acc = ftz(acc + ftz(even + odd))
                         }
-                    } else {
-                        var p = k0
-                        while p < k0 + kc {
-                            if p + 1 < k0 + kc { acc = ftz(acc.addingProduct(ar[i * k + p + 1], br[(p + 1) * n + j])) }
-                            acc = ftz(acc.addingProduct(ar[i * k + p], br[p * n + j]))
-                            p += 2
-                        }
+                        continue
+                    }
+                    // vdpbf16ps: one chain through C, each pair odd k first, then even k.
+                    for p in stride(from: k0, to: k0 + kc, by: 2) {
+                        if p + 1 < k0 + kc { acc = ftz(acc.addingProduct(ar[i * k + p + 1], br[(p + 1) * n + j])) }
+                        acc = ftz(acc.addingProduct(ar[i * k + p], br[p * n + j]))
                     }
                 }
                 if let rowBias { acc = ftz(acc + rowBias[i]) }
