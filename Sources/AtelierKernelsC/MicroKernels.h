@@ -6,6 +6,7 @@
 #define ATELIER_MICRO_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum { AK_MR = 6, AK_NR_MAX = 32 };
 
@@ -27,10 +28,33 @@ void ak_macro_kernel_amx(int mc, int nc, int kc, const float *apack, const float
 ak_micro_kernel ak_current_micro_kernel(void);
 
 #if defined(__x86_64__)
+#include <immintrin.h>
+#define AK_AVX2 __attribute__((target("avx2,fma")))
+
+/// ak_bf16_from_float on 8 lanes: fp32 bits → bf16 bits in the upper half (lower half zero);
+/// NaN stays a quiet NaN, zero and denormals become signed zero, the rest rounds to nearest even.
+AK_AVX2 static inline __m256i ak_round_hi8(__m256i u) {
+    const __m256i absmask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+    const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);
+    __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, absmask), inf);
+    __m256i den = _mm256_cmpeq_epi32(_mm256_and_si256(u, inf), _mm256_setzero_si256());
+    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_and_si256(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb)), hi);
+    __m256i qnan = _mm256_and_si256(_mm256_or_si256(u, _mm256_set1_epi32(0x00400000)), hi);
+    __m256i zero = _mm256_and_si256(u, _mm256_set1_epi32((int)0x80000000u));
+    r = _mm256_blendv_epi8(r, qnan, nan);
+    return _mm256_blendv_epi8(r, zero, den);
+}
+#endif
+
+#if defined(__x86_64__)
 /// Packs one full B panel from a stored [nr × kc] block (row stride ld) by 8×8 transposes.
 void ak_pack_b_transposed_avx2(const float *src, long ld, int kc, int nr, float *dst);
 /// Packs one full A panel from 6 stored rows (row stride ld), kc deep.
 void ak_pack_a_rows6_avx2(const float *src, long ld, int kc, float *dst);
+/// n fp32 → bf16 in order, ak_bf16_from_float's rounding, 16 at a time (AVX2); returns how many
+/// it did (a multiple of 16): the caller rounds the rest with ak_bf16_from_float.
+int ak_round_row_bf16_avx2(const float *src, int n, uint16_t *dst);
 #endif
 
 #endif

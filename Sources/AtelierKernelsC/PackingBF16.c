@@ -29,26 +29,12 @@ static inline uint32_t bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; 
 static inline float from_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 
 #if defined(__x86_64__)
-#define AK_AVX2 __attribute__((target("avx2,fma")))
-
-AK_AVX2 static inline __m256i round_hi8(__m256i u) {
-    const __m256i absmask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
-    const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);
-    __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, absmask), inf);
-    __m256i den = _mm256_cmpeq_epi32(_mm256_and_si256(u, inf), _mm256_setzero_si256());
-    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-    __m256i r = _mm256_and_si256(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb)), hi);
-    __m256i qnan = _mm256_and_si256(_mm256_or_si256(u, _mm256_set1_epi32(0x00400000)), hi);
-    __m256i zero = _mm256_and_si256(u, _mm256_set1_epi32((int)0x80000000u));
-    r = _mm256_blendv_epi8(r, qnan, nan);
-    return _mm256_blendv_epi8(r, zero, den);
-}
 
 /// One pair of rows (R a multiple of 8) in either layout.
 AK_AVX2 static void convert_pair_avx2(const float *even, const float *odd, int R, float *dst, int native) {
     for (int r = 0; r < R; r += 8) {
-        __m256i e = even ? round_hi8(_mm256_loadu_si256((const __m256i *)(even + r))) : _mm256_setzero_si256();
-        __m256i o = odd ? round_hi8(_mm256_loadu_si256((const __m256i *)(odd + r))) : _mm256_setzero_si256();
+        __m256i e = even ? ak_round_hi8(_mm256_loadu_si256((const __m256i *)(even + r))) : _mm256_setzero_si256();
+        __m256i o = odd ? ak_round_hi8(_mm256_loadu_si256((const __m256i *)(odd + r))) : _mm256_setzero_si256();
         if (native) {
             _mm256_storeu_si256((__m256i *)(dst + r), _mm256_or_si256(o, _mm256_srli_epi32(e, 16)));
         } else {
@@ -56,21 +42,6 @@ AK_AVX2 static void convert_pair_avx2(const float *even, const float *odd, int R
             _mm256_storeu_si256((__m256i *)(dst + R + r), e);
         }
     }
-}
-#endif
-
-#if defined(__x86_64__)
-/// n fp32 → bf16 in order (the rounding of ak_bf16_from_float), 16 at a time; returns how many.
-AK_AVX2 static int round_row_avx2(const float *src, int n, uint16_t *dst) {
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m256i lo = _mm256_srli_epi32(round_hi8(_mm256_loadu_si256((const __m256i *)(src + i))), 16);
-        __m256i hi = _mm256_srli_epi32(round_hi8(_mm256_loadu_si256((const __m256i *)(src + i + 8))), 16);
-        // packus works per 128-bit lane: lo0-3 hi0-3 | lo4-7 hi4-7; the permute restores k order.
-        __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xD8);
-        _mm256_storeu_si256((__m256i *)(dst + i), p);
-    }
-    return i;
 }
 #endif
 
@@ -89,7 +60,7 @@ static void pack_a_amx(const float *a32, const uint16_t *a16, long lda, int tran
         } else if (!trans) {
             const float *src = a32 + (size_t)(i0 + i) * lda + k0;
 #if defined(__x86_64__)
-            if (ak_isa_current() != AK_ISA_SCALAR) done = round_row_avx2(src, kc, row);
+            if (ak_isa_current() != AK_ISA_SCALAR) done = ak_round_row_bf16_avx2(src, kc, row);
 #endif
             for (; done < kc; done++) row[done] = ak_bf16_from_float(src[done]);
         } else {
@@ -175,7 +146,7 @@ void ak_pack_a_bf16(const float *a, long lda, int trans, int i0, int mc, int k0,
             for (int r = 0; r < mr; r++) {
                 const float *src = a + (size_t)(i0 + p * mr + r) * lda + k0;
                 uint16_t *row = r16 + (size_t)r * kcp;
-                int done = round_row_avx2(src, kc, row);
+                int done = ak_round_row_bf16_avx2(src, kc, row);
                 for (; done < kc; done++) row[done] = ak_bf16_from_float(src[done]);
                 if (kcp > kc) row[kc] = 0;
                 if (!native) widen_swapped_row_avx2(row, kcp, wide + (size_t)r * kcp);

@@ -114,6 +114,25 @@ final class BF16GEMMTests: XCTestCase {
         }
     }
 
+    /// Weights are rounded in bulk at load (16 at a time on AVX2): every bit pattern — NaNs,
+    /// infinities, denormals, ties — rounds as the scalar rule does, on every instruction set and
+    /// for lengths that end mid-vector.
+    func testBulkRoundingEqualsTheScalarRuleOnEveryInstructionSet() {
+        var rng = SplitMix64(seed: 71)
+        var src = (0..<10_007).map { _ in Float(bitPattern: UInt32(truncatingIfNeeded: rng.next())) }
+        src += [.nan, -.infinity, .infinity, 0, -0.0, .leastNonzeroMagnitude, -.leastNormalMagnitude / 2,
+                Float(bitPattern: 0x3f80_8000), Float(bitPattern: 0x3f81_8000), Float(bitPattern: 0x7f7f_ffff)]
+        let expected = src.map { ak_bf16_from_float($0) }
+        for isa in OwnGEMM.supportedISAs {
+            OwnGEMM.select(isa: isa)
+            for n in [src.count, 31, 16, 5] {
+                var dst = [UInt16](repeating: 0xdead, count: n)
+                ak_f32_to_bf16(src, &dst, n)
+                XCTAssertEqual(dst, Array(expected.prefix(n)), "\(isa), \(n) values")
+            }
+        }
+    }
+
     /// fp32 activations × bf16 weights stored transposed (a linear layer), against the chain, on
     /// every instruction set and for 1, 2 and 3 threads; odd k and k across K-blocks included.
     func testLinearProductIsTheVdpbf16psChainOnEveryInstructionSetAndThreadCount() {
