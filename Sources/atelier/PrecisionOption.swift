@@ -8,6 +8,7 @@ extension OwnGEMM.Precision: ExpressibleByArgument {
         UNet arithmetic: fp32 (default) or bf16 (weights held in bf16, half the memory; products \
         rounded to bf16 and summed in fp32 exactly as AVX512_BF16's vdpbf16ps does, emulated \
         bit-for-bit on CPUs without it; on AMX CPUs the tiles' own sums). bf16 images differ \
-        slightly from fp32 ones and form their own numerics class.
+        slightly from fp32 ones and form their own numerics class. Without AVX512_BF16 or AMX, \
+        bf16 saves memory but runs slower than fp32.
         """
 }
