@@ -6,6 +6,7 @@ import XCTest
 final class CoordinatorHTTPFlagTests: XCTestCase {
     func testMalformedHTTPAddressIsRefusedInOneLine() throws {
         let dir = try CLI.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
         for (bad, needle) in [("9733", "HOST:PORT"), ("127.0.0.1:99999", "0...65535")] {
             let r = try CLI.run(["coordinator", "--data", dir.appendingPathComponent("farm").path,
                                  "--listen", "tcp://127.0.0.1:9", "--http", bad], in: dir, timeout: 60)
