@@ -9,6 +9,25 @@
 #include "AtelierKernelsC.h"
 #include "MicroKernels.h"
 
+/// One K-block of B (all `panels` panels, nc columns) packed in the given precision.
+static void pack_b(int bf16, const float *b, long ldb, int trans, int pc, int kc, int nc, int panels, float *dst) {
+    if (bf16) ak_pack_b_bf16(b, ldb, trans, pc, kc, 0, nc, 0, panels, dst);
+    else ak_pack_b(b, ldb, trans, pc, kc, 0, nc, 0, panels, dst);
+}
+
+/// One K-block of C[rows × nc] (+)= A·B in the given precision: A's rows [i0, i0+rows) packed,
+/// then the macro-kernel, alpha applied once the chain is complete.
+static void block(int bf16, const float *a, long lda, int i0, int rows, int pc, int kc, float *apack,
+                  const float *bpack, int nc, float *c, long ldc, int accumulate, int final, float alpha) {
+    if (bf16) {
+        ak_pack_a_bf16(a, lda, 0, i0, rows, pc, kc, apack);
+        ak_macro_kernel_bf16(rows, nc, kc, apack, bpack, c, ldc, accumulate, final, alpha, NULL, NULL);
+    } else {
+        ak_pack_a(a, lda, 0, i0, rows, pc, kc, apack);
+        ak_macro_kernel(rows, nc, kc, apack, bpack, c, ldc, accumulate, final, alpha, NULL, NULL);
+    }
+}
+
 int ak_attention_rows(int m, int d, int dv, float scale,
                       const float *q, long ldq, const float *k, long ldk,
                       const float *v, long ldv, float *out, long ldo,
@@ -33,16 +52,12 @@ int ak_attention_rows(int m, int d, int dv, float scale,
     // Kᵀ as B [d × m] (K stored [m][ldk], read transposed), K-block after K-block over d.
     for (int pc = 0; pc < d; pc += AK_KC) {
         int kc = d - pc < AK_KC ? d - pc : AK_KC;
-        float *dst = packK + (size_t)panelsK * nr * pc;
-        if (bf16) ak_pack_b_bf16(k, ldk, 1, pc, kc, 0, m, 0, panelsK, dst);
-        else ak_pack_b(k, ldk, 1, pc, kc, 0, m, 0, panelsK, dst);
+        pack_b(bf16, k, ldk, 1, pc, kc, m, panelsK, packK + (size_t)panelsK * nr * pc);
     }
     // V as B [m × dv], K-block after K-block over m.
     for (int pc = 0; pc < m; pc += AK_KC) {
         int kc = m - pc < AK_KC ? m - pc : AK_KC;
-        float *dst = packV + (size_t)panelsV * nr * pc;
-        if (bf16) ak_pack_b_bf16(v, ldv, 0, pc, kc, 0, dv, 0, panelsV, dst);
-        else ak_pack_b(v, ldv, 0, pc, kc, 0, dv, 0, panelsV, dst);
+        pack_b(bf16, v, ldv, 0, pc, kc, dv, panelsV, packV + (size_t)panelsV * nr * pc);
     }
     for (int i0 = r0; i0 < r1; i0 += rb) {
         int rows = r1 - i0 < rb ? r1 - i0 : rb;
@@ -50,14 +65,8 @@ int ak_attention_rows(int m, int d, int dv, float scale,
             for (size_t i = 0; i < (size_t)rows * m; i++) scores[i] = 0.0f * scale;
         for (int pc = 0; pc < d; pc += AK_KC) {
             int kc = d - pc < AK_KC ? d - pc : AK_KC;
-            const float *bp = packK + (size_t)panelsK * nr * pc;
-            if (bf16) {
-                ak_pack_a_bf16(q, ldq, 0, i0, rows, pc, kc, apack);
-                ak_macro_kernel_bf16(rows, m, kc, apack, bp, scores, m, pc > 0, pc + kc >= d, scale, NULL, NULL);
-            } else {
-                ak_pack_a(q, ldq, 0, i0, rows, pc, kc, apack);
-                ak_macro_kernel(rows, m, kc, apack, bp, scores, m, pc > 0, pc + kc >= d, scale, NULL, NULL);
-            }
+            block(bf16, q, ldq, i0, rows, pc, kc, apack, packK + (size_t)panelsK * nr * pc, m, scores, m,
+                  pc > 0, pc + kc >= d, scale);
         }
         for (int r = 0; r < rows; r++) {
             int valid = causal ? (i0 + r + 1 < m ? i0 + r + 1 : m) : m;
@@ -65,15 +74,8 @@ int ak_attention_rows(int m, int d, int dv, float scale,
         }
         for (int pc = 0; pc < m; pc += AK_KC) {
             int kc = m - pc < AK_KC ? m - pc : AK_KC;
-            const float *bp = packV + (size_t)panelsV * nr * pc;
-            float *o = out + (size_t)i0 * ldo;
-            if (bf16) {
-                ak_pack_a_bf16(scores, m, 0, 0, rows, pc, kc, apack);
-                ak_macro_kernel_bf16(rows, dv, kc, apack, bp, o, ldo, pc > 0, pc + kc >= m, 1.0f, NULL, NULL);
-            } else {
-                ak_pack_a(scores, m, 0, 0, rows, pc, kc, apack);
-                ak_macro_kernel(rows, dv, kc, apack, bp, o, ldo, pc > 0, pc + kc >= m, 1.0f, NULL, NULL);
-            }
+            block(bf16, scores, m, 0, rows, pc, kc, apack, packV + (size_t)panelsV * nr * pc, dv,
+                  out + (size_t)i0 * ldo, ldo, pc > 0, pc + kc >= m, 1.0f);
         }
     }
     // Keep packed heads between calls only while they are small (a UNet head at 64² tokens packs

@@ -34,8 +34,8 @@ float ak_float_from_bf16(uint16_t h) {
 }
 
 #if defined(__x86_64__)
-AK_AVX2 int ak_round_row_bf16_avx2(const float *src, int n, uint16_t *dst) {
-    int i = 0;
+AK_AVX2 long ak_round_row_bf16_avx2(const float *src, long n, uint16_t *dst) {
+    long i = 0;
     for (; i + 16 <= n; i += 16) {
         __m256i lo = _mm256_srli_epi32(ak_round_hi8(_mm256_loadu_si256((const __m256i *)(src + i))), 16);
         __m256i hi = _mm256_srli_epi32(ak_round_hi8(_mm256_loadu_si256((const __m256i *)(src + i + 8))), 16);
@@ -50,13 +50,9 @@ AK_AVX2 int ak_round_row_bf16_avx2(const float *src, int n, uint16_t *dst) {
 void ak_f32_to_bf16(const float *src, uint16_t *dst, long n) {
     long i = 0;
 #if defined(__x86_64__)
-    // Weights are rounded once at load (865 M for an SD2 UNet): 16 at a time where AVX2 is there.
-    if (ak_isa_current() != AK_ISA_SCALAR)
-        while (i < n) {  // int-sized chunks; each stops short only at the very end
-            int chunk = n - i > (1 << 20) ? 1 << 20 : (int)(n - i), done = ak_round_row_bf16_avx2(src + i, chunk, dst + i);
-            i += done;
-            if (done < chunk) break;
-        }
+    // Weights at load (865 M for an SD2 UNet) and rows of A as they are packed: 16 at a time
+    // where AVX2 is there.
+    if (ak_isa_current() != AK_ISA_SCALAR) i = ak_round_row_bf16_avx2(src, n, dst);
 #endif
     for (; i < n; i++) dst[i] = ak_bf16_from_float(src[i]);
 }

@@ -149,12 +149,6 @@ int ak_tdpbf16ps_hardware(const uint32_t *a, const uint32_t *b, float *c) {
 }
 
 static float flush(float x) { return fpclassify(x) == FP_SUBNORMAL ? copysignf(0.0f, x) : x; }
-static float widen(uint32_t h) {
-    uint32_t u = (h & 0xffffu) << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return flush(f);
-}
 
 int ak_amx_matches_sdm(void) {
     uint32_t a[256], b[256];
@@ -181,8 +175,9 @@ int ak_amx_matches_sdm(void) {
             for (int n = 0; n < 16; n++) {
                 float even = 0.0f, odd = 0.0f;
                 for (int k = 0; k < 16; k++) {
-                    even = flush(fmaf(widen(a[m * 16 + k]), widen(b[k * 16 + n]), even));
-                    odd = flush(fmaf(widen(a[m * 16 + k] >> 16), widen(b[k * 16 + n] >> 16), odd));
+                    uint32_t x = a[m * 16 + k], y = b[k * 16 + n];
+                    even = flush(fmaf(ak_float_from_bf16((uint16_t)x), ak_float_from_bf16((uint16_t)y), even));
+                    odd = flush(fmaf(ak_float_from_bf16((uint16_t)(x >> 16)), ak_float_from_bf16((uint16_t)(y >> 16)), odd));
                 }
                 want[m * 16 + n] = flush(flush(c[m * 16 + n]) + flush(even + odd));
             }

@@ -53,8 +53,8 @@ void ak_pack_b_transposed_avx2(const float *src, long ld, int kc, int nr, float 
 /// Packs one full A panel from 6 stored rows (row stride ld), kc deep.
 void ak_pack_a_rows6_avx2(const float *src, long ld, int kc, float *dst);
 /// n fp32 → bf16 in order, ak_bf16_from_float's rounding, 16 at a time (AVX2); returns how many
-/// it did (a multiple of 16): the caller rounds the rest with ak_bf16_from_float.
-int ak_round_row_bf16_avx2(const float *src, int n, uint16_t *dst);
+/// it did (a multiple of 16). ak_f32_to_bf16 wraps it with the scalar rest.
+long ak_round_row_bf16_avx2(const float *src, long n, uint16_t *dst);
 #endif
 
 #endif

@@ -58,11 +58,8 @@ static void pack_a_amx(const float *a32, const uint16_t *a16, long lda, int tran
             memcpy(row, a16 + (size_t)(i0 + i) * lda + k0, sizeof(uint16_t) * kc);
             done = kc;
         } else if (!trans) {
-            const float *src = a32 + (size_t)(i0 + i) * lda + k0;
-#if defined(__x86_64__)
-            if (ak_isa_current() != AK_ISA_SCALAR) done = ak_round_row_bf16_avx2(src, kc, row);
-#endif
-            for (; done < kc; done++) row[done] = ak_bf16_from_float(src[done]);
+            ak_f32_to_bf16(a32 + (size_t)(i0 + i) * lda + k0, row, kc);
+            done = kc;
         } else {
             for (; done < kc; done++) row[done] = ak_bf16_from_float(a32[(size_t)(k0 + done) * lda + i0 + i]);
         }
@@ -146,8 +143,7 @@ void ak_pack_a_bf16(const float *a, long lda, int trans, int i0, int mc, int k0,
             for (int r = 0; r < mr; r++) {
                 const float *src = a + (size_t)(i0 + p * mr + r) * lda + k0;
                 uint16_t *row = r16 + (size_t)r * kcp;
-                int done = ak_round_row_bf16_avx2(src, kc, row);
-                for (; done < kc; done++) row[done] = ak_bf16_from_float(src[done]);
+                ak_f32_to_bf16(src, row, kc);
                 if (kcp > kc) row[kc] = 0;
                 if (!native) widen_swapped_row_avx2(row, kcp, wide + (size_t)r * kcp);
             }
