@@ -27,7 +27,8 @@ public final class BF16Tensor: @unchecked Sendable {
 }
 
 /// The weight matrix of a linear or convolution layer, resident in fp32 or in bf16. The kind
-/// decides the arithmetic: bf16 weights always run the bf16 GEMM (`OwnGEMM.Precision.bf16`).
+/// decides the arithmetic: bf16 weights run the bf16 GEMM (`OwnGEMM.Precision.bf16`), except 3×3
+/// convolutions in Winograd form, which widen them to fp32 (`WinogradConvolution.takesBF16Weights`).
 /// `fp32Packed` is fp32 arithmetic on weights packed once at load (convolutions: see
 /// `PackedWeightMatrix`); its results are bit-identical to `fp32`.
 public enum LayerWeight: @unchecked Sendable {

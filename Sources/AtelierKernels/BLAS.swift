@@ -177,16 +177,19 @@ public enum BLAS {
     static var ownGeneration: Int { !WinogradConvolution.enabled ? 1 : WinogradConvolution.largeTiles ? 3 : 2 }
 
     /// The numerics class for a precision. bf16 products — the UNet's linear layers, convolutions
-    /// and attention — always run the own bf16 kernel ("atelier-bf16dpa3": `vdpbf16ps` arithmetic
-    /// on every x86 CPU; "atelier-bf16amxa3" on AMX tiles, which sum in their own order; the "a"
-    /// says attention is bf16 too, unlike "bf16dp3" releases); the fp32 products that stay (text
-    /// encoder, VAE) follow the backend, so OpenBLAS is named when it is in use.
+    /// and attention — always run the own bf16 kernel ("atelier-bf16dpw3": `vdpbf16ps` arithmetic
+    /// on every x86 CPU, with the 3×3 convolutions that Winograd takes in fp32 from the bf16
+    /// weights; "atelier-bf16amxa3" on AMX tiles, which sum in their own order and keep every
+    /// convolution in bf16). Earlier releases' "bf16dp" had fp32 attention, "bf16dpa" direct bf16
+    /// convolutions. The fp32 products that stay (text encoder, VAE) follow the backend, so
+    /// OpenBLAS is named when it is in use.
     public static func numericsClass(_ precision: OwnGEMM.Precision) -> String {
         switch precision {
         case .fp32: return numericsClass
-        // The VAE stays fp32, so its convolutions' form (Winograd or direct) is part of the class.
+        // The convolutions' form (Winograd F(4×4), F(2×2) or direct) is part of the class: the
+        // VAE's, and on the own kernels the bf16 UNet's.
         case .bf16:
-            let products = OwnGEMM.isaName == "amxbf16" ? "bf16amxa" : "bf16dpa"
+            let products = OwnGEMM.isaName == "amxbf16" ? "bf16amxa" : WinogradConvolution.takesBF16Weights ? "bf16dpw" : "bf16dpa"
             return backend == .atelier ? "atelier-\(products)\(ownGeneration)" : "atelier-\(products)1+\(numericsClass)"
         }
     }

@@ -11,7 +11,9 @@ public enum Convolution {
     nonisolated(unsafe) public static var columnBudget = 8 << 20
 
     /// The same with weights in either precision: bf16 weights run the bf16 GEMM (own kernels,
-    /// whatever the backend: OpenBLAS has no bf16 path), the input rounded to bf16 as it is packed.
+    /// whatever the backend: OpenBLAS has no bf16 path), the input rounded to bf16 as it is packed;
+    /// 3×3 layers big enough for Winograd run it in fp32 from the bf16 weights instead, except on
+    /// AMX tiles (see `WinogradConvolution.takesBF16Weights`).
     public static func conv2d(_ input: Tensor, weight: LayerWeight, bias: Tensor?,
                               stride: Int = 1, padding: Padding2D = .none) -> Tensor {
         switch weight {
@@ -28,7 +30,15 @@ public enum Convolution {
                 return WinogradConvolution.conv2d(input, weights: .packed(w), cout: w.shape[0], bias: bias, padding: padding)
             }
             return conv2d(input, packed: w, bias: bias, stride: stride, padding: padding)
-        case .bf16(let w): return conv2d(input, bf16: w, bias: bias, stride: stride, padding: padding)
+        case .bf16(let w):
+            if WinogradConvolution.takesBF16Weights,
+               WinogradConvolution.applies(kh: w.shape[2], kw: w.shape[3], stride: stride, cin: w.shape[1], cout: w.shape[0],
+                                           images: input.shape[0], hout: outSize(input.shape[2], w.shape[2], stride, padding.top + padding.bottom),
+                                           wout: outSize(input.shape[3], w.shape[3], stride, padding.left + padding.right)) {
+                precondition(input.rank == 4 && input.shape[1] == w.shape[1], "conv2d: input \(input.shape) vs weight \(w.shape)")
+                return WinogradConvolution.conv2d(input, weights: .bf16(w.pointer), cout: w.shape[0], bias: bias, padding: padding)
+            }
+            return conv2d(input, bf16: w, bias: bias, stride: stride, padding: padding)
         }
     }
 

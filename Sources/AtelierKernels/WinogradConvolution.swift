@@ -43,10 +43,26 @@ public enum WinogradConvolution {
     /// bits do not depend on it).
     nonisolated(unsafe) public static var weightBudget = 4 << 20
 
-    /// The weights as the transform reads them: plain OIHW, or packed at load.
+    /// The weights as the transform reads them: plain OIHW, packed at load, or bf16 OIHW (a bf16
+    /// model's: widened exactly, so the layer runs this fp32 arithmetic on the bf16 values).
     public enum Weights {
         case plain(UnsafePointer<Float>)
         case packed(PackedWeightMatrix)
+        case bf16(UnsafePointer<UInt16>)
+    }
+
+    /// Whether a bf16 model's 3×3 convolutions take the Winograd forms (fp32, from the bf16
+    /// weights) rather than the direct bf16 GEMM: everywhere but on AMX tiles, and only on the own
+    /// kernels (the OpenBLAS backend keeps the older bf16 class).
+    ///
+    /// Why: a bf16 product costs half an fp32 one on `vdpbf16ps` and the same on CPUs that emulate
+    /// it, while F(4×4) needs a quarter of the multiplies: an fp32 Winograd layer is faster than a
+    /// direct bf16 one on both, and more exact (the activations are not rounded to bf16). Winograd
+    /// in bf16 itself is not an option: rounding the transformed operands to 8 bits makes F(4×4)'s
+    /// error about 14 × the direct bf16 one (2.4 × for F(2×2)). AMX tiles multiply bf16 many times
+    /// faster than fp32 FMAs, so there the direct bf16 form stays.
+    public static var takesBF16Weights: Bool {
+        BLAS.backend == .atelier && ak_isa_current() != Int32(AK_ISA_AMXBF16.rawValue)
     }
 
     /// The form a layer uses, or nil for the direct convolution.
@@ -101,10 +117,11 @@ public enum WinogradConvolution {
         let mr = Int(ak_mr()), panels = (cout + mr - 1) / mr
         let oChunks = min(panels, 4 * Parallel.threads)
         // Packed weights are packed on first use here, before the tasks start.
-        let (wp, packedIn): (UnsafePointer<Float>, Int32)
+        let (wp, layout): (UnsafeRawPointer, Int32)
         switch weights {
-        case .plain(let p): (wp, packedIn) = (p, 0)
-        case .packed(let p): (wp, packedIn) = (UnsafePointer(p.pointer), 1)
+        case .plain(let p): (wp, layout) = (UnsafeRawPointer(p), Int32(AK_WEIGHTS_PLAIN))
+        case .packed(let p): (wp, layout) = (UnsafeRawPointer(p.pointer), Int32(AK_WEIGHTS_PACKED))
+        case .bf16(let p): (wp, layout) = (UnsafeRawPointer(p), Int32(AK_WEIGHTS_BF16))
         }
         /// U = G g Gᵀ for every (o, c) of channels [c0, c1), written straight into packed A planes
         /// [cout × (c1 − c0)], so that no GEMM packs it again.
@@ -114,8 +131,8 @@ public enum WinogradConvolution {
                 let o0 = min(cout, i * panels / oChunks * mr), o1 = min(cout, (i + 1) * panels / oChunks * mr)
                 guard o0 < o1 else { return }
                 let status = form == .f4
-                    ? ak_winograd4_weights(wp, packedIn, Int32(cout), Int32(cin), Int32(c0), Int32(c1), Int32(o0), Int32(o1), u)
-                    : ak_winograd_weights(wp, packedIn, Int32(cout), Int32(cin), Int32(o0), Int32(o1), u, 1)
+                    ? ak_winograd4_weights(wp, layout, Int32(cout), Int32(cin), Int32(c0), Int32(c1), Int32(o0), Int32(o1), u)
+                    : ak_winograd_weights(wp, layout, Int32(cout), Int32(cin), Int32(o0), Int32(o1), u, 1)
                 if status != 0 { fatalError("conv2d: out of memory transforming the weights") }
             }
         }

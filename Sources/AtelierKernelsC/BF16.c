@@ -25,13 +25,7 @@ uint16_t ak_bf16_from_float(float f) {
     return (uint16_t)(u >> 16);
 }
 
-float ak_float_from_bf16(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    if ((u & 0x7f800000u) == 0) u &= 0x80000000u;  // a denormal bf16 reads as signed zero (DAZ)
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
+float ak_float_from_bf16(uint16_t h) { return ak_widen_bf16(h); }
 
 #if defined(__x86_64__)
 AK_AVX2 long ak_round_row_bf16_avx2(const float *src, long n, uint16_t *dst) {

@@ -10,6 +10,15 @@
 
 enum { AK_MR = 6, AK_NR_MAX = 32 };
 
+/// bf16 → fp32, exact; a denormal bf16 reads as signed zero (DAZ), as every bf16 read here does.
+static inline float ak_widen_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    if ((u & 0x7f800000u) == 0) u &= 0x80000000u;
+    float f;
+    __builtin_memcpy(&f, &u, 4);
+    return f;
+}
+
 typedef void (*ak_micro_kernel)(int kc, const float *a, const float *b, float *c, long ldc,
                                 int accumulate);
 

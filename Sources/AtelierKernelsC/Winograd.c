@@ -30,16 +30,21 @@ static inline size_t u_index(int packed_out, size_t padded, int cout, int cin, i
     return (size_t)xi * padded * cin + padded * (size_t)k0 + (size_t)(o / AK_MR) * AK_MR * kc + (size_t)(c - k0) * AK_MR + o % AK_MR;
 }
 
-int ak_winograd_weights(const float *w, int packed_in, int cout, int cin, int o0, int o1, float *u, int packed_out) {
+int ak_winograd_weights(const void *weights, int layout, int cout, int cin, int o0, int o1, float *u, int packed_out) {
     const size_t padded = (size_t)((cout + AK_MR - 1) / AK_MR) * AK_MR;
     const int depth = cin * 9;
-    // Packed weights: row o is first gathered into a plain row (one pass per K-block, no index
-    // arithmetic per element), then transformed like plain weights.
-    float *row = packed_in ? malloc(sizeof(float) * (size_t)depth) : NULL;
-    if (packed_in && !row) return -1;
+    const float *w = weights;
+    const uint16_t *w16 = weights;
+    // Packed or bf16 weights: row o is first gathered (widened) into a plain fp32 row (one pass,
+    // no index arithmetic per element), then transformed like plain weights.
+    float *row = layout != AK_WEIGHTS_PLAIN ? malloc(sizeof(float) * (size_t)depth) : NULL;
+    if (layout != AK_WEIGHTS_PLAIN && !row) return -1;
     for (int o = o0; o < o1; o++) {
         const float *plain = w + (size_t)o * depth;
-        if (packed_in) {
+        if (layout == AK_WEIGHTS_BF16) {
+            for (int kk = 0; kk < depth; kk++) row[kk] = ak_widen_bf16(w16[(size_t)o * depth + kk]);
+            plain = row;
+        } else if (layout == AK_WEIGHTS_PACKED) {
             for (int k0 = 0; k0 < depth; k0 += AK_KC) {
                 int kc = depth - k0 < AK_KC ? depth - k0 : AK_KC;
                 const float *p = w + padded * (size_t)k0 + (size_t)(o / AK_MR) * AK_MR * kc + o % AK_MR;

@@ -64,8 +64,10 @@ static inline __attribute__((always_inline)) void a_column(const v8 *m, v8 *o) {
     o[3] = (d12 + d34 * AK_SPLAT(8.0f)) + m[5];
 }
 
-static inline __attribute__((always_inline)) int weights_impl(const float *w, int packed_in, int cout, int cin, int c0, int c1,
+static inline __attribute__((always_inline)) int weights_impl(const void *weights, int layout, int cout, int cin, int c0, int c1,
                          int o0, int o1, float *u) {
+    const float *w = weights;
+    const uint16_t *w16 = weights;
     const size_t padded = (size_t)((cout + AK_MR - 1) / AK_MR) * AK_MR;
     const int depth = cin * 9, width = c1 - c0;
     const size_t plane = ak_packed_a_floats(cout, width);
@@ -80,7 +82,9 @@ static inline __attribute__((always_inline)) int weights_impl(const float *w, in
             for (int j = 0; j < 9; j++) {
                 float lanes[8] = {0};
                 int kk = (c0 + c) * 9 + j;
-                if (packed_in) {
+                if (layout == AK_WEIGHTS_BF16) {
+                    for (int l = 0; l < valid; l++) lanes[l] = ak_widen_bf16(w16[(size_t)(p0 + l) * depth + kk]);
+                } else if (layout == AK_WEIGHTS_PACKED) {
                     int k0 = kk / AK_KC * AK_KC;
                     int kc = depth - k0 < AK_KC ? depth - k0 : AK_KC;
                     const float *src = w + padded * (size_t)k0 + (size_t)p0 * kc + (size_t)(kk - k0) * AK_MR;
@@ -205,15 +209,15 @@ static inline __attribute__((always_inline)) void output_impl(const float *m, lo
 #define AK_W4_WIDE 0
 #endif
 
-static AK_W4_AVX2 int weights_avx2(const float *w, int packed_in, int cout, int cin, int c0, int c1, int o0, int o1, float *u) {
-    return weights_impl(w, packed_in, cout, cin, c0, c1, o0, o1, u);
+static AK_W4_AVX2 int weights_avx2(const void *w, int layout, int cout, int cin, int c0, int c1, int o0, int o1, float *u) {
+    return weights_impl(w, layout, cout, cin, c0, c1, o0, o1, u);
 }
-static int weights_base(const float *w, int packed_in, int cout, int cin, int c0, int c1, int o0, int o1, float *u) {
-    return weights_impl(w, packed_in, cout, cin, c0, c1, o0, o1, u);
+static int weights_base(const void *w, int layout, int cout, int cin, int c0, int c1, int o0, int o1, float *u) {
+    return weights_impl(w, layout, cout, cin, c0, c1, o0, o1, u);
 }
-int ak_winograd4_weights(const float *w, int packed_in, int cout, int cin, int c0, int c1, int o0, int o1, float *u) {
-    return AK_W4_WIDE ? weights_avx2(w, packed_in, cout, cin, c0, c1, o0, o1, u)
-                      : weights_base(w, packed_in, cout, cin, c0, c1, o0, o1, u);
+int ak_winograd4_weights(const void *w, int layout, int cout, int cin, int c0, int c1, int o0, int o1, float *u) {
+    return AK_W4_WIDE ? weights_avx2(w, layout, cout, cin, c0, c1, o0, o1, u)
+                      : weights_base(w, layout, cout, cin, c0, c1, o0, o1, u);
 }
 
 static AK_W4_AVX2 int input_avx2(const float *x, int cin, int h, int w, int pad_top, int pad_left, int ty0, int ty1,

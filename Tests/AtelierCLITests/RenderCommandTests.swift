@@ -160,6 +160,26 @@ final class RenderCommandTests: XCTestCase {
         XCTAssertNotEqual(try PNGCodec.read(path: fp32).rgb(), images[0].1, "bf16 must not silently render in fp32")
     }
 
+    /// The same at 192 px (a 24² latent, 1152 pixels a CFG batch), where the 3×3 layers take the
+    /// fp32 Winograd form on the bf16 weights: the same pixels for every vector family and thread
+    /// count. (The scalar family takes minutes here in a debug build; WinogradConvolutionTests
+    /// checks it against the others layer by layer.)
+    func testBF16WinogradRenderGivesSamePixelsOnEveryVectorInstructionSetAndThreadCount() throws {
+        var images: [(String, RGBImage)] = []
+        for isa in OwnGEMM.supportedISAs where isa != "scalar" && isa != "amxbf16" {
+            for threads in ["1", "3"] {
+                let path = dir.appendingPathComponent("bf16w-\(isa)-\(threads).png").path
+                let r = try CLI.run(["render", "--model", base, "--prompt", "a harbour", "--seed", "509", "--steps", "2",
+                                     "--width", "192", "--height", "192", "--precision", "bf16", "--output", path, "--quiet"],
+                                    environment: ["ATELIER_KERNEL_ISA": isa, "ATELIER_THREADS": threads], timeout: 300)
+                XCTAssertEqual(r.status, 0, r.stderr)
+                images.append(("\(isa)/\(threads) threads", try PNGCodec.read(path: path).rgb()))
+            }
+        }
+        XCTAssertGreaterThanOrEqual(images.count, 2)
+        for (what, image) in images.dropFirst() { XCTAssertEqual(image, images[0].1, "\(what) vs \(images[0].0)") }
+    }
+
     func testUnknownPrecisionIsRefusedNamingTheChoices() throws {
         let r = try CLI.run(["render", "--prompt", "x", "--precision", "fp16", "--output", dir.appendingPathComponent("x.png").path])
         XCTAssertNotEqual(r.status, 0)

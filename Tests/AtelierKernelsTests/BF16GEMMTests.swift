@@ -264,11 +264,11 @@ final class BF16GEMMTests: XCTestCase {
     }
 
     /// The AMX family is a bf16 numerics class of its own and is named so; every other family is
-    /// the vdpbf16ps class. A CPU without AMX refuses the family rather than faking it.
+    /// the vdpbf16ps class (with fp32 Winograd convolutions). A CPU without AMX refuses the family rather than faking it.
     func testAMXTilesAreANumericsClassOfTheirOwn() {
         for isa in OwnGEMM.supportedISAs {
             XCTAssertTrue(OwnGEMM.select(isa: isa))
-            let products = isa == "amxbf16" ? "atelier-bf16amxa" : "atelier-bf16dpa"
+            let products = isa == "amxbf16" ? "atelier-bf16amxa" : "atelier-bf16dpw"
             if BLAS.backend == .atelier { XCTAssertTrue(BLAS.numericsClass(.bf16).hasPrefix(products), "\(isa): \(BLAS.numericsClass(.bf16))") }
         }
         if !OwnGEMM.supportedISAs.contains("amxbf16") {

@@ -124,6 +124,56 @@ final class WinogradConvolutionTests: XCTestCase {
         }
     }
 
+    /// A bf16 model's 3×3 layers run Winograd in fp32 on the bf16 weights' exact values: the same
+    /// bits as fp32 weights holding those values, on every family but AMX (which keeps the direct
+    /// bf16 form), thread count, band split and weight K-blocking.
+    func testBF16WeightsRunTheFP32WinogradOnTheirExactValuesOnEveryISAAndThreadCount() {
+        for form in [WinogradConvolution.Form.f2, .f4] {
+            var rng = SplitMix64(seed: 37)
+            use(form)
+            for c in Self.cases {
+                let (x, wt, bias) = Self.operands(c, &rng)
+                let wb = BF16Tensor(rounding: wt)
+                let expected = bits(Convolution.conv2d(x, weight: wb.widened(), bias: bias, stride: 1, padding: c.pad))
+                for isa in OwnGEMM.supportedISAs where isa != "amxbf16" {
+                    OwnGEMM.select(isa: isa)
+                    XCTAssertTrue(WinogradConvolution.takesBF16Weights || BLAS.backend != .atelier, isa)
+                    for threads in [1, 2, 3] {
+                        Parallel.threads = threads
+                        for (budget, weights) in [(8 << 20, 8 << 20), (form.planes * max(c.cin, c.cout) * 2, 1)] {
+                            WinogradConvolution.budget = budget
+                            WinogradConvolution.weightBudget = weights
+                            let y = Convolution.conv2d(x, weight: .bf16(wb), bias: bias, stride: 1, padding: c.pad)
+                            XCTAssertEqual(bits(y), expected, "\(form), \(isa), \(threads) threads, budget \(budget)/\(weights), \(c)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Why bf16 models take this path: against a double-precision sum of the bf16 weights' own
+    /// values, fp32 F(4×4) is far closer than the direct bf16 form, which rounds every activation
+    /// to 8 bits (and no slower: a quarter of the multiplies at the fp32 rate).
+    func testBF16WinogradIsMoreExactThanTheDirectBF16Convolution() {
+        var rng = SplitMix64(seed: 39)
+        let x = rng.normal([1, 64, 20, 20]), wb = BF16Tensor(rounding: rng.normal([32, 64, 3, 3])), bias = rng.normal([32])
+        let ref = reference(x, wb.widened(), bias, .symmetric(1))
+        use(.f4)
+        let winograd = Convolution.conv2d(x, weight: .bf16(wb), bias: bias, stride: 1, padding: .symmetric(1))
+        WinogradConvolution.enabled = false
+        let direct = Convolution.conv2d(x, weight: .bf16(wb), bias: bias, stride: 1, padding: .symmetric(1))
+        var worst = 0.0, worstDirect = 0.0
+        for i in 0..<ref.value.count {
+            let scale = max(ref.magnitude[i], 1e-3)
+            worst = max(worst, abs(Double(winograd[flat: i]) - ref.value[i]) / scale)
+            worstDirect = max(worstDirect, abs(Double(direct[flat: i]) - ref.value[i]) / scale)
+        }
+        if OwnGEMM.isaName == "amxbf16" { return }  // both direct bf16 there
+        XCTAssertLessThan(worst, 2e-5)
+        XCTAssertGreaterThan(worstDirect, 10 * worst, "direct bf16 \(worstDirect), Winograd \(worst)")
+    }
+
     func testSmallImagesAndOtherKernelsKeepTheDirectForm() {
         XCTAssertFalse(WinogradConvolution.applies(kh: 3, kw: 3, stride: 1, cin: 320, cout: 320, images: 2, hout: 8, wout: 8))
         XCTAssertTrue(WinogradConvolution.applies(kh: 3, kw: 3, stride: 1, cin: 320, cout: 320, images: 2, hout: 64, wout: 64))

@@ -124,9 +124,14 @@ int ak_attention_rows(int m, int d, int dv, float scale,
                       int causal, int r0, int r1, int bf16);
 enum { AK_ATTENTION_ROWS = 48 };
 
+/// How the Winograd weight transforms read their weights: plain fp32 [cout][cin][3][3], fp32 as
+/// ak_pack_a_whole left them, or bf16 [cout][cin][3][3] (uint16_t; widened exactly, denormals read
+/// as zero like every bf16 read: a bf16 model's 3×3 convolutions run this fp32 arithmetic).
+enum { AK_WEIGHTS_PLAIN = 0, AK_WEIGHTS_PACKED = 1, AK_WEIGHTS_BF16 = 2 };
+
 /// Winograd F(2×2, 3×3), stride 1 (Winograd.c). The transformed operands are 16 planes, one per
 /// position ξ of the 4×4 tile, `plane` floats apart:
-/// - weights w [cout][cin][3][3] (or, when `packed_in`, as ak_pack_a_whole left them) →
+/// - weights w [cout][cin][3][3] in the given `layout` (AK_WEIGHTS_…) →
 ///   u [16][cout][cin], or with `packed_out` 16 planes each packed as ak_pack_a_whole packs a
 ///   [cout × cin] matrix (plane = ak_packed_a_floats(cout, cin)), output channels [o0, o1);
 ///   -1 when out of memory;
@@ -134,7 +139,7 @@ enum { AK_ATTENTION_ROWS = 48 };
 ///   [c0, c1), tile rows [ty0, ty1) (tw tiles each) at columns tile0…; -1 when out of memory;
 /// - m [16][cout][ldm] → y [cout][hout][wout] (+ bias[o] when bias is not NULL), channels
 ///   [o0, o1), tile rows [ty0, ty1) from column tile0.
-int ak_winograd_weights(const float *w, int packed_in, int cout, int cin, int o0, int o1, float *u, int packed_out);
+int ak_winograd_weights(const void *w, int layout, int cout, int cin, int o0, int o1, float *u, int packed_out);
 int ak_winograd_input(const float *x, int cin, int h, int w, int pad_top, int pad_left,
                       int ty0, int ty1, int tw, int c0, int c1, float *v, long ldv, long tile0, size_t plane);
 void ak_winograd_output(const float *m, long ldm, long tile0, size_t plane, int ty0, int ty1, int tw,
@@ -144,7 +149,7 @@ void ak_winograd_output(const float *m, long ldm, long tile0, size_t plane, int 
 /// outputs each). The weights are transformed for input channels [c0, c1) only, into 36 planes each
 /// packed as ak_pack_a_whole packs a [cout × (c1 − c0)] matrix (plane = ak_packed_a_floats(cout,
 /// c1 − c0)), so that a big layer's transformed weights can be made a K-block at a time.
-int ak_winograd4_weights(const float *w, int packed_in, int cout, int cin, int c0, int c1,
+int ak_winograd4_weights(const void *w, int layout, int cout, int cin, int c0, int c1,
                          int o0, int o1, float *u);
 int ak_winograd4_input(const float *x, int cin, int h, int w, int pad_top, int pad_left,
                        int ty0, int ty1, int tw, int c0, int c1, float *v, long ldv, long tile0, size_t plane);
