@@ -135,49 +135,45 @@ final class RenderCommandTests: XCTestCase {
         for (isa, image) in images.dropFirst() { XCTAssertEqual(image, images[0].1, "\(isa) vs \(images[0].0)") }
     }
 
+    /// bf16 renders of one prompt and seed at side × side px, for each family in `families` and 1
+    /// and 3 threads, asserted equal within each numerics class (AMX tiles are a class of their
+    /// own); returns the first image of the vdpbf16ps class.
+    func assertBF16RendersAgree(side: Int, seed: Int, families: [String]) throws -> RGBImage? {
+        var classes: [Bool: [(String, RGBImage)]] = [:]
+        for isa in families {
+            for threads in ["1", "3"] {
+                let path = dir.appendingPathComponent("bf16-\(side)-\(isa)-\(threads).png").path
+                let r = try CLI.run(["render", "--model", base, "--prompt", "a harbour", "--seed", "\(seed)", "--steps", "2",
+                                     "--width", "\(side)", "--height", "\(side)", "--precision", "bf16", "--output", path, "--quiet"],
+                                    environment: ["ATELIER_KERNEL_ISA": isa, "ATELIER_THREADS": threads], timeout: 300)
+                XCTAssertEqual(r.status, 0, r.stderr)
+                classes[isa == "amxbf16", default: []].append(("\(isa)/\(threads) threads", try PNGCodec.read(path: path).rgb()))
+            }
+        }
+        for images in classes.values {
+            for (what, image) in images.dropFirst() { XCTAssertEqual(image, images[0].1, "\(side) px: \(what) vs \(images[0].0)") }
+        }
+        return classes[false]?.first?.1
+    }
+
     /// `--precision bf16`: one numerics class, so the same pixels for every instruction set and
     /// thread count — and not the fp32 pixels (the option is not ignored). AMX tiles are a class of
     /// their own: the same pixels for every thread count, compared among themselves.
     func testBF16RenderGivesSamePixelsOnEveryInstructionSetAndThreadCount() throws {
-        var images: [(String, RGBImage)] = [], amx: [(String, RGBImage)] = []
-        for isa in OwnGEMM.supportedISAs {
-            for threads in ["1", "3"] {
-                let path = dir.appendingPathComponent("bf16-\(isa)-\(threads).png").path
-                let r = try CLI.run(["render", "--model", base, "--prompt", "a harbour", "--seed", "503", "--steps", "2",
-                                     "--width", "64", "--height", "64", "--precision", "bf16", "--output", path, "--quiet"],
-                                    environment: ["ATELIER_KERNEL_ISA": isa, "ATELIER_THREADS": threads], timeout: 300)
-                XCTAssertEqual(r.status, 0, r.stderr)
-                let image = ("\(isa)/\(threads) threads", try PNGCodec.read(path: path).rgb())
-                if isa == "amxbf16" { amx.append(image) } else { images.append(image) }
-            }
-        }
-        for (what, image) in images.dropFirst() { XCTAssertEqual(image, images[0].1, "\(what) vs \(images[0].0)") }
-        for (what, image) in amx.dropFirst() { XCTAssertEqual(image, amx[0].1, "\(what) vs \(amx[0].0)") }
+        let bf16 = try XCTUnwrap(try assertBF16RendersAgree(side: 64, seed: 503, families: OwnGEMM.supportedISAs))
         let fp32 = dir.appendingPathComponent("fp32.png").path
         let r = try CLI.run(["render", "--model", base, "--prompt", "a harbour", "--seed", "503", "--steps", "2",
                              "--width", "64", "--height", "64", "--output", fp32, "--quiet"], timeout: 300)
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertNotEqual(try PNGCodec.read(path: fp32).rgb(), images[0].1, "bf16 must not silently render in fp32")
+        XCTAssertNotEqual(try PNGCodec.read(path: fp32).rgb(), bf16, "bf16 must not silently render in fp32")
     }
 
     /// The same at 192 px (a 24² latent, 1152 pixels a CFG batch), where the 3×3 layers take the
-    /// fp32 Winograd form on the bf16 weights: the same pixels for every vector family and thread
-    /// count. (The scalar family takes minutes here in a debug build; WinogradConvolutionTests
-    /// checks it against the others layer by layer.)
+    /// fp32 Winograd form on the bf16 weights (but on AMX tiles). The scalar family is left out: it
+    /// takes minutes here in a debug build, and WinogradConvolutionTests checks it layer by layer.
     func testBF16WinogradRenderGivesSamePixelsOnEveryVectorInstructionSetAndThreadCount() throws {
-        var images: [(String, RGBImage)] = []
-        for isa in OwnGEMM.supportedISAs where isa != "scalar" && isa != "amxbf16" {
-            for threads in ["1", "3"] {
-                let path = dir.appendingPathComponent("bf16w-\(isa)-\(threads).png").path
-                let r = try CLI.run(["render", "--model", base, "--prompt", "a harbour", "--seed", "509", "--steps", "2",
-                                     "--width", "192", "--height", "192", "--precision", "bf16", "--output", path, "--quiet"],
-                                    environment: ["ATELIER_KERNEL_ISA": isa, "ATELIER_THREADS": threads], timeout: 300)
-                XCTAssertEqual(r.status, 0, r.stderr)
-                images.append(("\(isa)/\(threads) threads", try PNGCodec.read(path: path).rgb()))
-            }
-        }
-        XCTAssertGreaterThanOrEqual(images.count, 2)
-        for (what, image) in images.dropFirst() { XCTAssertEqual(image, images[0].1, "\(what) vs \(images[0].0)") }
+        let families = OwnGEMM.supportedISAs.filter { $0 != "scalar" }
+        XCTAssertNotNil(try assertBF16RendersAgree(side: 192, seed: 509, families: families))
     }
 
     func testUnknownPrecisionIsRefusedNamingTheChoices() throws {
