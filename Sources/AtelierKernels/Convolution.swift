@@ -23,23 +23,28 @@ public enum Convolution {
                 // OpenBLAS reads plain matrices: the fallback pays for an unpacked copy per call.
                 return conv2d(input, weight: w.unpacked(), bias: bias, stride: stride, padding: padding)
             }
-            if WinogradConvolution.applies(kh: w.shape[2], kw: w.shape[3], stride: stride, cin: w.shape[1], cout: w.shape[0],
-                                           images: input.shape[0], hout: outSize(input.shape[2], w.shape[2], stride, padding.top + padding.bottom),
-                                           wout: outSize(input.shape[3], w.shape[3], stride, padding.left + padding.right)) {
-                precondition(input.rank == 4 && input.shape[1] == w.shape[1], "conv2d: input \(input.shape) vs weight \(w.shape)")
-                return WinogradConvolution.conv2d(input, weights: .packed(w), cout: w.shape[0], bias: bias, padding: padding)
+            if let y = winograd(input, weightShape: w.shape, weights: .packed(w), bias: bias, stride: stride, padding: padding) {
+                return y
             }
             return conv2d(input, packed: w, bias: bias, stride: stride, padding: padding)
         case .bf16(let w):
             if WinogradConvolution.takesBF16Weights,
-               WinogradConvolution.applies(kh: w.shape[2], kw: w.shape[3], stride: stride, cin: w.shape[1], cout: w.shape[0],
-                                           images: input.shape[0], hout: outSize(input.shape[2], w.shape[2], stride, padding.top + padding.bottom),
-                                           wout: outSize(input.shape[3], w.shape[3], stride, padding.left + padding.right)) {
-                precondition(input.rank == 4 && input.shape[1] == w.shape[1], "conv2d: input \(input.shape) vs weight \(w.shape)")
-                return WinogradConvolution.conv2d(input, weights: .bf16(w.pointer), cout: w.shape[0], bias: bias, padding: padding)
+               let y = winograd(input, weightShape: w.shape, weights: .bf16(w.pointer), bias: bias, stride: stride, padding: padding) {
+                return y
             }
             return conv2d(input, bf16: w, bias: bias, stride: stride, padding: padding)
         }
+    }
+
+    /// The layer in Winograd form when its shape takes it (`WinogradConvolution.applies`), else nil.
+    static func winograd(_ input: Tensor, weightShape: [Int], weights: WinogradConvolution.Weights, bias: Tensor?,
+                         stride: Int, padding: Padding2D) -> Tensor? {
+        let (cout, cin, kh, kw) = (weightShape[0], weightShape[1], weightShape[2], weightShape[3])
+        guard WinogradConvolution.applies(kh: kh, kw: kw, stride: stride, cin: cin, cout: cout, images: input.shape[0],
+                                          hout: outSize(input.shape[2], kh, stride, padding.top + padding.bottom),
+                                          wout: outSize(input.shape[3], kw, stride, padding.left + padding.right)) else { return nil }
+        precondition(input.rank == 4 && input.shape[1] == cin, "conv2d: input \(input.shape) vs weight \(weightShape)")
+        return WinogradConvolution.conv2d(input, weights: weights, cout: cout, bias: bias, padding: padding)
     }
 
     /// The own kernels on weights packed at load: the same products, bit for bit, as `conv2d` on

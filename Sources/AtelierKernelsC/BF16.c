@@ -52,7 +52,7 @@ void ak_f32_to_bf16(const float *src, uint16_t *dst, long n) {
 }
 
 void ak_bf16_to_f32(const uint16_t *src, float *dst, long n) {
-    for (long i = 0; i < n; i++) dst[i] = ak_float_from_bf16(src[i]);
+    for (long i = 0; i < n; i++) dst[i] = ak_widen_bf16(src[i]);
 }
 
 int ak_bf16_native(void) { return ak_isa_current() >= AK_ISA_AVX512BF16; }
