@@ -74,14 +74,36 @@ static inline __attribute__((always_inline)) int weights_impl(const void *weight
     // Panel by panel (AK_MR output channels, the packed layout's lanes), so that every read of
     // packed weights and every write of a packed plane is AK_MR contiguous floats; lanes past
     // cout are written as the zeros that pad the last panel.
-    _Static_assert(AK_MR <= 8, "a panel's lanes must fit one v8");
+    _Static_assert(AK_MR == 6, "full panels below are built as six lanes of a v8");
     for (int p0 = o0 / AK_MR * AK_MR; p0 < o1; p0 += AK_MR) {
         const int valid = cout - p0 < AK_MR ? cout - p0 : AK_MR;
         for (int c = 0; c < width; c++) {
             v8 g[9];
             for (int j = 0; j < 9; j++) {
-                float lanes[8] = {0};
                 int kk = (c0 + c) * 9 + j;
+                // A full panel's six lanes go straight into a register: written to a stack array
+                // and re-read as one vector they stalled store forwarding on every load (the
+                // transform of 640 × 384 channel pairs took 8.4 ms instead of 6.4 on a Zen 3).
+                if (valid == 6) {
+                    if (layout == AK_WEIGHTS_BF16) {
+                        const uint16_t *s16 = w16 + (size_t)p0 * depth + kk;
+                        g[j] = (v8){ak_widen_bf16(s16[0]), ak_widen_bf16(s16[(size_t)depth]),
+                                    ak_widen_bf16(s16[2 * (size_t)depth]), ak_widen_bf16(s16[3 * (size_t)depth]),
+                                    ak_widen_bf16(s16[4 * (size_t)depth]), ak_widen_bf16(s16[5 * (size_t)depth]), 0, 0};
+                    } else if (layout == AK_WEIGHTS_PACKED) {
+                        int k0 = kk / AK_KC * AK_KC;
+                        int kc = depth - k0 < AK_KC ? depth - k0 : AK_KC;
+                        const float *src = w + padded * (size_t)k0 + (size_t)p0 * kc + (size_t)(kk - k0) * AK_MR;
+                        g[j] = (v8){src[0], src[1], src[2], src[3], src[4], src[5], 0, 0};
+                    } else {
+                        const float *src = w + (size_t)p0 * depth + kk;
+                        g[j] = (v8){src[0], src[(size_t)depth], src[2 * (size_t)depth], src[3 * (size_t)depth],
+                                    src[4 * (size_t)depth], src[5 * (size_t)depth], 0, 0};
+                    }
+                    continue;
+                }
+                // The last, part-filled panel: lanes past cout are zero.
+                float lanes[8] = {0};
                 if (layout == AK_WEIGHTS_BF16) {
                     for (int l = 0; l < valid; l++) lanes[l] = ak_widen_bf16(w16[(size_t)(p0 + l) * depth + kk]);
                 } else if (layout == AK_WEIGHTS_PACKED) {
@@ -102,6 +124,11 @@ static inline __attribute__((always_inline)) int weights_impl(const void *weight
             int k0 = c / AK_KC * AK_KC;
             int kc = width - k0 < AK_KC ? width - k0 : AK_KC;
             float *at = u + padded * (size_t)k0 + (size_t)p0 * kc + (size_t)(c - k0) * AK_MR;
+            if (valid == 6) {
+                for (int i = 0; i < 6; i++)
+                    for (int k = 0; k < 6; k++) memcpy(at + (size_t)(i * 6 + k) * plane, &r[i][k], sizeof(float) * AK_MR);
+                continue;
+            }
             for (int i = 0; i < 6; i++)
                 for (int k = 0; k < 6; k++) {
                     float lanes[8];
