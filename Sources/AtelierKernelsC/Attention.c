@@ -59,28 +59,21 @@ int ak_attention_rows(int m, int d, int dv, float scale,
         int kc = m - pc < AK_KC ? m - pc : AK_KC;
         pack_b(bf16, v, ldv, 0, pc, kc, dv, panelsV, packV + (size_t)panelsV * nr * pc);
     }
-    float inv[AK_ATTENTION_ROWS];
-    int valid[AK_ATTENTION_ROWS];
     for (int i0 = r0; i0 < r1; i0 += rb) {
         int rows = r1 - i0 < rb ? r1 - i0 : rb;
-        // Raw chains (alpha 1): the scale is applied inside the softmax, in registers.
-        if (d == 0)  // no depth: every score is an empty sum
-            for (size_t i = 0; i < (size_t)rows * m; i++) scores[i] = 0.0f;
+        if (d == 0)  // no depth: every score is an empty sum (times the scale)
+            for (size_t i = 0; i < (size_t)rows * m; i++) scores[i] = 0.0f * scale;
         for (int pc = 0; pc < d; pc += AK_KC) {
             int kc = d - pc < AK_KC ? d - pc : AK_KC;
             block(bf16, q, ldq, i0, rows, pc, kc, apack, packK + (size_t)panelsK * nr * pc, m, scores, m,
-                  pc > 0, pc + kc >= d, 1.0f);
+                  pc > 0, pc + kc >= d, scale);
         }
         for (int r = 0; r < rows; r++) {
-            valid[r] = causal ? (i0 + r + 1 < m ? i0 + r + 1 : m) : m;
-            inv[r] = ak_softmax_exp_row(scores + (size_t)r * m, m, valid[r], scale);
+            int valid = causal ? (i0 + r + 1 < m ? i0 + r + 1 : m) : m;
+            ak_softmax_row(scores + (size_t)r * m, m, valid);
         }
         for (int pc = 0; pc < m; pc += AK_KC) {
             int kc = m - pc < AK_KC ? m - pc : AK_KC;
-            // Normalise this slice just before it is packed, while it is in cache.
-            for (int r = 0; r < rows; r++)
-                if (valid[r] > pc)
-                    ak_scale_floats(scores + (size_t)r * m + pc, (valid[r] < pc + kc ? valid[r] : pc + kc) - pc, inv[r]);
             block(bf16, scores, m, 0, rows, pc, kc, apack, packV + (size_t)panelsV * nr * pc, dv,
                   out + (size_t)i0 * ldo, ldo, pc > 0, pc + kc >= m, 1.0f);
         }

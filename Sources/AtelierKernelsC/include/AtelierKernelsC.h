@@ -112,9 +112,7 @@ void ak_sgemm_packed_a_serial(int m, int n, int k, const float *apacked,
 /// Rows [r0, r1) of one attention head on the calling thread: out[r][0..dv) =
 /// softmax(scale · q[r]·Kᵀ)·V, K and V [m rows] (row strides ldk, ldv), q and out row strides
 /// ldq, ldo; `causal` masks key j > query r. The same chains as ak_sgemm_serial for Q·Kᵀ (alpha =
-/// scale) and for P·V, with ak_softmax_row between, so the bits equal that three-call form (the
-/// scale and the normaliser are applied inside the softmax and just before P·V's packing, each the
-/// same single rounding, so that the score block is not swept for each on its own); but
+/// scale) and for P·V, with ak_softmax_row between, so the bits equal that three-call form; but
 /// K and V are packed once per call and the scores live only for AK_ATTENTION_ROWS query rows at a
 /// time (in cache), where the three-call form re-packed K and V for every block of rows and
 /// round-tripped 16 MB score blocks through memory. With `bf16` both products are the bf16 GEMM's
@@ -161,15 +159,6 @@ void ak_winograd4_output(const float *m, long ldm, long tile0, size_t plane, int
 /// Softmax of one row in place over its first `valid` entries (later ones set to 0): the same
 /// bits on every path (one exp polynomial, eight partial sums in a fixed tree).
 void ak_softmax_row(float *row, int cols, int valid);
-
-/// The first half of a softmax with the score scale folded in: row[j] = exp(scale·row[j] − m) for
-/// j < valid, where m is the largest scale·row[j], and 0 after; returns the normaliser 1 / Σ (0 when
-/// valid ≤ 0). Multiplying the entries by it (ak_scale_floats) gives the bits of ak_softmax_row on
-/// the scaled row: the scale is the same single rounding, applied in registers.
-float ak_softmax_exp_row(float *row, int cols, int valid, float scale);
-
-/// x[j] = x[j] · s for j < n (one rounding each: the same bits on every path).
-void ak_scale_floats(float *x, int n, float s);
 
 /// Mean of x[0..n) and the sum of squared deviations from it, in double (two passes, eight
 /// partial sums in a fixed tree): GroupNorm/LayerNorm statistics, the same bits on every path.
