@@ -28,11 +28,14 @@ final class WinogradConvolutionTests: XCTestCase {
     func bits(_ t: Tensor) -> [UInt32] { Array(UnsafeBufferPointer(start: t.pointer, count: t.count)).map(\.bitPattern) }
 
     /// Odd and even sizes (partial last tiles), asymmetric padding (the VAE's row bands), no bias,
-    /// and more input channels than a K-block (F(4×4) then transforms its weights in blocks).
+    /// more input channels than a K-block (F(4×4) then transforms its weights in blocks), and rows
+    /// wide enough for every path of the F(4×4) input gather (32 columns inside the row, the first
+    /// block of a padding-1 row, the edges), with padding 1 and 0.
     static let cases: [(n: Int, cin: Int, h: Int, w: Int, cout: Int, pad: Padding2D, bias: Bool)] = [
         (2, 16, 16, 16, 24, .symmetric(1), true), (1, 9, 13, 21, 10, .symmetric(1), true),
         (1, 12, 11, 17, 8, Padding2D(top: 0, left: 1, bottom: 2, right: 1), false), (2, 8, 7, 5, 9, .none, true),
         (1, Int(AK_KC) + 17, 7, 9, 13, .symmetric(1), true),
+        (1, 8, 6, 70, 8, .symmetric(1), true), (1, 8, 5, 41, 9, .none, false),
     ]
 
     /// Random input, 3×3 weights and (when the case has one) bias for a case.
