@@ -77,13 +77,17 @@ public enum OwnGEMM {
         }
         let nr = Int(ak_nr()), mr = Int(ak_mr())
         let kcMax = Int(AK_KC)
-        // Row blocks of equal size (a multiple of MR, at most AK_MC rows), so that tasks are even;
-        // bf16 on AMX tiles rounds to 48 rows (whole pairs of 16-row tiles, still whole panels).
+        // Row blocks are whole panels (bf16 on AMX tiles rounds to 48 rows: whole pairs of 16-row
+        // tiles, still whole panels).
         let rowStep = bf16 ? Int(ak_bf16_row_step()) : mr
-        let rowBlocks = (m + Int(AK_MC) - 1) / Int(AK_MC)
-        let mcStep = min(Int(AK_MC), ((m + rowBlocks - 1) / rowBlocks + rowStep - 1) / rowStep * rowStep)
         var geometry: ak_conv_geometry? = nil
         if case .convolution(let g) = b { geometry = g }
+        var prepacked: UnsafePointer<Float>? = nil
+        if case .packed(let p, _, _) = a { prepacked = p }
+        let paddedRows = (m + mr - 1) / mr * mr
+        // Packed depth of all K-blocks together: bf16 panels hold whole k pairs, and only the last
+        // block can be odd (AK_KC is even), so K-block `pc` starts at depth `pc` either way.
+        let depthAll = bf16 ? (k + 1) & ~1 : k
 
         /// Packs rows [r0, r0+rows) of this K-block of A; a panel of it is MR × kcp floats.
         func packA(_ r0: Int, _ rows: Int, _ pc: Int, _ kc: Int, _ dst: UnsafeMutablePointer<Float>) {
@@ -98,87 +102,135 @@ public enum OwnGEMM {
             }
         }
 
+        /// Packs B panels [p0, p1) of the K-block at `pc` (columns jc..<jc+nc) into `dst`.
+        func packB(_ pc: Int, _ kc: Int, _ jc: Int, _ nc: Int, _ p0: Int, _ p1: Int, _ dst: UnsafeMutablePointer<Float>) {
+            let (p0, p1) = (Int32(p0), Int32(p1))
+            switch b {
+            case .matrix(let bp, let ldb, let tb):
+                if bf16 { ak_pack_b_bf16(bp, ldb, tb ? 1 : 0, Int32(pc), Int32(kc), Int32(jc), Int32(nc), p0, p1, dst) }
+                else { ak_pack_b(bp, ldb, tb ? 1 : 0, Int32(pc), Int32(kc), Int32(jc), Int32(nc), p0, p1, dst) }
+            case .bf16Transposed(let bp, let ldb):
+                ak_pack_b_bf16_stored_t(bp, ldb, Int32(pc), Int32(kc), Int32(jc), Int32(nc), p0, p1, dst)
+            case .convolution:
+                withUnsafePointer(to: geometry!) { g in
+                    if bf16 { ak_pack_b_conv_bf16(g, Int32(pc), Int32(kc), Int32(jc), Int32(nc), p0, p1, dst) }
+                    else { ak_pack_b_conv(g, Int32(pc), Int32(kc), Int32(jc), Int32(nc), p0, p1, dst) }
+                }
+            }
+        }
+
         var jc = 0
         while jc < n {
             let nc = min(columnBlock, n - jc)
             let panels = (nc + nr - 1) / nr
-            guard let bpack = ak_thread_scratch(1, panels * nr * kcMax) else { fatalError("gemm: out of memory packing B") }
             // Column chunks of about `chunkColumns`, whole panels: tasks = row blocks × chunks.
             let chunkPanels = max(1, min(panels, chunkColumns / nr))
             let chunks = (panels + chunkPanels - 1) / chunkPanels
+            // Row blocks of equal size, at most AK_MC rows, and enough of them that the threads
+            // get several tasks each (a region's last task is where a thread waits for the other).
+            var rowBlocks = (m + Int(AK_MC) - 1) / Int(AK_MC)
+            let wantTasks = Parallel.threads > 1 ? tasksPerThread * Parallel.threads : 1
+            if rowBlocks * chunks < wantTasks {
+                rowBlocks = min((m + rowStep - 1) / rowStep, (wantTasks + chunks - 1) / chunks)
+            }
+            let mcStep = min(Int(AK_MC), ((m + rowBlocks - 1) / rowBlocks + rowStep - 1) / rowStep * rowStep)
+            let rowTasks = (m + mcStep - 1) / mcStep
             // When several column chunks share a row block, A is packed once for all of them (a
             // convolution's weights would otherwise be packed once per chunk); when each row block
             // has one chunk (tall activations × a layer's weights), each task packs its own.
-            var prepacked: UnsafePointer<Float>? = nil
-            if case .packed(let p, _, _) = a { prepacked = p }
-            let paddedRows = (m + mr - 1) / mr * mr
             let sharedA = chunks > 1 && prepacked == nil
             let aPanels = sharedA ? (m + mr - 1) / mr : 0
+            // Whole depth at once: when every K-block of B (and of a shared A) fits the budget, all
+            // are packed in one parallel step and each task then runs its tile through all of them,
+            // two synchronisations per column block instead of two per K-block. Each C element is
+            // still the same chain over k in order, so the bits are those of the blocked path.
+            let blocks = (k + kcMax - 1) / kcMax
+            let wholeK = blocks > 1 && panels * nr * depthAll <= wholeDepthBudget && aPanels * mr * depthAll <= wholeDepthBudget
+            let bDepth = wholeK ? depthAll : kcMax
+            guard let bpack = ak_thread_scratch(1, panels * nr * bDepth) else { fatalError("gemm: out of memory packing B") }
             var apackShared: UnsafeMutablePointer<Float>? = nil
             if sharedA {
-                guard let p = ak_thread_scratch(4, aPanels * mr * kcMax) else { fatalError("gemm: out of memory packing A") }
+                guard let p = ak_thread_scratch(4, aPanels * mr * bDepth) else { fatalError("gemm: out of memory packing A") }
                 apackShared = p
             }
-            var pc = 0
-            repeat {
-                let kc = min(kcMax, k - pc)
-                // Packed depth: bf16 panels hold whole k pairs.
+            let bTasks = (panels + 7) / 8, aTasks = (aPanels + 7) / 8
+
+            /// Packs one K-block: task `t` < bTasks packs 8 panels of B, the rest 8 panels of A.
+            func packTask(_ t: Int, _ pc: Int, _ kc: Int, _ bBlock: UnsafeMutablePointer<Float>,
+                          _ aBlock: UnsafeMutablePointer<Float>?) {
+                let kcp = bf16 ? (kc + 1) & ~1 : kc
+                if t >= bTasks {
+                    let r0 = (t - bTasks) * 8 * mr, r1 = min(m, r0 + 8 * mr)
+                    if let aBlock { packA(r0, r1 - r0, pc, kc, aBlock + r0 * kcp) }
+                    return
+                }
+                packB(pc, kc, jc, nc, t * 8, min(panels, t * 8 + 8), bBlock)
+            }
+
+            /// One task's tile (row block `rb`, column chunk `s`) over the K-block at `pc`.
+            func computeTask(_ rb: Int, _ s: Int, _ pc: Int, _ kc: Int, _ bBlock: UnsafeMutablePointer<Float>,
+                             _ aBlock: UnsafeMutablePointer<Float>?) {
                 let kcp = bf16 ? (kc + 1) & ~1 : kc
                 let last = pc + kc >= k
-                // Pack this K-block of B (8 panels per task) and, if shared, of A (8 panels per task).
-                let bTasks = (panels + 7) / 8, aTasks = (aPanels + 7) / 8
-                Parallel.forEachTask(bTasks + aTasks) { t in
-                    if t >= bTasks {
-                        let r0 = (t - bTasks) * 8 * mr, r1 = min(m, r0 + 8 * mr)
-                        if let shared = apackShared { packA(r0, r1 - r0, pc, kc, shared + r0 * kcp) }
-                        return
-                    }
-                    let p0 = Int32(t * 8), p1 = Int32(min(panels, t * 8 + 8))
-                    switch b {
-                    case .matrix(let bp, let ldb, let tb):
-                        if bf16 { ak_pack_b_bf16(bp, ldb, tb ? 1 : 0, Int32(pc), Int32(kc), Int32(jc), Int32(nc), p0, p1, bpack) }
-                        else { ak_pack_b(bp, ldb, tb ? 1 : 0, Int32(pc), Int32(kc), Int32(jc), Int32(nc), p0, p1, bpack) }
-                    case .bf16Transposed(let bp, let ldb):
-                        ak_pack_b_bf16_stored_t(bp, ldb, Int32(pc), Int32(kc), Int32(jc), Int32(nc), p0, p1, bpack)
-                    case .convolution:
-                        withUnsafePointer(to: geometry!) { g in
-                            if bf16 { ak_pack_b_conv_bf16(g, Int32(pc), Int32(kc), Int32(jc), Int32(nc), p0, p1, bpack) }
-                            else { ak_pack_b_conv(g, Int32(pc), Int32(kc), Int32(jc), Int32(nc), p0, p1, bpack) }
-                        }
+                let ic = rb * mcStep, mc = min(mcStep, m - ic)
+                let j0 = s * chunkPanels * nr
+                guard mc > 0, j0 < nc else { return }
+                let cols = min(nc - j0, chunkPanels * nr)
+                let apack: UnsafeMutablePointer<Float>
+                if let prepacked {
+                    apack = UnsafeMutablePointer(mutating: prepacked + paddedRows * pc + ic * kc)
+                } else if let aBlock {
+                    apack = aBlock + ic * kcp
+                } else {
+                    guard let own = ak_thread_scratch(0, mcStep * kcMax) else { fatalError("gemm: out of memory packing A") }
+                    packA(ic, mc, pc, kc, own)
+                    apack = own
+                }
+                let cTile = c + ic * ldc + jc + j0
+                let rowBias = biasRow.map { $0 + ic }, columnBias = biasColumn.map { $0 + jc + j0 }
+                let acc: Int32 = (accumulate || pc > 0) ? 1 : 0
+                if bf16 {
+                    ak_macro_kernel_bf16(Int32(mc), Int32(cols), Int32(kc), apack, bBlock + j0 * kcp,
+                                         cTile, ldc, acc, last ? 1 : 0, alpha, rowBias, columnBias)
+                } else {
+                    ak_macro_kernel(Int32(mc), Int32(cols), Int32(kc), apack, bBlock + j0 * kc,
+                                    cTile, ldc, acc, last ? 1 : 0, alpha, rowBias, columnBias)
+                }
+            }
+
+            if wholeK {
+                Parallel.forEachTask(blocks * (bTasks + aTasks)) { t in
+                    let pc = t / (bTasks + aTasks) * kcMax
+                    packTask(t % (bTasks + aTasks), pc, min(kcMax, k - pc), bpack + panels * nr * pc,
+                             apackShared.map { $0 + aPanels * mr * pc })
+                }
+                Parallel.forEachTask(rowTasks * chunks) { task in
+                    for pc in stride(from: 0, to: k, by: kcMax) {
+                        computeTask(task / chunks, task % chunks, pc, min(kcMax, k - pc), bpack + panels * nr * pc,
+                                    apackShared.map { $0 + aPanels * mr * pc })
                     }
                 }
-                Parallel.forEachTask(rowBlocks * chunks) { task in
-                    let rb = task / chunks, s = task % chunks
-                    let ic = rb * mcStep, mc = min(mcStep, m - ic)
-                    let j0 = s * chunkPanels * nr
-                    guard mc > 0, j0 < nc else { return }
-                    let cols = min(nc - j0, chunkPanels * nr)
-                    let apack: UnsafeMutablePointer<Float>
-                    if let prepacked {
-                        apack = UnsafeMutablePointer(mutating: prepacked + paddedRows * pc + ic * kc)
-                    } else if let shared = apackShared {
-                        apack = shared + ic * kcp
-                    } else {
-                        guard let own = ak_thread_scratch(0, mcStep * kcMax) else { fatalError("gemm: out of memory packing A") }
-                        packA(ic, mc, pc, kc, own)
-                        apack = own
+            } else {
+                var pc = 0
+                repeat {
+                    let kc = min(kcMax, k - pc)
+                    Parallel.forEachTask(bTasks + aTasks) { t in packTask(t, pc, kc, bpack, apackShared) }
+                    Parallel.forEachTask(rowTasks * chunks) { task in
+                        computeTask(task / chunks, task % chunks, pc, kc, bpack, apackShared)
                     }
-                    let cTile = c + ic * ldc + jc + j0
-                    let rowBias = biasRow.map { $0 + ic }, columnBias = biasColumn.map { $0 + jc + j0 }
-                    let acc: Int32 = (accumulate || pc > 0) ? 1 : 0
-                    if bf16 {
-                        ak_macro_kernel_bf16(Int32(mc), Int32(cols), Int32(kc), apack, bpack + j0 * kcp,
-                                             cTile, ldc, acc, last ? 1 : 0, alpha, rowBias, columnBias)
-                    } else {
-                        ak_macro_kernel(Int32(mc), Int32(cols), Int32(kc), apack, bpack + j0 * kc,
-                                        cTile, ldc, acc, last ? 1 : 0, alpha, rowBias, columnBias)
-                    }
-                }
-                pc += kc
-            } while pc < k
+                    pc += kc
+                } while pc < k
+            }
             jc += nc
         }
     }
+
+    /// Tasks per thread a product is cut into at least (when its rows allow): with one task per
+    /// thread, any unevenness leaves a core idle until the slowest finishes.
+    static let tasksPerThread = 4
+    /// Floats of packed B (and of a shared packed A) up to which all K-blocks are packed at once
+    /// (32 MB; a bf16 panel touches half of its floats).
+    static let wholeDepthBudget = 8 << 20
 
     /// Columns of C per task (about): A is packed once per task, so this amortises it.
     static let chunkColumns = 512
