@@ -36,10 +36,27 @@ static inline simde__m512 ak_sdm_dpbf16_ps(simde__m512 src, simde__m512i a, simd
 }
 #undef _mm512_dpbf16_ps
 #define _mm512_dpbf16_ps(src, a, b) ak_sdm_dpbf16_ps(src, a, b)
+/* vcvtne2ps2bf16 per the SDM: low 16 bf16 from b, high 16 from a; NaN quieted, zero and denormals to
+   signed zero, the rest rounded to nearest even (an integer add of 0x7fff + lsb). */
+static inline uint16_t ak_sdm_bf16(float f) {
+    uint32_t u; memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+static inline simde__m512i ak_sdm_cvtne2ps_pbh(simde__m512 a, simde__m512 b) {
+    float fa[16], fb[16]; uint16_t r[32];
+    memcpy(fa, &a, 64); memcpy(fb, &b, 64);
+    for (int i = 0; i < 16; i++) { r[i] = ak_sdm_bf16(fb[i]); r[16 + i] = ak_sdm_bf16(fa[i]); }
+    simde__m512i v; memcpy(&v, r, 64); return v;
+}
+#undef _mm512_cvtne2ps_pbh
+#define _mm512_cvtne2ps_pbh(a, b) ak_sdm_cvtne2ps_pbh(a, b)
 SDM
 sed -e "s|#include <immintrin.h>|$simde\n#include \"dpbf16_sdm.h\"|" \
     -e 's|#define AK_TARGET __attribute__((target("avx512f,avx512bf16")))|#define AK_TARGET|' \
     -e 's|#define AK_BH(v) ((__m512bh)(v))|#define AK_BH(v) (v)|' \
+    -e 's|#define AK_BI(v) ((__m512i)(v))|#define AK_BI(v) (v)|' \
     -e 's|__m512bh |__m512i |g' \
     "$src/MicroKernelAVX512BF16.c" > "$work/MicroKernelAVX512BF16.c"
 # AMX tiles per the SDM (Tests/KernelEmulation/amx_sdm.h) for the amxbf16 family's macro-kernel.

@@ -46,7 +46,9 @@ void ak_f32_to_bf16(const float *src, uint16_t *dst, long n) {
 #if defined(__x86_64__)
     // Weights at load (865 M for an SD2 UNet) and rows of A as they are packed: 16 at a time
     // where AVX2 is there.
-    if (ak_isa_current() != AK_ISA_SCALAR) i = ak_round_row_bf16_avx2(src, n, dst);
+    // (AVX512_BF16's own conversion where the family has it: the same rounding.)
+    if (ak_bf16_native()) i = ak_round_row_bf16_native(src, n, dst);
+    if (ak_isa_current() != AK_ISA_SCALAR) i += ak_round_row_bf16_avx2(src + i, n - i, dst + i);
 #endif
     for (; i < n; i++) dst[i] = ak_bf16_from_float(src[i]);
 }

@@ -10,6 +10,8 @@
 #define AK_TARGET __attribute__((target("avx512f,avx512bf16")))
 /// Reinterprets 16 × 32 bits as 32 bf16 (a pair per lane).
 #define AK_BH(v) ((__m512bh)(v))
+/// And back: 32 bf16 as 512 integer bits.
+#define AK_BI(v) ((__m512i)(v))
 
 AK_TARGET
 void ak_ukr_avx512bf16_6x32(int kp, const float *apack, const float *bpack, float *c, long ldc, int accumulate) {
@@ -56,6 +58,20 @@ void ak_ukr_avx512bf16_6x32(int kp, const float *apack, const float *bpack, floa
     _mm512_storeu_ps(c + 3 * ldc, c30); _mm512_storeu_ps(c + 3 * ldc + 16, c31);
     _mm512_storeu_ps(c + 4 * ldc, c40); _mm512_storeu_ps(c + 4 * ldc + 16, c41);
     _mm512_storeu_ps(c + 5 * ldc, c50); _mm512_storeu_ps(c + 5 * ldc + 16, c51);
+}
+
+/// fp32 → bf16 by `vcvtne2ps2bf16`, 32 at a time; returns how many it did (a multiple of 32).
+/// The SDM's rounding is ak_bf16_from_float's (nearest even, NaN quieted, denormals to signed
+/// zero, MXCSR ignored), so this is the AVX2 rounding at one instruction per 32 values; the
+/// tests check the instruction against the scalar rule where the CPU has it.
+AK_TARGET
+long ak_round_row_bf16_native(const float *src, long n, uint16_t *dst) {
+    long i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512bh r = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16), _mm512_loadu_ps(src + i));
+        _mm512_storeu_si512((void *)(dst + i), AK_BI(r));
+    }
+    return i;
 }
 
 AK_TARGET

@@ -64,6 +64,8 @@ void ak_pack_a_rows6_avx2(const float *src, long ld, int kc, float *dst);
 /// n fp32 → bf16 in order, ak_bf16_from_float's rounding, 16 at a time (AVX2); returns how many
 /// it did (a multiple of 16). ak_f32_to_bf16 wraps it with the scalar rest.
 long ak_round_row_bf16_avx2(const float *src, long n, uint16_t *dst);
+/// The same with `vcvtne2ps2bf16`, 32 at a time (family avx512bf16 and up only).
+long ak_round_row_bf16_native(const float *src, long n, uint16_t *dst);
 #endif
 
 #endif

@@ -263,6 +263,38 @@ final class BF16GEMMTests: XCTestCase {
         }
     }
 
+    /// On CPUs with AVX512_BF16, the activations' rounding runs on `vcvtne2ps2bf16`: it must equal
+    /// the scalar rule the other families use (nearest even, NaN quieted, denormals to signed zero)
+    /// on every kind of value, or a bf16 image would depend on the CPU.
+    func testVcvtne2ps2bf16RoundsAsTheScalarRuleWhereTheCPUHasIt() throws {
+        guard ak_isa_detected() >= Int32(AK_ISA_AVX512BF16.rawValue) else {
+            throw XCTSkip("this CPU has no AVX512_BF16; the emulation check covers the instruction's SDM form")
+        }
+        let saved = OwnGEMM.isaName
+        defer { OwnGEMM.select(isa: saved) }
+        XCTAssertTrue(OwnGEMM.select(isa: "avx512bf16"))
+        var rng = SplitMix64(seed: 7)
+        let n = 1 << 18 + 13  // a ragged tail: the last values take the AVX2 and scalar paths
+        var bits = [UInt32](repeating: 0, count: n)
+        for i in 0..<n {
+            let r = rng.next()
+            switch i % 8 {
+            case 0: bits[i] = UInt32(truncatingIfNeeded: r) & 0x807f_ffff  // zero or denormal
+            case 1: bits[i] = UInt32(truncatingIfNeeded: r) | 0x7f80_0000  // NaN (quiet or signalling) or infinity
+            case 2: bits[i] = UInt32(truncatingIfNeeded: r) & 0xffff_0000 | 0x8000  // a tie
+            case 3: bits[i] = UInt32(truncatingIfNeeded: r) & 0x8000_7fff | 0x7f7f_8000  // rounds up to infinity or not
+            default: bits[i] = UInt32(truncatingIfNeeded: r)
+            }
+        }
+        let values = bits.map { Float(bitPattern: $0) }
+        var out = [UInt16](repeating: 0, count: n)
+        ak_f32_to_bf16(values, &out, n)
+        for i in 0..<n where out[i] != ak_bf16_from_float(values[i]) {
+            XCTFail(String(format: "0x%08x: instruction 0x%04x, rule 0x%04x", bits[i], out[i], ak_bf16_from_float(values[i])))
+            break
+        }
+    }
+
     /// The AMX family is a bf16 numerics class of its own and is named so; every other family is
     /// the vdpbf16ps class (with fp32 Winograd convolutions). A CPU without AMX refuses the family rather than faking it.
     func testAMXTilesAreANumericsClassOfTheirOwn() {
