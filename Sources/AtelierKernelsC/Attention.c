@@ -6,6 +6,7 @@
 // rounded to bf16 as they are packed, fp32 sums, `vdpbf16ps` or AMX tiles where present); the
 // softmax stays fp32.
 
+#include <math.h>
 #include "AtelierKernelsC.h"
 #include "MicroKernels.h"
 
@@ -59,18 +60,21 @@ int ak_attention_rows(int m, int d, int dv, float scale,
         int kc = m - pc < AK_KC ? m - pc : AK_KC;
         pack_b(bf16, v, ldv, 0, pc, kc, dv, panelsV, packV + (size_t)panelsV * nr * pc);
     }
+    // A finite positive scale goes into the softmax (the same bits, one sweep of the scores fewer);
+    // any other is applied to the finished scores, as the three-call form does.
+    const int fold = isfinite(scale) && scale > 0.0f;
     for (int i0 = r0; i0 < r1; i0 += rb) {
         int rows = r1 - i0 < rb ? r1 - i0 : rb;
         if (d == 0)  // no depth: every score is an empty sum (times the scale)
-            for (size_t i = 0; i < (size_t)rows * m; i++) scores[i] = 0.0f * scale;
+            for (size_t i = 0; i < (size_t)rows * m; i++) scores[i] = fold ? 0.0f : 0.0f * scale;
         for (int pc = 0; pc < d; pc += AK_KC) {
             int kc = d - pc < AK_KC ? d - pc : AK_KC;
             block(bf16, q, ldq, i0, rows, pc, kc, apack, packK + (size_t)panelsK * nr * pc, m, scores, m,
-                  pc > 0, pc + kc >= d, scale);
+                  pc > 0, pc + kc >= d, fold ? 1.0f : scale);
         }
         for (int r = 0; r < rows; r++) {
             int valid = causal ? (i0 + r + 1 < m ? i0 + r + 1 : m) : m;
-            ak_softmax_row(scores + (size_t)r * m, m, valid);
+            ak_softmax_row_scaled(scores + (size_t)r * m, m, valid, fold ? scale : 1.0f);
         }
         for (int pc = 0; pc < m; pc += AK_KC) {
             int kc = m - pc < AK_KC ? m - pc : AK_KC;

@@ -13,12 +13,13 @@ static inline float sum8(const float s[8]) {
     return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
 }
 
-static void softmax_scalar(float *row, int cols, int valid) {
+static void softmax_scalar(float *row, int cols, int valid, float scale) {
     float mx = -INFINITY;
     for (int j = 0; j < valid; j++) mx = row[j] > mx ? row[j] : mx;
+    mx = mx * scale;
     float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (int j = 0; j < valid; j++) {
-        float e = exp_scalar(row[j] - mx);
+        float e = exp_scalar(row[j] * scale - mx);
         row[j] = e;
         part[j & 7] = part[j & 7] + e;
     }
@@ -30,7 +31,7 @@ static void softmax_scalar(float *row, int cols, int valid) {
 #if defined(__x86_64__)
 #include <immintrin.h>
 __attribute__((target("avx2,fma")))
-static void softmax_avx2(float *row, int cols, int valid) {
+static void softmax_avx2(float *row, int cols, int valid, float scale) {
     float mx = -INFINITY;
     int j = 0;
     if (valid >= 8) {
@@ -41,16 +42,17 @@ static void softmax_avx2(float *row, int cols, int valid) {
         for (int i = 0; i < 8; i++) mx = t[i] > mx ? t[i] : mx;
     }
     for (; j < valid; j++) mx = row[j] > mx ? row[j] : mx;
-    __m256 m8 = _mm256_set1_ps(mx), acc = _mm256_setzero_ps();
+    mx = mx * scale;
+    __m256 m8 = _mm256_set1_ps(mx), s8 = _mm256_set1_ps(scale), acc = _mm256_setzero_ps();
     for (j = 0; j + 8 <= valid; j += 8) {
-        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(row + j), m8));
+        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(row + j), s8), m8));
         _mm256_storeu_ps(row + j, e);
         acc = _mm256_add_ps(acc, e);
     }
     float part[8];
     _mm256_storeu_ps(part, acc);
     for (; j < valid; j++) {  // the tail continues each lane's partial sum, as the scalar path does
-        float e = exp_scalar(row[j] - mx);
+        float e = exp_scalar(row[j] * scale - mx);
         row[j] = e;
         part[j & 7] = part[j & 7] + e;
     }
@@ -62,7 +64,9 @@ static void softmax_avx2(float *row, int cols, int valid) {
 }
 #endif
 
-void ak_softmax_row(float *row, int cols, int valid) {
+void ak_softmax_row(float *row, int cols, int valid) { ak_softmax_row_scaled(row, cols, valid, 1.0f); }
+
+void ak_softmax_row_scaled(float *row, int cols, int valid, float scale) {
     if (valid > cols) valid = cols;
     if (valid <= 0) {
         for (int j = 0; j < cols; j++) row[j] = 0.0f;
@@ -70,9 +74,9 @@ void ak_softmax_row(float *row, int cols, int valid) {
     }
 #if defined(__x86_64__)
     if (ak_isa_current() != AK_ISA_SCALAR) {
-        softmax_avx2(row, cols, valid);
+        softmax_avx2(row, cols, valid, scale);
         return;
     }
 #endif
-    softmax_scalar(row, cols, valid);
+    softmax_scalar(row, cols, valid, scale);
 }

@@ -159,6 +159,10 @@ void ak_winograd4_output(const float *m, long ldm, long tile0, size_t plane, int
 /// Softmax of one row in place over its first `valid` entries (later ones set to 0): the same
 /// bits on every path (one exp polynomial, eight partial sums in a fixed tree).
 void ak_softmax_row(float *row, int cols, int valid);
+/// softmax(scale · row) for a finite scale > 0, the same bits as scaling the row first (x·scale is
+/// monotonic in x, so the maximum of the scaled row is the scaled maximum) without its own sweep:
+/// attention folds Q·Kᵀ's scale in here.
+void ak_softmax_row_scaled(float *row, int cols, int valid, float scale);
 
 /// Mean of x[0..n) and the sum of squared deviations from it, in double (two passes, eight
 /// partial sums in a fixed tree): GroupNorm/LayerNorm statistics, the same bits on every path.
