@@ -7,11 +7,28 @@
 #include "AtelierKernelsC.h"
 #include "MicroKernels.h"
 
+void ak_epilogue_tile(float *c, long ldc, int rows, int cols, float alpha,
+                      const float *bias_row, const float *bias_col) {
+    for (int i = 0; i < rows; i++) {
+        float *row = c + (size_t)i * ldc;
+        if (alpha != 1.0f)
+            for (int j = 0; j < cols; j++) row[j] = row[j] * alpha;
+        if (bias_row) {
+            float bv = bias_row[i];
+            for (int j = 0; j < cols; j++) row[j] = row[j] + bv;
+        }
+        if (bias_col)
+            for (int j = 0; j < cols; j++) row[j] = row[j] + bias_col[j];
+    }
+}
+
 void ak_macro_kernel(int mc, int nc, int kc, const float *apack, const float *bpack,
                      float *c, long ldc, int accumulate, int final, float alpha,
                      const float *bias_row, const float *bias_col) {
     const int mr = AK_MR, nr = ak_nr();
     ak_micro_kernel ukr = ak_current_micro_kernel();
+    // The epilogue runs on each tile as soon as its chain is complete, while it is in L1.
+    const int epilogue = final && (alpha != 1.0f || bias_row || bias_col);
     float edge[AK_MR * AK_NR_MAX] __attribute__((aligned(64)));
     for (int jr = 0; jr < nc; jr += nr) {
         int cols = nc - jr < nr ? nc - jr : nr;
@@ -44,19 +61,8 @@ void ak_macro_kernel(int mc, int nc, int kc, const float *apack, const float *bp
                 ukr(kc, ap, bp, edge, nr, accumulate);
                 for (int i = 0; i < rows; i++) memcpy(ct + (size_t)i * ldc, edge + i * nr, sizeof(float) * cols);
             }
+            if (epilogue)
+                ak_epilogue_tile(ct, ldc, rows, cols, alpha, bias_row ? bias_row + ir : NULL, bias_col ? bias_col + jr : NULL);
         }
-    }
-    if (!final) return;
-    if (alpha == 1.0f && !bias_row && !bias_col) return;
-    for (int i = 0; i < mc; i++) {
-        float *row = c + (size_t)i * ldc;
-        if (alpha != 1.0f)
-            for (int j = 0; j < nc; j++) row[j] = row[j] * alpha;
-        if (bias_row) {
-            float bv = bias_row[i];
-            for (int j = 0; j < nc; j++) row[j] = row[j] + bv;
-        }
-        if (bias_col)
-            for (int j = 0; j < nc; j++) row[j] = row[j] + bias_col[j];
     }
 }

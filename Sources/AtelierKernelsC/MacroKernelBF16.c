@@ -21,6 +21,7 @@ void ak_macro_kernel_bf16(int mc, int nc, int kc, const float *apack, const floa
     }
     if (ak_bf16_native()) {
         const int mr = AK_MR, nr = 32;
+        const int epilogue = final && (alpha != 1.0f || bias_row || bias_col);
         float edge[AK_MR * 32] __attribute__((aligned(64)));
         for (int jr = 0; jr < nc; jr += nr) {
             int cols = nc - jr < nr ? nc - jr : nr;
@@ -33,17 +34,22 @@ void ak_macro_kernel_bf16(int mc, int nc, int kc, const float *apack, const floa
                     if (!accumulate)
                         for (int i = 0; i < rows; i++) memset(ct + (size_t)i * ldc, 0, sizeof(float) * cols);
                 } else if (rows == mr && cols == nr) {
-                    ak_ukr_avx512bf16_6x32(kcp / 2, ap, bp, ct, ldc, accumulate);
+                    // A full tile takes the epilogue in registers, before its one store.
+                    ak_tile_epilogue epi = {alpha, bias_row ? bias_row + ir : NULL, bias_col ? bias_col + jr : NULL};
+                    ak_ukr_avx512bf16_6x32(kcp / 2, ap, bp, ct, ldc, accumulate, epilogue ? &epi : NULL);
+                    continue;
                 } else {
                     if (accumulate)
                         for (int i = 0; i < rows; i++) memcpy(edge + i * nr, ct + (size_t)i * ldc, sizeof(float) * cols);
-                    ak_ukr_avx512bf16_6x32(kcp / 2, ap, bp, edge, nr, accumulate);
+                    ak_ukr_avx512bf16_6x32(kcp / 2, ap, bp, edge, nr, accumulate, NULL);
                     for (int i = 0; i < rows; i++) memcpy(ct + (size_t)i * ldc, edge + i * nr, sizeof(float) * cols);
                 }
+                // The tile's chain is done: the shared epilogue, while the tile is in L1.
+                if (epilogue)
+                    ak_epilogue_tile(ct, ldc, rows, cols, alpha, bias_row ? bias_row + ir : NULL,
+                                     bias_col ? bias_col + jr : NULL);
             }
         }
-        // The chain is done; the epilogue is the shared one (a zero-depth macro-kernel call).
-        ak_macro_kernel(mc, nc, 0, apack, bpack, c, ldc, 1, final, alpha, bias_row, bias_col);
         ak_bf16_mode_leave(mode);
         return;
     }

@@ -14,7 +14,8 @@
 #define AK_BI(v) ((__m512i)(v))
 
 AK_TARGET
-void ak_ukr_avx512bf16_6x32(int kp, const float *apack, const float *bpack, float *c, long ldc, int accumulate) {
+void ak_ukr_avx512bf16_6x32(int kp, const float *apack, const float *bpack, float *c, long ldc, int accumulate,
+                            const ak_tile_epilogue *epi) {
     const int32_t *a = (const int32_t *)apack;
     const float *b = bpack;
     __m512 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
@@ -52,6 +53,32 @@ void ak_ukr_avx512bf16_6x32(int kp, const float *apack, const float *bpack, floa
         a += 6; b += 32;
     }
 #undef AK_STEP
+    if (epi) {
+        // The finished chains' epilogue in registers, in ak_epilogue_tile's order: ·alpha, +row
+        // bias, +column bias, each its own rounding.
+        if (epi->alpha != 1.0f) {
+            __m512 al = _mm512_set1_ps(epi->alpha);
+            c00 = _mm512_mul_ps(c00, al); c01 = _mm512_mul_ps(c01, al); c10 = _mm512_mul_ps(c10, al); c11 = _mm512_mul_ps(c11, al);
+            c20 = _mm512_mul_ps(c20, al); c21 = _mm512_mul_ps(c21, al); c30 = _mm512_mul_ps(c30, al); c31 = _mm512_mul_ps(c31, al);
+            c40 = _mm512_mul_ps(c40, al); c41 = _mm512_mul_ps(c41, al); c50 = _mm512_mul_ps(c50, al); c51 = _mm512_mul_ps(c51, al);
+        }
+        if (epi->bias_row) {
+            const float *r = epi->bias_row;
+            __m512 v;
+            v = _mm512_set1_ps(r[0]); c00 = _mm512_add_ps(c00, v); c01 = _mm512_add_ps(c01, v);
+            v = _mm512_set1_ps(r[1]); c10 = _mm512_add_ps(c10, v); c11 = _mm512_add_ps(c11, v);
+            v = _mm512_set1_ps(r[2]); c20 = _mm512_add_ps(c20, v); c21 = _mm512_add_ps(c21, v);
+            v = _mm512_set1_ps(r[3]); c30 = _mm512_add_ps(c30, v); c31 = _mm512_add_ps(c31, v);
+            v = _mm512_set1_ps(r[4]); c40 = _mm512_add_ps(c40, v); c41 = _mm512_add_ps(c41, v);
+            v = _mm512_set1_ps(r[5]); c50 = _mm512_add_ps(c50, v); c51 = _mm512_add_ps(c51, v);
+        }
+        if (epi->bias_col) {
+            __m512 b0 = _mm512_loadu_ps(epi->bias_col), b1 = _mm512_loadu_ps(epi->bias_col + 16);
+            c00 = _mm512_add_ps(c00, b0); c01 = _mm512_add_ps(c01, b1); c10 = _mm512_add_ps(c10, b0); c11 = _mm512_add_ps(c11, b1);
+            c20 = _mm512_add_ps(c20, b0); c21 = _mm512_add_ps(c21, b1); c30 = _mm512_add_ps(c30, b0); c31 = _mm512_add_ps(c31, b1);
+            c40 = _mm512_add_ps(c40, b0); c41 = _mm512_add_ps(c41, b1); c50 = _mm512_add_ps(c50, b0); c51 = _mm512_add_ps(c51, b1);
+        }
+    }
     _mm512_storeu_ps(c + 0 * ldc, c00); _mm512_storeu_ps(c + 0 * ldc + 16, c01);
     _mm512_storeu_ps(c + 1 * ldc, c10); _mm512_storeu_ps(c + 1 * ldc + 16, c11);
     _mm512_storeu_ps(c + 2 * ldc, c20); _mm512_storeu_ps(c + 2 * ldc + 16, c21);

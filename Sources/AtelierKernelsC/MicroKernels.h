@@ -27,7 +27,11 @@ void ak_ukr_scalar_6x16(int kc, const float *a, const float *b, float *c, long l
 void ak_ukr_avx2_6x16(int kc, const float *a, const float *b, float *c, long ldc, int accumulate);
 void ak_ukr_avx512_6x32(int kc, const float *a, const float *b, float *c, long ldc, int accumulate);
 /// kp k-pairs of the native bf16 layout (see PackingBF16.c).
-void ak_ukr_avx512bf16_6x32(int kp, const float *a, const float *b, float *c, long ldc, int accumulate);
+/// The epilogue of a full tile whose chains finish in this call (see ak_epilogue_tile), with the
+/// bias pointers at the tile's first row and column; NULL for none.
+typedef struct { float alpha; const float *bias_row; const float *bias_col; } ak_tile_epilogue;
+void ak_ukr_avx512bf16_6x32(int kp, const float *a, const float *b, float *c, long ldc, int accumulate,
+                            const ak_tile_epilogue *epi);
 /// One K-block on AMX tiles (MacroKernelAMX.c): C (+)= A·B for the AMX A layout and native B
 /// panels, no epilogue. Only where ak_bf16_amx(kc).
 void ak_macro_kernel_amx(int mc, int nc, int kc, const float *apack, const float *bpack, float *c,

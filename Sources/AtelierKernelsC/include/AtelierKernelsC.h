@@ -93,6 +93,10 @@ void ak_pack_b_conv(const ak_conv_geometry *g, int k0, int kc, int j0, int nc,
 void ak_macro_kernel(int mc, int nc, int kc, const float *apack, const float *bpack,
                      float *c, long ldc, int accumulate, int final, float alpha,
                      const float *bias_row, const float *bias_col);
+/// That epilogue on one rows × cols tile of finished chains (bias pointers offset to the tile):
+/// the macro-kernels run it per micro-tile, while the tile is still in L1.
+void ak_epilogue_tile(float *c, long ldc, int rows, int cols, float alpha,
+                      const float *bias_row, const float *bias_col);
 
 /// A whole single-threaded GEMM (packing into thread-local buffers), for callers that already
 /// run in parallel (attention heads): C[m×n] = alpha·op(A)·op(B) (+ C when accumulate) + biases.
