@@ -49,7 +49,9 @@ int ak_attention_rows(int m, int d, int dv, float scale,
     float *packV = ak_thread_scratch(9, (size_t)panelsV * nr * (m + extra));
     float *scores = ak_thread_scratch(10, (size_t)rb * m);
     float *apack = ak_thread_scratch(11, (size_t)rb * (kcMax + extra));
-    if (!packK || !packV || !scores || !apack) return -1;
+    // bf16: the softmax writes the probabilities as bf16 rows, which P·V packs as stored bf16.
+    uint16_t *probs = bf16 ? (uint16_t *)(void *)ak_thread_scratch(13, ((size_t)rb * m + 1) / 2) : NULL;
+    if (!packK || !packV || !scores || !apack || (bf16 && !probs)) return -1;
     // Kᵀ as B [d × m] (K stored [m][ldk], read transposed), K-block after K-block over d.
     for (int pc = 0; pc < d; pc += AK_KC) {
         int kc = d - pc < AK_KC ? d - pc : AK_KC;
@@ -74,12 +76,20 @@ int ak_attention_rows(int m, int d, int dv, float scale,
         }
         for (int r = 0; r < rows; r++) {
             int valid = causal ? (i0 + r + 1 < m ? i0 + r + 1 : m) : m;
-            ak_softmax_row_scaled(scores + (size_t)r * m, m, valid, fold ? scale : 1.0f);
+            if (bf16) ak_softmax_row_bf16(scores + (size_t)r * m, m, valid, fold ? scale : 1.0f, probs + (size_t)r * m);
+            else ak_softmax_row_scaled(scores + (size_t)r * m, m, valid, fold ? scale : 1.0f);
         }
         for (int pc = 0; pc < m; pc += AK_KC) {
             int kc = m - pc < AK_KC ? m - pc : AK_KC;
-            block(bf16, scores, m, 0, rows, pc, kc, apack, packV + (size_t)panelsV * nr * pc, dv,
-                  out + (size_t)i0 * ldo, ldo, pc > 0, pc + kc >= m, 1.0f);
+            float *cv = out + (size_t)i0 * ldo;
+            if (bf16) {  // the same packed operand as block()'s from the fp32 probabilities
+                ak_pack_a_bf16_stored(probs, m, 0, rows, pc, kc, apack);
+                ak_macro_kernel_bf16(rows, dv, kc, apack, packV + (size_t)panelsV * nr * pc, cv, ldo, pc > 0,
+                                     pc + kc >= m, 1.0f, NULL, NULL);
+            } else {
+                block(0, scores, m, 0, rows, pc, kc, apack, packV + (size_t)panelsV * nr * pc, dv, cv, ldo,
+                      pc > 0, pc + kc >= m, 1.0f);
+            }
         }
     }
     // Keep packed heads between calls only while they are small (a UNet head at 64² tokens packs

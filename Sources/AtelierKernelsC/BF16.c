@@ -41,6 +41,29 @@ AK_AVX2 long ak_round_row_bf16_avx2(const float *src, long n, uint16_t *dst) {
 }
 #endif
 
+#if defined(__x86_64__)
+AK_AVX2 static long round_scaled_avx2(const float *src, long n, float scale, uint16_t *dst) {
+    long i = 0;
+    __m256 s = _mm256_set1_ps(scale);
+    for (; i + 16 <= n; i += 16) {
+        __m256i lo = _mm256_srli_epi32(ak_round_hi8(_mm256_castps_si256(_mm256_mul_ps(_mm256_loadu_ps(src + i), s))), 16);
+        __m256i hi = _mm256_srli_epi32(ak_round_hi8(_mm256_castps_si256(_mm256_mul_ps(_mm256_loadu_ps(src + i + 8), s))), 16);
+        __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xD8);
+        _mm256_storeu_si256((__m256i *)(dst + i), p);
+    }
+    return i;
+}
+#endif
+
+void ak_f32_to_bf16_scaled(const float *src, uint16_t *dst, long n, float scale) {
+    long i = 0;
+#if defined(__x86_64__)
+    if (ak_bf16_native()) i = ak_round_scaled_bf16_native(src, n, scale, dst);
+    if (ak_isa_current() != AK_ISA_SCALAR) i += round_scaled_avx2(src + i, n - i, scale, dst + i);
+#endif
+    for (; i < n; i++) dst[i] = ak_bf16_from_float(src[i] * scale);
+}
+
 void ak_f32_to_bf16(const float *src, uint16_t *dst, long n) {
     long i = 0;
 #if defined(__x86_64__)

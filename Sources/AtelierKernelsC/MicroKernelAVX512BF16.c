@@ -101,6 +101,20 @@ long ak_round_row_bf16_native(const float *src, long n, uint16_t *dst) {
     return i;
 }
 
+/// bf16(src[i]·scale), the product rounded to fp32 first, 32 at a time (softmax's normalisation
+/// straight into the bf16 operand of P·V).
+AK_TARGET
+long ak_round_scaled_bf16_native(const float *src, long n, float scale, uint16_t *dst) {
+    long i = 0;
+    __m512 s = _mm512_set1_ps(scale);
+    for (; i + 32 <= n; i += 32) {
+        __m512bh r = _mm512_cvtne2ps_pbh(_mm512_mul_ps(_mm512_loadu_ps(src + i + 16), s),
+                                         _mm512_mul_ps(_mm512_loadu_ps(src + i), s));
+        _mm512_storeu_si512((void *)(dst + i), AK_BI(r));
+    }
+    return i;
+}
+
 AK_TARGET
 long ak_dpbf16_hardware(const uint32_t *a, const uint32_t *b, const float *acc, long n, float *out) {
     long i = 0;

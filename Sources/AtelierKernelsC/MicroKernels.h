@@ -70,6 +70,8 @@ void ak_pack_a_rows6_avx2(const float *src, long ld, int kc, float *dst);
 long ak_round_row_bf16_avx2(const float *src, long n, uint16_t *dst);
 /// The same with `vcvtne2ps2bf16`, 32 at a time (family avx512bf16 and up only).
 long ak_round_row_bf16_native(const float *src, long n, uint16_t *dst);
+/// bf16(src[i]·scale) with `vcvtne2ps2bf16`, 32 at a time; returns how many it did.
+long ak_round_scaled_bf16_native(const float *src, long n, float scale, uint16_t *dst);
 #endif
 
 #endif

@@ -13,7 +13,9 @@ static inline float sum8(const float s[8]) {
     return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
 }
 
-static void softmax_scalar(float *row, int cols, int valid, float scale) {
+/// The max and exponential passes: row[j] = exp(row[j]·scale − max·scale) for j < valid; returns
+/// 1 / (their sum by the fixed tree).
+static float softmax_exp_scalar(float *row, int valid, float scale) {
     float mx = -INFINITY;
     for (int j = 0; j < valid; j++) mx = row[j] > mx ? row[j] : mx;
     mx = mx * scale;
@@ -23,15 +25,13 @@ static void softmax_scalar(float *row, int cols, int valid, float scale) {
         row[j] = e;
         part[j & 7] = part[j & 7] + e;
     }
-    float inv = 1.0f / sum8(part);
-    for (int j = 0; j < valid; j++) row[j] = row[j] * inv;
-    for (int j = valid; j < cols; j++) row[j] = 0.0f;
+    return 1.0f / sum8(part);
 }
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 __attribute__((target("avx2,fma")))
-static void softmax_avx2(float *row, int cols, int valid, float scale) {
+static float softmax_exp_avx2(float *row, int valid, float scale) {
     float mx = -INFINITY;
     int j = 0;
     if (valid >= 8) {
@@ -56,15 +56,26 @@ static void softmax_avx2(float *row, int cols, int valid, float scale) {
         row[j] = e;
         part[j & 7] = part[j & 7] + e;
     }
-    __m256 inv = _mm256_set1_ps(1.0f / sum8(part));
-    for (j = 0; j + 8 <= valid; j += 8) _mm256_storeu_ps(row + j, _mm256_mul_ps(_mm256_loadu_ps(row + j), inv));
-    float invs = 1.0f / sum8(part);
-    for (; j < valid; j++) row[j] = row[j] * invs;
-    for (j = valid; j < cols; j++) row[j] = 0.0f;
+    return 1.0f / sum8(part);
+}
+
+__attribute__((target("avx2,fma")))
+static void normalize_avx2(float *row, int valid, float inv) {
+    __m256 inv8 = _mm256_set1_ps(inv);
+    int j = 0;
+    for (; j + 8 <= valid; j += 8) _mm256_storeu_ps(row + j, _mm256_mul_ps(_mm256_loadu_ps(row + j), inv8));
+    for (; j < valid; j++) row[j] = row[j] * inv;
 }
 #endif
 
 void ak_softmax_row(float *row, int cols, int valid) { ak_softmax_row_scaled(row, cols, valid, 1.0f); }
+
+static float softmax_exp(float *row, int valid, float scale) {
+#if defined(__x86_64__)
+    if (ak_isa_current() != AK_ISA_SCALAR) return softmax_exp_avx2(row, valid, scale);
+#endif
+    return softmax_exp_scalar(row, valid, scale);
+}
 
 void ak_softmax_row_scaled(float *row, int cols, int valid, float scale) {
     if (valid > cols) valid = cols;
@@ -72,11 +83,21 @@ void ak_softmax_row_scaled(float *row, int cols, int valid, float scale) {
         for (int j = 0; j < cols; j++) row[j] = 0.0f;
         return;
     }
+    float inv = softmax_exp(row, valid, scale);
 #if defined(__x86_64__)
-    if (ak_isa_current() != AK_ISA_SCALAR) {
-        softmax_avx2(row, cols, valid, scale);
-        return;
-    }
+    if (ak_isa_current() != AK_ISA_SCALAR) normalize_avx2(row, valid, inv);
+    else
 #endif
-    softmax_scalar(row, cols, valid, scale);
+    for (int j = 0; j < valid; j++) row[j] = row[j] * inv;
+    for (int j = valid; j < cols; j++) row[j] = 0.0f;
+}
+
+void ak_softmax_row_bf16(float *row, int cols, int valid, float scale, uint16_t *out) {
+    if (valid > cols) valid = cols;
+    int done = 0;
+    if (valid > 0) {
+        ak_f32_to_bf16_scaled(row, out, valid, softmax_exp(row, valid, scale));
+        done = valid;
+    }
+    for (int j = done; j < cols; j++) out[j] = 0;
 }

@@ -167,6 +167,10 @@ void ak_softmax_row(float *row, int cols, int valid);
 /// monotonic in x, so the maximum of the scaled row is the scaled maximum) without its own sweep:
 /// attention folds Q·Kᵀ's scale in here.
 void ak_softmax_row_scaled(float *row, int cols, int valid, float scale);
+/// The same softmax with its normalisation written as bf16 (`out`, cols values; row keeps the
+/// exponentials): the bits ak_softmax_row_scaled then ak_f32_to_bf16 give, one fp32 sweep fewer.
+/// The bf16 attention packs P·V's A from it.
+void ak_softmax_row_bf16(float *row, int cols, int valid, float scale, uint16_t *out);
 
 /// Mean of x[0..n) and the sum of squared deviations from it, in double (two passes, eight
 /// partial sums in a fixed tree): GroupNorm/LayerNorm statistics, the same bits on every path.
@@ -211,6 +215,8 @@ uint16_t ak_bf16_from_float(float f);
 /// bf16 → fp32 (exact); a denormal bf16 reads as signed zero.
 float ak_float_from_bf16(uint16_t h);
 void ak_f32_to_bf16(const float *src, uint16_t *dst, long n);
+/// dst[i] = bf16(src[i]·scale): the fp32 product, then ak_bf16_from_float's rounding.
+void ak_f32_to_bf16_scaled(const float *src, uint16_t *dst, long n, float scale);
 void ak_bf16_to_f32(const uint16_t *src, float *dst, long n);
 /// 1 when the bf16 GEMM packs the native pair layout (families avx512bf16 and amxbf16: B panels
 /// [kcp/2][R] of uint32 pairs), 0 when it emulates `vdpbf16ps` on the fp32 kernels.
