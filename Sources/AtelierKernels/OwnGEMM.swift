@@ -3,8 +3,11 @@ import AtelierKernelsC
 /// The parallel driver of Atelier's own GEMM kernels (C micro-kernels in AtelierKernelsC).
 ///
 /// Blocking is BLIS's: for each block of N columns and each K-block of `AK_KC`, B is packed once
-/// (split across the threads by panels), then the C tile (row blocks of `AK_MC` × column ranges)
-/// is computed in parallel, each task packing its own rows of A. Every C element is one fma chain
+/// (split across the threads by panels), then the C tile (row blocks of at most `AK_MC` × column
+/// ranges) is computed in parallel, each task packing its own rows of A. When the packed B of the
+/// whole depth fits `wholeDepthBudget`, every K-block is packed in one parallel step and each task
+/// runs its tile through all of them (the deep, narrow products of convolutions at 8² and 16²
+/// would otherwise synchronise the threads twice per K-block). Every C element is one fma chain
 /// over k in order, the K-blocks continuing it through C, so the result does not depend on the
 /// thread count, the tile sizes or the instruction set (see AtelierKernelsC.h).
 public enum OwnGEMM {

@@ -58,8 +58,9 @@ public enum WinogradConvolution {
     /// Why: F(4×4) needs a quarter of the direct form's multiplies, and its fp32 arithmetic is far
     /// more exact than bf16 products (the activations are not rounded to 8 bits). Where bf16 is
     /// emulated at the fp32 rate that is a clear gain (a UNet pass at 512: 12.0 → 9.9 s on a Zen 3);
-    /// where `vdpbf16ps` doubles the rate, a quarter of the multiplies at the fp32 rate should
-    /// still match the direct bf16 form (not yet measured). Winograd in bf16 itself is not an
+    /// where `vdpbf16ps` doubles the rate, a quarter of the multiplies at the fp32 rate still
+    /// wins: a UNet pass at 512 on a Zen 4 took 0.91 × the direct bf16 form's wall time (3 A/B
+    /// pairs, `ATELIER_CONV=direct`). Winograd in bf16 itself is not an
     /// option: rounding the transformed operands to 8 bits makes F(4×4)'s error about 14 × the
     /// direct bf16 one (2.4 × for F(2×2)). AMX tiles multiply bf16 many times faster than fp32
     /// FMAs, so there the direct bf16 form stays.
