@@ -232,8 +232,9 @@ public enum OwnGEMM {
     /// thread, any unevenness leaves a core idle until the slowest finishes.
     static let tasksPerThread = 4
     /// Floats of packed B (and of a shared packed A) up to which all K-blocks are packed at once
-    /// (32 MB; a bf16 panel touches half of its floats).
-    static let wholeDepthBudget = 8 << 20
+    /// (32 MB; a bf16 panel touches half of its floats). Tests set 0 to run the K-block-at-a-time
+    /// path, which must give the same bits.
+    nonisolated(unsafe) static var wholeDepthBudget = 8 << 20
 
     /// Columns of C per task (about): A is packed once per task, so this amortises it.
     static let chunkColumns = 512

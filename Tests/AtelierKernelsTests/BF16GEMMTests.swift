@@ -151,12 +151,18 @@ final class BF16GEMMTests: XCTestCase {
             let colBias = Array(UnsafeBufferPointer(start: bias.pointer, count: n))
             let expected = bits(Self.chain(m: m, n: n, k: k, a: xs, b: bT, rowBias: nil, colBias: colBias))
             let expectedAMX = bits(Self.chainAMX(m: m, n: n, k: k, a: xs, b: bT, rowBias: nil, colBias: colBias))
-            for isa in OwnGEMM.supportedISAs {
-                OwnGEMM.select(isa: isa)
-                for threads in [1, 2, 3] {
-                    Parallel.threads = threads
-                    let y = LinearOp.linear(x, weight: .bf16(wb), bias: bias)
-                    assertSameBits(bits(y), isa == "amxbf16" ? expectedAMX : expected, "\(isa), \(threads) threads, \(m)×\(n)×\(k)")
+            // Every K-block packed at once (the default), and one K-block at a time.
+            for budget in [8 << 20, 0] {
+                OwnGEMM.wholeDepthBudget = budget
+                defer { OwnGEMM.wholeDepthBudget = 8 << 20 }
+                for isa in OwnGEMM.supportedISAs {
+                    OwnGEMM.select(isa: isa)
+                    for threads in [1, 2, 3] {
+                        Parallel.threads = threads
+                        let y = LinearOp.linear(x, weight: .bf16(wb), bias: bias)
+                        assertSameBits(bits(y), isa == "amxbf16" ? expectedAMX : expected,
+                                       "\(isa), \(threads) threads, \(m)×\(n)×\(k), whole-depth budget \(budget)")
+                    }
                 }
             }
         }

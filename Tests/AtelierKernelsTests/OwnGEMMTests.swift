@@ -9,6 +9,7 @@ final class OwnGEMMTests: XCTestCase {
     override func tearDown() {
         OwnGEMM.select(isa: OwnGEMM.supportedISAs.last ?? "scalar")
         Parallel.threads = ProcessInfo.processInfo.activeProcessorCount
+        OwnGEMM.wholeDepthBudget = 8 << 20
     }
 
     struct Case { var m, n, k: Int; var transA, transB, accumulate: Bool; var alpha: Float; var rowBias, colBias: Bool }
@@ -92,12 +93,16 @@ final class OwnGEMMTests: XCTestCase {
         let bias = (0..<n).map { _ in Float(rng.uniform()) }
         let c = Case(m: m, n: n, k: k, transA: false, transB: true, accumulate: false, alpha: 1, rowBias: false, colBias: true)
         let expected = bits(Self.chain(c, a: a, b: b, c0: [], rowBias: [], colBias: bias))
-        for isa in OwnGEMM.supportedISAs {
-            OwnGEMM.select(isa: isa)
-            for threads in [1, 2, 3] {
-                Parallel.threads = threads
-                XCTAssertEqual(bits(Self.run(c, a: a, b: b, c0: [Float](repeating: 0, count: m * n), rowBias: [], colBias: bias)),
-                               expected, "\(isa), \(threads) threads, \(m)×\(n)×\(k)")
+        // Every K-block packed at once (the default at these sizes), and one K-block at a time.
+        for budget in [8 << 20, 0] {
+            OwnGEMM.wholeDepthBudget = budget
+            for isa in OwnGEMM.supportedISAs {
+                OwnGEMM.select(isa: isa)
+                for threads in [1, 2, 3] {
+                    Parallel.threads = threads
+                    XCTAssertEqual(bits(Self.run(c, a: a, b: b, c0: [Float](repeating: 0, count: m * n), rowBias: [], colBias: bias)),
+                                   expected, "\(isa), \(threads) threads, \(m)×\(n)×\(k), whole-depth budget \(budget)")
+                }
             }
         }
         }
