@@ -68,7 +68,7 @@ int ak_attention_rows(int m, int d, int dv, float scale,
     for (int i0 = r0; i0 < r1; i0 += rb) {
         int rows = r1 - i0 < rb ? r1 - i0 : rb;
         if (d == 0)  // no depth: every score is an empty sum (times the scale)
-            for (size_t i = 0; i < (size_t)rows * m; i++) scores[i] = fold ? 0.0f : 0.0f * scale;
+            for (size_t i = 0; i < (size_t)rows * m; i++) scores[i] = 0.0f * scale;  // +0 whenever the scale folds
         for (int pc = 0; pc < d; pc += AK_KC) {
             int kc = d - pc < AK_KC ? d - pc : AK_KC;
             block(bf16, q, ldq, i0, rows, pc, kc, apack, packK + (size_t)panelsK * nr * pc, m, scores, m,

@@ -87,24 +87,13 @@ void ak_ukr_avx512bf16_6x32(int kp, const float *apack, const float *bpack, floa
     _mm512_storeu_ps(c + 5 * ldc, c50); _mm512_storeu_ps(c + 5 * ldc + 16, c51);
 }
 
-/// fp32 → bf16 by `vcvtne2ps2bf16`, 32 at a time; returns how many it did (a multiple of 32).
-/// The SDM's rounding is ak_bf16_from_float's (nearest even, NaN quieted, denormals to signed
-/// zero, MXCSR ignored), so this is the AVX2 rounding at one instruction per 32 values; the
-/// tests check the instruction against the scalar rule where the CPU has it.
+/// bf16(src[i]·scale) by `vcvtne2ps2bf16`, the product rounded to fp32 first, 32 at a time;
+/// returns how many it did (a multiple of 32). The SDM's rounding is ak_bf16_from_float's
+/// (nearest even, NaN quieted, denormals to signed zero, MXCSR ignored), so this is the AVX2
+/// rounding at one instruction per 32 values; the tests check the instruction against the scalar
+/// rule where the CPU has it.
 AK_TARGET
-long ak_round_row_bf16_native(const float *src, long n, uint16_t *dst) {
-    long i = 0;
-    for (; i + 32 <= n; i += 32) {
-        __m512bh r = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16), _mm512_loadu_ps(src + i));
-        _mm512_storeu_si512((void *)(dst + i), AK_BI(r));
-    }
-    return i;
-}
-
-/// bf16(src[i]·scale), the product rounded to fp32 first, 32 at a time (softmax's normalisation
-/// straight into the bf16 operand of P·V).
-AK_TARGET
-long ak_round_scaled_bf16_native(const float *src, long n, float scale, uint16_t *dst) {
+long ak_round_row_bf16_native(const float *src, long n, float scale, uint16_t *dst) {
     long i = 0;
     __m512 s = _mm512_set1_ps(scale);
     for (; i + 32 <= n; i += 32) {

@@ -65,13 +65,12 @@ AK_AVX2 static inline __m256i ak_round_hi8(__m256i u) {
 void ak_pack_b_transposed_avx2(const float *src, long ld, int kc, int nr, float *dst);
 /// Packs one full A panel from 6 stored rows (row stride ld), kc deep.
 void ak_pack_a_rows6_avx2(const float *src, long ld, int kc, float *dst);
-/// n fp32 → bf16 in order, ak_bf16_from_float's rounding, 16 at a time (AVX2); returns how many
-/// it did (a multiple of 16). ak_f32_to_bf16 wraps it with the scalar rest.
-long ak_round_row_bf16_avx2(const float *src, long n, uint16_t *dst);
+/// n fp32 → bf16 in order, bf16(src[i]·scale) by ak_bf16_from_float's rounding, 16 at a time
+/// (AVX2); returns how many it did (a multiple of 16). ak_f32_to_bf16_scaled wraps it with the
+/// scalar rest.
+long ak_round_row_bf16_avx2(const float *src, long n, float scale, uint16_t *dst);
 /// The same with `vcvtne2ps2bf16`, 32 at a time (family avx512bf16 and up only).
-long ak_round_row_bf16_native(const float *src, long n, uint16_t *dst);
-/// bf16(src[i]·scale) with `vcvtne2ps2bf16`, 32 at a time; returns how many it did.
-long ak_round_scaled_bf16_native(const float *src, long n, float scale, uint16_t *dst);
+long ak_round_row_bf16_native(const float *src, long n, float scale, uint16_t *dst);
 #endif
 
 #endif
