@@ -13,9 +13,12 @@ trap 'rm -rf "$work"' EXIT
 src=Sources/AtelierKernelsC
 cp "$src"/*.c "$src"/*.h "$src"/include/*.h "$work"/
 simde='#define SIMDE_ENABLE_NATIVE_ALIASES\n#include <simde/x86/avx512.h>'
-sed -e "s|#include <immintrin.h>|$simde|" \
-    -e 's|#define AK_TARGET __attribute__((target("avx512f")))|#define AK_TARGET|' \
-    "$src/MicroKernelAVX512.c" > "$work/MicroKernelAVX512.c"
+for f in MicroKernelAVX512.c RowKernelsAVX512.c; do
+  sed -e "s|#include <immintrin.h>|$simde|" \
+      -e 's|#define AK_TARGET __attribute__((target("avx512f")))|#define AK_TARGET|' \
+      "$src/$f" > "$work/$f"
+  grep -q '#define AK_TARGET$' "$work/$f" || { echo "could not emulate $f" >&2; exit 1; }
+done
 # vdpbf16ps per the SDM: for each lane, acc += odd pair product, then += even pair product, each an
 # FMA rounded to nearest even, denormal inputs read as zero and denormal results flushed.
 cat > "$work/dpbf16_sdm.h" <<'SDM'

@@ -243,6 +243,14 @@ public enum OwnGEMM {
     /// results are the same for all; bf16 ones for all but "amxbf16" (see `BLAS.numericsClass(_:)`).
     public static var isaName: String { String(cString: ak_isa_name(ak_isa_current())) }
 
+    /// Why a CPU with AVX512_BF16 runs the bf16 products on the fp32 kernels (family avx512, the
+    /// same bits), for benchmark lines: nil unless that is the case.
+    public static var bf16ProductsNote: String? {
+        let ratio = ak_vdpbf16ps_rate_ratio()
+        guard ratio > 0, ak_isa_current() == Int32(AK_ISA_AVX512.rawValue) else { return nil }
+        return String(format: "vdpbf16ps multiplies at %.2f × the fp32 FMA rate on this CPU, so bf16 products run on the fp32 kernels", ratio)
+    }
+
     /// Forces a family (tests, `ATELIER_KERNEL_ISA`); false when this CPU cannot run it.
     @discardableResult
     public static func select(isa name: String) -> Bool {

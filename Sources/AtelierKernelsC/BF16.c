@@ -46,9 +46,10 @@ void ak_f32_to_bf16_scaled(const float *src, uint16_t *dst, long n, float scale)
     long i = 0;
 #if defined(__x86_64__)
     // Weights at load (865 M for an SD2 UNet), rows of A as they are packed and softmax rows:
-    // 32 at a time by AVX512_BF16's own conversion where the family has it (the same rounding),
-    // 16 at a time where AVX2 is there.
-    if (ak_bf16_native()) i = ak_round_row_bf16_native(src, n, scale, dst);
+    // 32 at a time by AVX512_BF16's own conversion where the CPU has it (the same rounding; also
+    // where the products run on the fp32 kernels because `vdpbf16ps` is slow there), 16 at a time
+    // where AVX2 is there.
+    if (ak_bf16_round_native()) i = ak_round_row_bf16_native(src, n, scale, dst);
     if (ak_isa_current() != AK_ISA_SCALAR) i += ak_round_row_bf16_avx2(src + i, n - i, scale, dst + i);
 #endif
     for (; i < n; i++) dst[i] = ak_bf16_from_float(src[i] * scale);
@@ -63,6 +64,10 @@ void ak_bf16_to_f32(const uint16_t *src, float *dst, long n) {
 }
 
 int ak_bf16_native(void) { return ak_isa_current() >= AK_ISA_AVX512BF16; }
+
+int ak_bf16_round_native(void) {
+    return ak_isa_detected() >= AK_ISA_AVX512BF16 && ak_isa_current() >= AK_ISA_AVX512;
+}
 
 int ak_bf16_amx(int kc) { return ak_isa_current() == AK_ISA_AMXBF16 && (kc + 1) / 2 >= 16; }
 

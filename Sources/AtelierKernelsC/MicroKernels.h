@@ -32,6 +32,17 @@ void ak_ukr_avx512_6x32(int kc, const float *a, const float *b, float *c, long l
 typedef struct { float alpha; const float *bias_row; const float *bias_col; } ak_tile_epilogue;
 void ak_ukr_avx512bf16_6x32(int kp, const float *a, const float *b, float *c, long ldc, int accumulate,
                             const ak_tile_epilogue *epi);
+/// Seconds that 12 independent chains × n `vdpbf16ps` (or 512-bit `vfmadd231ps`) take, all in
+/// registers: the issue rates behind ak_vdpbf16ps_rate_ratio (CPUDispatch.c). Each lives beside
+/// its kernel, so the AVX-512 emulation check runs them emulated like the kernels.
+double ak_time_vdpbf16ps(long n);
+double ak_time_fma512(long n);
+/// Row loops on AVX-512F (RowKernelsAVX512.c), each the same per-element operations as its AVX2
+/// form; each returns how many elements it did (a multiple of 16), the caller does the rest:
+/// softmax's exponentials, summed into the 8 partial sums in the AVX2 loop's order (Softmax.c);
+/// a row times a factor.
+int ak_softmax_exp_avx512(float *row, int valid, float scale, float max_scaled, float partial[8]);
+int ak_scale_row_avx512(float *row, int n, float factor);
 /// One K-block on AMX tiles (MacroKernelAMX.c): C (+)= A·B for the AMX A layout and native B
 /// panels, no epilogue. Only where ak_bf16_amx(kc).
 void ak_macro_kernel_amx(int mc, int nc, int kc, const float *apack, const float *bpack, float *c,

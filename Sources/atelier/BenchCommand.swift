@@ -65,6 +65,7 @@ struct BenchCommand: ParsableCommand {
         if !json {
             print(String(format: "reference  OpenBLAS sgemm 1024³: %.1f GFLOP/s (%@ kernels, %d threads); passes run on %@ kernels (numerics %@)",
                          gemm, BLAS.coreName, BLAS.threads, BLAS.kernelDescription, BLAS.numericsClass(effectivePrecision)))
+            if effectivePrecision == .bf16, let note = OwnGEMM.bf16ProductsNote { print("kernels    \(note)") }
         }
 
         for _ in 0..<warmup { _ = try workload.run() }

@@ -269,6 +269,25 @@ final class BF16GEMMTests: XCTestCase {
         }
     }
 
+    /// The default family multiplies bf16 on whichever unit is faster on this CPU: with AVX512_BF16
+    /// (and no AMX), avx512bf16 where `vdpbf16ps` out-runs the fp32 FMAs and avx512 (the emulated
+    /// layout on the fp32 kernels: the same bits, as the tests above check) where it does not,
+    /// as on a Xeon model 0xCF, where it issues every other cycle; elsewhere the best family the CPU has.
+    func testTheDefaultFamilyMultipliesBF16OnTheFasterUnit() {
+        let detected = ak_isa_detected(), ratio = ak_vdpbf16ps_rate_ratio()
+        let bf16 = Int32(AK_ISA_AVX512BF16.rawValue)
+        if detected >= bf16 {
+            // Measured issue rates (in scripts/avx512-emulation-check.sh, of the emulations).
+            XCTAssertGreaterThan(ratio, 0)
+            XCTAssertTrue(ratio.isFinite)
+        } else {
+            XCTAssertEqual(ratio, 0, "a CPU without AVX512_BF16 has no vdpbf16ps rate")
+        }
+        let expected = detected == bf16 ? (ratio < 1 ? Int32(AK_ISA_AVX512.rawValue) : bf16) : detected
+        XCTAssertEqual(ak_isa_default(), expected, "ratio \(ratio)")
+        XCTAssertEqual(OwnGEMM.bf16ProductsNote != nil, ak_isa_current() == Int32(AK_ISA_AVX512.rawValue) && ratio > 0)
+    }
+
     /// On CPUs with AVX512_BF16, the activations' rounding runs on `vcvtne2ps2bf16`: it must equal
     /// the scalar rule the other families use (nearest even, NaN quieted, denormals to signed zero)
     /// on every kind of value, or a bf16 image would depend on the CPU.

@@ -40,11 +40,19 @@ typedef enum {
 
 /// The best family this CPU supports (CPUID + OS register-state checks).
 int ak_isa_detected(void);
-/// The family in use (the detected one unless changed by ak_set_isa).
+/// The fastest family for this CPU: the detected one, except avx512 (not avx512bf16) where
+/// `vdpbf16ps` is slower than the fp32 FMAs (ak_vdpbf16ps_rate_ratio below 1). Same bits.
+int ak_isa_default(void);
+/// The family in use (the default one unless changed by ak_set_isa or ATELIER_KERNEL_ISA).
 int ak_isa_current(void);
 /// Selects a family; returns 0, or -1 (and changes nothing) when the CPU cannot run it.
 /// Not thread-safe against running kernels: call before work starts (tests, start-up).
 int ak_set_isa(int isa);
+/// `vdpbf16ps` multiply-adds per second over 512-bit fp32 FMA multiply-adds per second on this
+/// core, measured once (register-only loops, best of 5, well under a millisecond); 0 where the CPU
+/// has no AVX512_BF16. Below 1, the default family is avx512, not avx512bf16: the bf16 GEMM then
+/// runs on the fp32 kernels, with the same bits.
+double ak_vdpbf16ps_rate_ratio(void);
 /// Human-readable name of a family ("scalar", "avx2", "avx512", "avx512bf16", "amxbf16").
 const char *ak_isa_name(int isa);
 /// Micro-tile rows (MR) and columns (NR) of the family in use: packed panels are this shape.
@@ -221,6 +229,10 @@ void ak_bf16_to_f32(const uint16_t *src, float *dst, long n);
 /// 1 when the bf16 GEMM packs the native pair layout (families avx512bf16 and amxbf16: B panels
 /// [kcp/2][R] of uint32 pairs), 0 when it emulates `vdpbf16ps` on the fp32 kernels.
 int ak_bf16_native(void);
+/// 1 when fp32 → bf16 rounding may use `vcvtne2ps2bf16`: the CPU has AVX512_BF16 and the family
+/// in use is avx512 or above (the default family is avx512 where `vdpbf16ps` is slow, see
+/// ak_vdpbf16ps_rate_ratio; the conversion is fast there all the same).
+int ak_bf16_round_native(void);
 /// 1 when a K-block of depth kc runs on AMX tiles (family amxbf16, at least 16 k pairs): A is then
 /// packed row-major, row i at i·kcp floats holding its k pairs as uint32, zero up to a whole
 /// 16-pair step. The packers and the macro-kernel decide with this one function.

@@ -1,0 +1,58 @@
+// AVX-512F forms of row loops whose AVX2 forms are in other files: 16 lanes at a time, the same
+// operations per element in the same order, so the same bits (the tests compare every family).
+// Kept in one file so that scripts/avx512-emulation-check.sh can run them with the intrinsics
+// emulated by SIMDe, as it runs the AVX-512 micro-kernels.
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <stdint.h>
+#include "MicroKernels.h"
+#include "FastExp.h"
+
+#define AK_TARGET __attribute__((target("avx512f")))
+
+/// FastExp.h's exp_avx2 on 16 lanes: the same operations, in the same order.
+AK_TARGET static inline __m512 exp_avx512(__m512 x) {
+    __m512 lo = _mm512_set1_ps(AK_EXP_LO), hi = _mm512_set1_ps(AK_EXP_HI);
+    __m512 xc = _mm512_min_ps(hi, _mm512_max_ps(lo, x));
+    __m512 magic = _mm512_set1_ps(12582912.0f);
+    __m512 t = _mm512_fmadd_ps(xc, _mm512_set1_ps(1.44269504f), magic);
+    __m512 n = _mm512_sub_ps(t, magic);
+    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693359375f), xc);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.98756915e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.39819995e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665796e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.66666555e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001e-1f));
+    __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32((int)(127u - 0x4B400000u))), 23);
+    __m512 v = _mm512_mul_ps(y, _mm512_castsi512_ps(bits));
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), v, _mm512_setzero_ps());
+}
+
+AK_TARGET
+int ak_softmax_exp_avx512(float *row, int valid, float scale, float max_scaled, float partial[8]) {
+    __m512 m16 = _mm512_set1_ps(max_scaled), s16 = _mm512_set1_ps(scale);
+    __m256 acc = _mm256_loadu_ps(partial);
+    int j = 0;
+    for (; j + 16 <= valid; j += 16) {
+        __m512 e = exp_avx512(_mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(row + j), s16), m16));
+        _mm512_storeu_ps(row + j, e);
+        // Elements j…j+7, then j+8…j+15: the AVX2 loop's two additions, in its order.
+        acc = _mm256_add_ps(acc, _mm512_castps512_ps256(e));
+        acc = _mm256_add_ps(acc, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1)));
+    }
+    _mm256_storeu_ps(partial, acc);
+    return j;
+}
+
+AK_TARGET
+int ak_scale_row_avx512(float *row, int n, float factor) {
+    __m512 f = _mm512_set1_ps(factor);
+    int j = 0;
+    for (; j + 16 <= n; j += 16) _mm512_storeu_ps(row + j, _mm512_mul_ps(_mm512_loadu_ps(row + j), f));
+    return j;
+}
+#endif
