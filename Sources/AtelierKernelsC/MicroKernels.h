@@ -39,8 +39,10 @@ double ak_time_vdpbf16ps(long n);
 double ak_time_fma512(long n);
 /// Row loops on AVX-512F (RowKernelsAVX512.c), each the same per-element operations as its AVX2
 /// form; each returns how many elements it did (a multiple of 16), the caller does the rest:
-/// softmax's exponentials, summed into the 8 partial sums in the AVX2 loop's order (Softmax.c);
-/// a row times a factor.
+/// stored bf16 widened into the emulated layout, each pair swapped (PackingBF16.c); softmax's
+/// exponentials, summed into the 8 partial sums in the AVX2 loop's order (Softmax.c); a row times
+/// a factor.
+int ak_widen_swapped_row_avx512(const uint16_t *src, int kc, float *dst);
 int ak_softmax_exp_avx512(float *row, int valid, float scale, float max_scaled, float partial[8]);
 int ak_scale_row_avx512(float *row, int n, float factor);
 /// One K-block on AMX tiles (MacroKernelAMX.c): C (+)= A·B for the AMX A layout and native B

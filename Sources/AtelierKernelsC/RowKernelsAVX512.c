@@ -11,6 +11,30 @@
 
 #define AK_TARGET __attribute__((target("avx512f")))
 
+/// PackingBF16.c's widening of stored bf16 into the emulated layout, 32 values at a time: each
+/// pair's 32 bits hold k even (low half) and k odd (high half), so the odd value widened is the
+/// dword with its low half cleared and the even one is the dword shifted left by 16; the two are
+/// interleaved odd first, and a zero exponent (a denormal) becomes a signed zero. Returns how many
+/// values it did (a multiple of 32 no greater than kc rounded down to even).
+AK_TARGET
+int ak_widen_swapped_row_avx512(const uint16_t *src, int kc, float *dst) {
+    const __m512i inf = _mm512_set1_epi32(0x7f800000), sign = _mm512_set1_epi32((int)0x80000000u);
+    const __m512i high = _mm512_set1_epi32((int)0xffff0000u), zero = _mm512_setzero_si512();
+    const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i second = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    int q = 0;
+    for (; q + 32 <= (kc & ~1); q += 32) {
+        __m512i pairs = _mm512_loadu_si512((const void *)(src + q));
+        __m512i odd = _mm512_and_si512(pairs, high), even = _mm512_slli_epi32(pairs, 16);
+        __m512i w0 = _mm512_permutex2var_epi32(odd, first, even), w1 = _mm512_permutex2var_epi32(odd, second, even);
+        w0 = _mm512_mask_and_epi32(w0, _mm512_cmpeq_epi32_mask(_mm512_and_si512(w0, inf), zero), w0, sign);
+        w1 = _mm512_mask_and_epi32(w1, _mm512_cmpeq_epi32_mask(_mm512_and_si512(w1, inf), zero), w1, sign);
+        _mm512_storeu_si512((void *)(dst + q), w0);
+        _mm512_storeu_si512((void *)(dst + q + 16), w1);
+    }
+    return q;
+}
+
 /// FastExp.h's exp_avx2 on 16 lanes: the same operations, in the same order.
 AK_TARGET static inline __m512 exp_avx512(__m512 x) {
     __m512 lo = _mm512_set1_ps(AK_EXP_LO), hi = _mm512_set1_ps(AK_EXP_HI);
