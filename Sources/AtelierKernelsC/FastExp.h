@@ -43,25 +43,34 @@ static inline float exp_scalar(float x) {
 #include <immintrin.h>
 
 
+/// The polynomial on W-bit vectors (W = 256 or 512): `y` times the exponent `bits` of x clamped
+/// to [lo, hi], as exp_scalar's operations. One body for both widths, so that they cannot drift
+/// apart; each function then zeroes the lanes below lo its own way.
+#define AK_EXP_VECTOR(W, x, lo, hi, result)                                                             \
+    do {                                                                                              \
+        /* max/min return their second operand when one is NaN: x stays NaN, as in the scalar path. */ \
+        __m##W xc = _mm##W##_min_ps(hi, _mm##W##_max_ps(lo, x));                                      \
+        __m##W magic = _mm##W##_set1_ps(12582912.0f);                                                 \
+        __m##W t = _mm##W##_fmadd_ps(xc, _mm##W##_set1_ps(1.44269504f), magic);                       \
+        __m##W n = _mm##W##_sub_ps(t, magic);                                                         \
+        __m##W r = _mm##W##_fmadd_ps(n, _mm##W##_set1_ps(-0.693359375f), xc);                         \
+        r = _mm##W##_fmadd_ps(n, _mm##W##_set1_ps(2.12194440e-4f), r);                                \
+        __m##W p = _mm##W##_set1_ps(1.98756915e-4f);                                                  \
+        p = _mm##W##_fmadd_ps(p, r, _mm##W##_set1_ps(1.39819995e-3f));                                \
+        p = _mm##W##_fmadd_ps(p, r, _mm##W##_set1_ps(8.3334519e-3f));                                 \
+        p = _mm##W##_fmadd_ps(p, r, _mm##W##_set1_ps(4.1665796e-2f));                                 \
+        p = _mm##W##_fmadd_ps(p, r, _mm##W##_set1_ps(1.66666555e-1f));                                \
+        p = _mm##W##_fmadd_ps(p, r, _mm##W##_set1_ps(5.0000001e-1f));                                 \
+        __m##W y = _mm##W##_add_ps(_mm##W##_fmadd_ps(p, _mm##W##_mul_ps(r, r), r), _mm##W##_set1_ps(1.0f)); \
+        __m##W##i bits = _mm##W##_slli_epi32(_mm##W##_add_epi32(_mm##W##_castps_si##W(t),               \
+                                                                _mm##W##_set1_epi32((int)(127u - 0x4B400000u))), 23); \
+        result = _mm##W##_mul_ps(y, _mm##W##_castsi##W##_ps(bits));                                   \
+    } while (0)
+
 __attribute__((target("avx2,fma")))
 static inline __m256 exp_avx2(__m256 x) {
-    __m256 lo = _mm256_set1_ps(AK_EXP_LO), hi = _mm256_set1_ps(AK_EXP_HI);
-    // max/min return their second operand when one is NaN: x stays NaN, as in the scalar path.
-    __m256 xc = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
-    __m256 magic = _mm256_set1_ps(12582912.0f);
-    __m256 t = _mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504f), magic);
-    __m256 n = _mm256_sub_ps(t, magic);
-    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693359375f), xc);
-    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.98756915e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.39819995e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665796e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.66666555e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001e-1f));
-    __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
-    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(t), _mm256_set1_epi32((int)(127u - 0x4B400000u))), 23);
-    __m256 v = _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
+    __m256 lo = _mm256_set1_ps(AK_EXP_LO), hi = _mm256_set1_ps(AK_EXP_HI), v;
+    AK_EXP_VECTOR(256, x, lo, hi, v);
     return _mm256_blendv_ps(v, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
 }
 

@@ -52,32 +52,17 @@ void ak_ukr_avx512_6x32(int kc, const float *a, const float *b, float *c, long l
     _mm512_storeu_ps(c + 4 * ldc, c40); _mm512_storeu_ps(c + 4 * ldc + 16, c41);
     _mm512_storeu_ps(c + 5 * ldc, c50); _mm512_storeu_ps(c + 5 * ldc + 16, c51);
 }
-#define AK_FM(c) _mm512_fmadd_ps(x, y, (c))
 
-/// Where the timing loops leave a result, so that their chains are not dead code.
+/// Where the timing loop leaves a result, so that its chains are not dead code.
 static volatile float ak_timing_sink;
 
-/// 12 chains × n `vfmadd231ps` in registers (see MicroKernels.h); the sums are stored so that the
-/// chains are not dead code.
+#define AK_STEP_ONE(c) _mm512_fmadd_ps(x, y, (c))
+/// 12 chains × n `vfmadd231ps` in registers (see MicroKernels.h).
 AK_TARGET
 double ak_time_fma512(long n) {
-    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
-    __m512 c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
     static volatile float one = 1.0f, small = 0x1p-20f;  // opaque: no fold of fma(1, y, c) to an add
     __m512 x = _mm512_set1_ps(one), y = _mm512_set1_ps(small);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (long i = 0; i < n; i++) {
-        c0 = AK_FM(c0); c1 = AK_FM(c1); c2 = AK_FM(c2); c3 = AK_FM(c3); c4 = AK_FM(c4); c5 = AK_FM(c5);
-        c6 = AK_FM(c6); c7 = AK_FM(c7); c8 = AK_FM(c8); c9 = AK_FM(c9); c10 = AK_FM(c10); c11 = AK_FM(c11);
-    }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    float lanes[16];
-    _mm512_storeu_ps(lanes, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)),
-                                          _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c4, c5), _mm512_add_ps(c6, c7)),
-                                                        _mm512_add_ps(_mm512_add_ps(c8, c9), _mm512_add_ps(c10, c11)))));
-    ak_timing_sink = lanes[0];
-    return (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    AK_TIMING_LOOP(n, AK_STEP_ONE, ak_timing_sink);
 }
-#undef AK_FM
+#undef AK_STEP_ONE
 #endif

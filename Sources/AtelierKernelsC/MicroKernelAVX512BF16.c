@@ -115,31 +115,16 @@ long ak_dpbf16_hardware(const uint32_t *a, const uint32_t *b, const float *acc, 
     }
     return i;
 }
-#define AK_DP(c) _mm512_dpbf16_ps((c), x, x)
 
-/// Where the timing loops leave a result, so that their chains are not dead code.
+/// Where the timing loop leaves a result, so that its chains are not dead code.
 static volatile float ak_timing_sink;
 
-/// 12 chains × n `vdpbf16ps` in registers (see MicroKernels.h); the sums are stored so that the
-/// chains are not dead code.
+#define AK_STEP_ONE(c) _mm512_dpbf16_ps((c), x, x)
+/// 12 chains × n `vdpbf16ps` in registers (see MicroKernels.h).
 AK_TARGET
 double ak_time_vdpbf16ps(long n) {
-    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
-    __m512 c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
     __m512bh x = AK_BH(_mm512_set1_epi32(0x3f803f80));
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (long i = 0; i < n; i++) {
-        c0 = AK_DP(c0); c1 = AK_DP(c1); c2 = AK_DP(c2); c3 = AK_DP(c3); c4 = AK_DP(c4); c5 = AK_DP(c5);
-        c6 = AK_DP(c6); c7 = AK_DP(c7); c8 = AK_DP(c8); c9 = AK_DP(c9); c10 = AK_DP(c10); c11 = AK_DP(c11);
-    }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    float lanes[16];
-    _mm512_storeu_ps(lanes, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)),
-                                          _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c4, c5), _mm512_add_ps(c6, c7)),
-                                                        _mm512_add_ps(_mm512_add_ps(c8, c9), _mm512_add_ps(c10, c11)))));
-    ak_timing_sink = lanes[0];
-    return (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    AK_TIMING_LOOP(n, AK_STEP_ONE, ak_timing_sink);
 }
-#undef AK_DP
+#undef AK_STEP_ONE
 #endif

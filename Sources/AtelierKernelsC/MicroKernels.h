@@ -37,6 +37,26 @@ void ak_ukr_avx512bf16_6x32(int kp, const float *a, const float *b, float *c, lo
 /// its kernel, so the AVX-512 emulation check runs them emulated like the kernels.
 double ak_time_vdpbf16ps(long n);
 double ak_time_fma512(long n);
+/// The body of both: 12 accumulators c0…c11, each `c = STEP(c)` n times between two clock reads,
+/// their sum stored to `sink` so that the chains are not dead code; yields the seconds.
+#define AK_TIMING_LOOP(n, STEP, sink)                                                              \
+    do {                                                                                           \
+        __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;               \
+        __m512 c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;                              \
+        struct timespec t0, t1;                                                                    \
+        clock_gettime(CLOCK_MONOTONIC, &t0);                                                       \
+        for (long i = 0; i < (n); i++) {                                                           \
+            c0 = STEP(c0); c1 = STEP(c1); c2 = STEP(c2); c3 = STEP(c3); c4 = STEP(c4); c5 = STEP(c5); \
+            c6 = STEP(c6); c7 = STEP(c7); c8 = STEP(c8); c9 = STEP(c9); c10 = STEP(c10); c11 = STEP(c11); \
+        }                                                                                          \
+        clock_gettime(CLOCK_MONOTONIC, &t1);                                                       \
+        float lanes[16];                                                                           \
+        _mm512_storeu_ps(lanes, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)), \
+                                              _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c4, c5), _mm512_add_ps(c6, c7)), \
+                                                            _mm512_add_ps(_mm512_add_ps(c8, c9), _mm512_add_ps(c10, c11))))); \
+        sink = lanes[0];                                                                           \
+        return (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);         \
+    } while (0)
 /// Row loops on AVX-512F (RowKernelsAVX512.c), each the same per-element operations as its AVX2
 /// form; each returns how many elements it did (a multiple of 16), the caller does the rest:
 /// stored bf16 widened into the emulated layout, each pair swapped (PackingBF16.c); softmax's

@@ -35,24 +35,10 @@ int ak_widen_swapped_row_avx512(const uint16_t *src, int kc, float *dst) {
     return q;
 }
 
-/// FastExp.h's exp_avx2 on 16 lanes: the same operations, in the same order.
+/// FastExp.h's exp_avx2 on 16 lanes: the same polynomial (AK_EXP_VECTOR), the same lanes zeroed.
 AK_TARGET static inline __m512 exp_avx512(__m512 x) {
-    __m512 lo = _mm512_set1_ps(AK_EXP_LO), hi = _mm512_set1_ps(AK_EXP_HI);
-    __m512 xc = _mm512_min_ps(hi, _mm512_max_ps(lo, x));
-    __m512 magic = _mm512_set1_ps(12582912.0f);
-    __m512 t = _mm512_fmadd_ps(xc, _mm512_set1_ps(1.44269504f), magic);
-    __m512 n = _mm512_sub_ps(t, magic);
-    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693359375f), xc);
-    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.98756915e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.39819995e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665796e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.66666555e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001e-1f));
-    __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32((int)(127u - 0x4B400000u))), 23);
-    __m512 v = _mm512_mul_ps(y, _mm512_castsi512_ps(bits));
+    __m512 lo = _mm512_set1_ps(AK_EXP_LO), hi = _mm512_set1_ps(AK_EXP_HI), v;
+    AK_EXP_VECTOR(512, x, lo, hi, v);
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), v, _mm512_setzero_ps());
 }
 
