@@ -41,8 +41,9 @@ static int amx_usable(uint64_t xcr0) {
 #if defined(__x86_64__)
 /// vdpbf16ps multiply-adds per second over 512-bit fp32 FMA multiply-adds per second on this
 /// core: one instruction does 32 bf16 products, an FMA 16. Best of 5 interleaved runs of 10–40 µs
-/// each (0.3 ms in all), so a preempted run does not decide; a wrong call would cost speed only. About 2 on a Zen 4 (both issue once per cycle);
-/// 0.5 on the Xeon model 0xCF this project met (vdpbf16ps every other cycle, two FMAs per cycle).
+/// each (0.3 ms in all), so a preempted run does not decide; a wrong call would cost speed only.
+/// About 2 on a Zen 4 (both issue once per cycle); 0.5 on the Xeon model 0xCF this project met
+/// (vdpbf16ps every other cycle, two FMAs per cycle).
 static double measure_bf16_rate_ratio(void) {
     const long n = 4096;
     double bf = 1e9, fp = 1e9;
