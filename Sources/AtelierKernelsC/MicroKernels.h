@@ -65,6 +65,9 @@ double ak_time_fma512(long n);
 int ak_widen_swapped_row_avx512(const uint16_t *src, int kc, float *dst);
 int ak_softmax_exp_avx512(float *row, int valid, float scale, float max_scaled, float partial[8]);
 int ak_scale_row_avx512(float *row, int n, float factor);
+/// The largest of a row of at least 64 floats, 1 when it is *out; 0 (take the ordered pass) when
+/// the row holds a NaN or its maximum is a zero (RowKernelsAVX512.c).
+int ak_row_max_avx512(const float *row, int n, float *out);
 /// One K-block on AMX tiles (MacroKernelAMX.c): C (+)= A·B for the AMX A layout and native B
 /// panels, no epilogue. Only where ak_bf16_amx(kc).
 void ak_macro_kernel_amx(int mc, int nc, int kc, const float *apack, const float *bpack, float *c,

@@ -58,6 +58,43 @@ int ak_softmax_exp_avx512(float *row, int valid, float scale, float max_scaled, 
     return j;
 }
 
+/// The largest of row[0, n), 64 at a time in four accumulators (the AVX2 pass keeps one chain of
+/// dependent maxima: 85 % of its time there). For rows without a NaN the maximum is one value
+/// whatever the order of the comparisons, except that +0 and −0 compare equal and the order picks
+/// the sign: so it returns 1 with *out set only when it saw no NaN and the maximum is not a zero,
+/// and 0 otherwise, and the caller takes the ordered pass, whose result is the definition. (A
+/// zero's sign does not reach the exponentials today; declining keeps that from mattering.) A
+/// softmax row of 4096 takes 0.81–0.87 × its former time. Needs n ≥ 64.
+AK_TARGET
+int ak_row_max_avx512(const float *row, int n, float *out) {
+    if (n < 64) return 0;
+    __m512 m0 = _mm512_loadu_ps(row), m1 = _mm512_loadu_ps(row + 16);
+    __m512 m2 = _mm512_loadu_ps(row + 32), m3 = _mm512_loadu_ps(row + 48);
+    __mmask16 nan = _mm512_cmp_ps_mask(m0, m0, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(m1, m1, _CMP_UNORD_Q) |
+                    _mm512_cmp_ps_mask(m2, m2, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(m3, m3, _CMP_UNORD_Q);
+    int j = 64;
+    for (; j + 64 <= n; j += 64) {
+        __m512 x0 = _mm512_loadu_ps(row + j), x1 = _mm512_loadu_ps(row + j + 16);
+        __m512 x2 = _mm512_loadu_ps(row + j + 32), x3 = _mm512_loadu_ps(row + j + 48);
+        nan |= _mm512_cmp_ps_mask(x0, x0, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(x1, x1, _CMP_UNORD_Q) |
+               _mm512_cmp_ps_mask(x2, x2, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(x3, x3, _CMP_UNORD_Q);
+        m0 = _mm512_max_ps(m0, x0); m1 = _mm512_max_ps(m1, x1);
+        m2 = _mm512_max_ps(m2, x2); m3 = _mm512_max_ps(m3, x3);
+    }
+    if (nan) return 0;
+    float lanes[16];
+    _mm512_storeu_ps(lanes, _mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
+    float mx = lanes[0];
+    for (int i = 1; i < 16; i++) mx = lanes[i] > mx ? lanes[i] : mx;
+    for (; j < n; j++) {
+        if (row[j] != row[j]) return 0;
+        mx = row[j] > mx ? row[j] : mx;
+    }
+    if (mx == 0.0f) return 0;
+    *out = mx;
+    return 1;
+}
+
 AK_TARGET
 int ak_scale_row_avx512(float *row, int n, float factor) {
     __m512 f = _mm512_set1_ps(factor);

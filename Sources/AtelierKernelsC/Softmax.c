@@ -35,14 +35,18 @@ __attribute__((target("avx2,fma")))
 static float softmax_exp_avx2(float *row, int valid, float scale) {
     float mx = -INFINITY;
     int j = 0;
-    if (valid >= 8) {
-        __m256 m = _mm256_loadu_ps(row);
-        for (j = 8; j + 8 <= valid; j += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(row + j));
-        float t[8];
-        _mm256_storeu_ps(t, m);
-        for (int i = 0; i < 8; i++) mx = t[i] > mx ? t[i] : mx;
+    if (valid >= 64 && ak_isa_current() >= AK_ISA_AVX512 && ak_row_max_avx512(row, valid, &mx)) {
+        // The same maximum, four chains at a time (ak_row_max_avx512 says when it declines).
+    } else {
+        if (valid >= 8) {
+            __m256 m = _mm256_loadu_ps(row);
+            for (j = 8; j + 8 <= valid; j += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(row + j));
+            float t[8];
+            _mm256_storeu_ps(t, m);
+            for (int i = 0; i < 8; i++) mx = t[i] > mx ? t[i] : mx;
+        }
+        for (; j < valid; j++) mx = row[j] > mx ? row[j] : mx;
     }
-    for (; j < valid; j++) mx = row[j] > mx ? row[j] : mx;
     mx = mx * scale;
     // 16 at a time on the avx512 families (the same exponentials and additions), then 8.
     float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};

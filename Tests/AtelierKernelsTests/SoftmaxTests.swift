@@ -51,4 +51,46 @@ final class SoftmaxTests: XCTestCase {
             }
         }
     }
+
+    /// Long rows take a four-chain maximum on the avx512 families; rows whose maximum is a zero
+    /// (+0 and −0 compare equal, so the order would pick the sign) or that hold a NaN go back to
+    /// the ordered pass, and every path keeps the same bits, NaN payloads included.
+    func testRowsWithZeroMaximaNaNsAndInfinitiesAreBitIdenticalOnEveryPath() {
+        var rng = SplitMix64(seed: 29)
+        // One payload: with two, which one a NaN row carries depends on the order of its sums, and
+        // the paths' orders differ (a row with a NaN is all NaN on every path all the same).
+        let nanScore = Float(bitPattern: 0x7fc0_1234)
+        for cols in [64, 65, 127, 200, 4096] {
+            let base = (0..<cols).map { _ in -Float(rng.uniform() * 30) - 0.5 }
+            var cases: [[Float]] = []
+            var zeros = base; zeros[3] = -0.0; zeros[cols - 2] = 0.0; zeros[cols / 2] = -0.0; cases.append(zeros)
+            var negativeZero = base; negativeZero[cols - 1] = -0.0; cases.append(negativeZero)
+            var nan = base.map { -$0 }; nan[cols / 3] = nanScore; nan[cols - 1] = nanScore; cases.append(nan)
+            var infinite = base; infinite[5] = .infinity; infinite[cols - 3] = -.infinity; cases.append(infinite)
+            cases.append([Float](repeating: -.infinity, count: cols))
+            cases.append(base.map { -$0 })
+            var lastIsLargest = base; lastIsLargest[cols - 1] = 2; cases.append(lastIsLargest)  // in the tail
+            for (ci, row) in cases.enumerated() {
+                var results: [[UInt32]] = []
+                for isa in OwnGEMM.supportedISAs {
+                    OwnGEMM.select(isa: isa)
+                    var r = row, s = row
+                    var out = [UInt16](repeating: 0, count: cols)
+                    r.withUnsafeMutableBufferPointer { ak_softmax_row_scaled($0.baseAddress!, Int32(cols), Int32(cols), 0.125) }
+                    s.withUnsafeMutableBufferPointer { ak_softmax_row_bf16($0.baseAddress!, Int32(cols), Int32(cols), 0.125, &out) }
+                    // A NaN row's outputs are all NaN; the exponentials it leaves behind (scratch
+                    // to attention) follow each path's own maximum, so they are compared elsewhere only.
+                    let kept = ci == 2 ? [] : s.map(\.bitPattern)
+                    results.append(r.map(\.bitPattern) + kept + out.map(UInt32.init))
+                }
+                for (i, other) in results.enumerated().dropFirst() {
+                    XCTAssertEqual(other, results[0], "\(OwnGEMM.supportedISAs[i]) cols \(cols) case \(ci)")
+                }
+                if ci == 5 {  // an ordinary row: still a softmax
+                    let mx = row.max()!, ref = row.map { Foundation.exp(Double(($0 - mx) * 0.125)) }, total = ref.reduce(0, +)
+                    for j in 0..<cols { XCTAssertEqual(Double(Float(bitPattern: results[0][j])), ref[j] / total, accuracy: 2e-6) }
+                }
+            }
+        }
+    }
 }
