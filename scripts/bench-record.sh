@@ -5,7 +5,7 @@
 # Needs the reference virtualenv (Tests/Reference/README.md): $ATELIER_REF_PYTHON, else
 # .venv/bin/python, else /work/main/.venv/bin/python.
 # Options go to the script: --quick (smoke run, minutes), --only unet512,vae512,…, --json out.json,
-# --precisions fp32,bf16, --threads 2, --reps 3, --upscale-steps 2, --torch-bf16 cast|autocast,
+# --precisions fp32,bf16, --threads 2, --reps 3, --rounds 3 (sides taking turns), --upscale-steps 2, --torch-bf16 cast|autocast,
 # --torch-cap 900 (PyTorch bf16 without native bf16: killed after that many seconds, a lower bound).
 # The full run takes about an hour and a half on 2 cores; run nothing else meanwhile.
 set -euo pipefail

@@ -43,6 +43,8 @@ Usage (the wrapper scripts/bench-record.sh builds the release binary first):
     .venv/bin/python Tests/Reference/bench_of_record.py --atelier .build/release/atelier
     ... --quick                      smoke run: tiny latents/steps, 1 warm-up + 2 reps, minutes
     ... --only unet512,e2e512        a subset of rows
+    ... --rounds 3                   each cell three times, the sides taking turns; ratio = median
+                                     of the rounds' own ratios (for a machine whose speed drifts)
     ... --json bench.json            machine-readable results
     ... --build-only                 just build the models
 Internal: `bench_of_record.py _torch '<json task>'` and `_build '<json task>'` are the children.
@@ -549,6 +551,32 @@ def median(xs: list[float]) -> float:
     return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
 
 
+def combine_rounds(turns: list[dict]) -> tuple[dict, dict, float | None, list[float] | None]:
+    """One cell from its rounds: each side's median seconds and largest peak RSS, and the ratio as the
+    median of the rounds' own Atelier/PyTorch ratios (with their min and max). A round that failed or
+    was capped makes the whole cell so (its first such side is returned as it is)."""
+    sides = {}
+    for name in ("atelier", "pytorch"):
+        runs = [t[name] for t in turns]
+        bad = next((r for r in runs if "seconds" not in r), None)
+        if bad is not None:
+            sides[name] = bad
+            continue
+        merged = dict(runs[-1])
+        merged["seconds"] = median([r["seconds"] for r in runs])
+        merged["round_seconds"] = [r["seconds"] for r in runs]
+        peaks = [r["peak_rss_bytes"] for r in runs if r.get("peak_rss_bytes")]
+        merged["peak_rss_bytes"] = max(peaks) if peaks else None
+        sides[name] = merged
+    a, p = sides["atelier"], sides["pytorch"]
+    if "seconds" not in a or "seconds" not in p:
+        return a, p, None, None
+    ratios = [t["atelier"]["seconds"] / t["pytorch"]["seconds"] for t in turns if t["pytorch"]["seconds"] > 0]
+    if not ratios:
+        return a, p, None, None
+    return a, p, median(ratios), [min(ratios), max(ratios)]
+
+
 def row_specs(s: dict, paths: dict) -> dict:
     b = s["batch"]
     return {
@@ -727,17 +755,24 @@ def print_table(results: list[dict], info: dict, s: dict, versions: dict) -> Non
           f"(kernels {versions.get('kernels', 'not reported: no bench row')}, OpenBLAS reference core {versions.get('blas_core', '-')}); {s['threads']} threads on both sides")
     print(f"unet/vae rows: median of {s['reps']} passes after {s['warmup']} warm-up, load excluded; "
           f"e2e/upscale rows: one whole-process run; peak RSS = the child process's own (wait4 ru_maxrss)")
+    if s.get("rounds", 1) > 1:
+        print(f"{s['rounds']} rounds per cell, the sides taking turns (A P, P A, …): seconds = each side's median "
+              f"over the rounds, A/PT = the median of the rounds' own ratios [min–max], peak RSS = the largest")
     loads = [r["load_average"] for r in results if r.get("load_average") is not None]
     if loads:
         print(f"load average (1 min) after each row: {min(loads):.1f}…{max(loads):.1f} on {info['cores']} CPUs")
-    head = f"{'row':<8} {'prec':<5} {'Atelier s':>10} {'PyTorch s':>10} {'A/PT':>6} {'A RSS GiB':>10} {'PT RSS GiB':>10}  work"
+    spreads = any(r.get("ratio_spread") and r.get("rounds", 1) > 1 for r in results)
+    head = (f"{'row':<8} {'prec':<5} {'Atelier s':>10} {'PyTorch s':>10} {'A/PT':>6} "
+            + (f"{'[min–max]':>12} " if spreads else "") + f"{'A RSS GiB':>10} {'PT RSS GiB':>10}  work")
     print(head)
     print("-" * len(head))
     for r in results:
         a_t, a_m = cell(r.get("atelier"))
         p_t, p_m = cell(r.get("pytorch"))
         ratio = f"{r['ratio']:.2f}" if r.get("ratio") else (f"<{r['ratio_upper_bound']:.3f}" if r.get("ratio_upper_bound") else "-")
-        print(f"{r['row']:<8} {r['precision']:<5} {a_t:>10} {p_t:>10} {ratio:>6} {a_m:>10} {p_m:>10}  {r['work']}")
+        sp = r.get("ratio_spread")
+        spread = (f"{f'[{sp[0]:.2f}–{sp[1]:.2f}]' if sp and r.get('rounds', 1) > 1 else '-':>12} " if spreads else "")
+        print(f"{r['row']:<8} {r['precision']:<5} {a_t:>10} {p_t:>10} {ratio:>6} {spread}{a_m:>10} {p_m:>10}  {r['work']}")
     for r in results:
         if r.get("deviation"):
             d = r["deviation"]
@@ -765,6 +800,10 @@ def main() -> None:
                     help="comma-separated: fp32,bf16 (default both; --quick on a CPU without native bf16: fp32)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=None, help="timed passes per unet/vae row (default 3; quick 2)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure each cell this many times, the two sides taking turns (A P, P A, …); the ratio is "
+                         "the median of the rounds' own ratios, so a machine whose speed drifts over minutes "
+                         "moves both sides of each round together (default 1)")
     ap.add_argument("--upscale-steps", type=int, default=None, help="denoising steps per tile (default 2; quick 1)")
     ap.add_argument("--torch-bf16", choices=["cast", "autocast"], default="cast",
                     help="PyTorch bf16: weights cast to bfloat16 (default) or fp32 weights under autocast")
@@ -795,6 +834,8 @@ def main() -> None:
         ap.error("--precisions takes fp32 and/or bf16")
     if args.threads < 1:
         ap.error("--threads must be at least 1")
+    if args.rounds < 1 or args.rounds > 20:
+        ap.error("--rounds takes 1 to 20")
 
     root = args.models.resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -808,6 +849,7 @@ def main() -> None:
 
     s = settings(args.quick, args)
     s["torch_cap"] = args.torch_cap
+    s["rounds"] = args.rounds
     s["native_bf16"] = native_bf16
     paths = model_paths(root)
     specs = row_specs(s, paths)
@@ -828,15 +870,28 @@ def main() -> None:
             prewarm(spec["model"])
             warmed.add(spec["model"])
         for precision in precisions:
-            print(f"  {row} {precision}: atelier …", end="", flush=True)
-            a = measure_atelier(spec, precision, s, args.atelier, scratch, paths, log)
-            print(f" {cell(a)[0]}; pytorch …", end="", flush=True)
-            p = measure_torch(spec, precision, s, scratch, paths, log)
-            print(f" {cell(p)[0]}", flush=True)
-            ratio = a["seconds"] / p["seconds"] if "seconds" in a and "seconds" in p and p["seconds"] > 0 else None
+            turns: list[dict] = []
+            for rnd in range(s["rounds"]):
+                # The side that goes first alternates, so neither always meets a machine that the
+                # other has just warmed (or heated).
+                order = ("atelier", "pytorch") if rnd % 2 == 0 else ("pytorch", "atelier")
+                got: dict = {}
+                label = f" (round {rnd + 1}/{s['rounds']})" if s["rounds"] > 1 else ""
+                print(f"  {row} {precision}{label}:", end="", flush=True)
+                for side in order:
+                    print(f" {side} …", end="", flush=True)
+                    if side == "atelier":
+                        got[side] = measure_atelier(spec, precision, s, args.atelier, scratch, paths, log)
+                    else:
+                        got[side] = measure_torch(spec, precision, s, scratch, paths, log)
+                    print(f" {cell(got[side])[0]};", end="", flush=True)
+                print(flush=True)
+                turns.append(got)
+            a, p, ratio, spread = combine_rounds(turns)
             bound = a["seconds"] / p["lower_bound_seconds"] if "seconds" in a and "lower_bound_seconds" in p else None
             deviation = image_deviation(scratch, spec["kind"], precision)
             results.append({"row": row, "precision": precision, "work": spec["work"], "ratio": ratio,
+                            "ratio_spread": spread, "rounds": len(turns),
                             "ratio_upper_bound": bound, "deviation": deviation,
                             "load_average": load_average(), "atelier": a, "pytorch": p})
             if "report" in p:
