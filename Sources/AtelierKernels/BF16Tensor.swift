@@ -29,20 +29,17 @@ public final class BF16Tensor: @unchecked Sendable {
 /// The weight matrix of a linear or convolution layer, resident in fp32 or in bf16. The kind
 /// decides the arithmetic: bf16 weights run the bf16 GEMM (`OwnGEMM.Precision.bf16`), except 3×3
 /// convolutions in Winograd form, which widen them to fp32 (`WinogradConvolution.takesBF16Weights`).
-/// `fp32Packed` and `fp32PackedColumns` are fp32 arithmetic on weights packed once, at their first
-/// use, as GEMM's A (convolutions: `PackedWeightMatrix`) or B (linear layers:
-/// `PackedWeightColumns`); their results are bit-identical to `fp32`.
+/// `fp32Packed` is fp32 arithmetic on weights packed once at load (convolutions: see
+/// `PackedWeightMatrix`); its results are bit-identical to `fp32`.
 public enum LayerWeight: @unchecked Sendable {
     case fp32(Tensor)
     case fp32Packed(PackedWeightMatrix)
-    case fp32PackedColumns(PackedWeightColumns)
     case bf16(BF16Tensor)
 
     public var shape: [Int] {
         switch self {
         case .fp32(let t): return t.shape
         case .fp32Packed(let p): return p.shape
-        case .fp32PackedColumns(let p): return p.shape
         case .bf16(let t): return t.shape
         }
     }
@@ -57,7 +54,6 @@ public enum LayerWeight: @unchecked Sendable {
         switch self {
         case .fp32(let t): return 4 * t.count
         case .fp32Packed(let p): return p.byteCount
-        case .fp32PackedColumns(let p): return p.byteCount
         case .bf16(let t): return 2 * t.count
         }
     }
@@ -67,7 +63,6 @@ public enum LayerWeight: @unchecked Sendable {
         switch self {
         case .fp32(let t): return t
         case .fp32Packed(let p): return p.unpacked()
-        case .fp32PackedColumns(let p): return p.unpacked()
         case .bf16(let t): return t.widened()
         }
     }

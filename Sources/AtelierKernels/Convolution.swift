@@ -18,8 +18,6 @@ public enum Convolution {
                               stride: Int = 1, padding: Padding2D = .none) -> Tensor {
         switch weight {
         case .fp32(let w): return conv2d(input, weight: w, bias: bias, stride: stride, padding: padding)
-        case .fp32PackedColumns(let w):  // a linear layer's packing; a convolution never loads one
-            return conv2d(input, weight: w.unpacked(), bias: bias, stride: stride, padding: padding)
         case .fp32Packed(let w):
             guard BLAS.backend == .atelier else {
                 // OpenBLAS reads plain matrices: the fallback pays for an unpacked copy per call.

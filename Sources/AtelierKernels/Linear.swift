@@ -13,21 +13,8 @@ public enum LinearOp {
     }
 
     /// The same with weights in either precision: bf16 weights run the bf16 GEMM, the activations
-    /// rounded to bf16 as they are packed; fp32 weights packed at their first use
-    /// (`PackedWeightColumns`) skip B's packing, with the same bits.
+    /// rounded to bf16 as they are packed.
     public static func linear(_ x: Tensor, weight: LayerWeight, bias: Tensor?) -> Tensor {
-        if case .fp32PackedColumns(let p) = weight, BLAS.backend == .atelier, let operand = p.operand {
-            let inF = p.depth, outF = p.columns
-            precondition(x.shape.last == inF, "linear: input \(x.shape) does not end in \(inF)")
-            let rows = x.count / inF
-            var shape = x.shape
-            shape[shape.count - 1] = outF
-            let y = Tensor(uninitialized: shape)
-            BLAS.flops &+= 2 * rows * outF * inF
-            OwnGEMM.multiply(m: rows, n: outF, k: inF, a: .matrix(x.pointer, ld: inF, transposed: false), b: operand,
-                             c: y.pointer, ldc: outF, biasColumn: bias?.pointer, precision: .fp32)
-            return y
-        }
         guard case .bf16(let w) = weight else { return linear(x, weight: weight.fp32Values, bias: bias) }
         let inF = w.shape[1], outF = w.shape[0]
         precondition(x.shape.last == inF, "linear: input \(x.shape) does not end in \(inF)")

@@ -17,11 +17,6 @@ public enum OwnGEMM {
         case convolution(ak_conv_geometry)
         /// bf16 weights stored [n][ld] (a linear layer's [out, in]), read as Bᵀ (bf16 only).
         case bf16Transposed(UnsafePointer<UInt16>, ld: Int)
-        /// fp32 weights already packed as `ak_pack_b` packs a depth × columns matrix, K-block after
-        /// K-block, each with all of its `panelWidth`-column panels (a `PackedWeightColumns`, a
-        /// linear layer's): no packing per call. fp32 only, and only for the family whose NR is
-        /// `panelWidth`.
-        case packed(UnsafePointer<Float>, columns: Int, depth: Int, panelWidth: Int)
     }
 
     /// Where A comes from: a stored fp32 matrix, or bf16 weights stored row-major (bf16 only).
@@ -77,12 +72,6 @@ public enum OwnGEMM {
         let bf16 = precision == .bf16
         if case .bf16 = a { precondition(bf16, "gemm: bf16 weights need the bf16 precision") }
         if case .bf16Transposed = b { precondition(bf16, "gemm: bf16 weights need the bf16 precision") }
-        var prepackedB: UnsafePointer<Float>? = nil
-        if case .packed(let p, let columns, let depth, let width) = b {
-            precondition(columns == n && depth == k && !bf16 && width == Int(ak_nr()),
-                         "gemm: packed B \(depth)×\(columns) (NR \(width)) used as a \(k)×\(n) \(precision) operand under NR \(ak_nr())")
-            prepackedB = p
-        }
         if !bf16, case .matrix(let ap, _, let ta) = a, case .matrix(let bp, let ldb, let tb) = b,
            m * n * max(k, 1) < serialWork || Parallel.threads == 1 {
             ak_sgemm_serial(Int32(m), Int32(n), Int32(k), alpha, ap, lda, ta ? 1 : 0, bp, ldb, tb ? 1 : 0,
@@ -125,8 +114,6 @@ public enum OwnGEMM {
                 else { ak_pack_b(bp, ldb, tb ? 1 : 0, Int32(pc), Int32(kc), Int32(jc), Int32(nc), p0, p1, dst) }
             case .bf16Transposed(let bp, let ldb):
                 ak_pack_b_bf16_stored_t(bp, ldb, Int32(pc), Int32(kc), Int32(jc), Int32(nc), p0, p1, dst)
-            case .packed:
-                preconditionFailure("gemm: packed weights are never packed again")
             case .convolution:
                 withUnsafePointer(to: geometry!) { g in
                     if bf16 { ak_pack_b_conv_bf16(g, Int32(pc), Int32(kc), Int32(jc), Int32(nc), p0, p1, dst) }
@@ -160,31 +147,16 @@ public enum OwnGEMM {
             // are packed in one parallel step and each task then runs its tile through all of them,
             // two synchronisations per column block instead of two per K-block. Each C element is
             // still the same chain over k in order, so the bits are those of the blocked path.
-            // Prepacked B (a linear layer's weights) is whole-depth already and takes no budget.
             let blocks = (k + kcMax - 1) / kcMax
-            let wholeK = blocks > 1 && (prepackedB != nil || panels * nr * depthAll <= wholeDepthBudget)
-                && aPanels * mr * depthAll <= wholeDepthBudget
+            let wholeK = blocks > 1 && panels * nr * depthAll <= wholeDepthBudget && aPanels * mr * depthAll <= wholeDepthBudget
             let bDepth = wholeK ? depthAll : kcMax
-            let bpack: UnsafeMutablePointer<Float>
-            if let prepackedB {
-                bpack = UnsafeMutablePointer(mutating: prepackedB)
-            } else {
-                guard let p = ak_thread_scratch(1, panels * nr * bDepth) else { fatalError("gemm: out of memory packing B") }
-                bpack = p
-            }
-            /// Where the K-block at `pc` (kc deep) of this column block's B panels starts: the
-            /// prepacked matrix holds every column's panels per K-block (paddedColumns × kc).
-            let paddedColumns = (n + nr - 1) / nr * nr
-            func bStart(_ pc: Int, _ kc: Int) -> UnsafeMutablePointer<Float> {
-                if prepackedB != nil { return bpack + paddedColumns * pc + jc * kc }
-                return wholeK ? bpack + panels * nr * pc : bpack
-            }
+            guard let bpack = ak_thread_scratch(1, panels * nr * bDepth) else { fatalError("gemm: out of memory packing B") }
             var apackShared: UnsafeMutablePointer<Float>? = nil
             if sharedA {
                 guard let p = ak_thread_scratch(4, aPanels * mr * bDepth) else { fatalError("gemm: out of memory packing A") }
                 apackShared = p
             }
-            let bTasks = prepackedB == nil ? (panels + 7) / 8 : 0, aTasks = (aPanels + 7) / 8
+            let bTasks = (panels + 7) / 8, aTasks = (aPanels + 7) / 8
 
             /// Packs one K-block: task `t` < bTasks packs 8 panels of B, the rest 8 panels of A.
             func packTask(_ t: Int, _ pc: Int, _ kc: Int, _ bBlock: UnsafeMutablePointer<Float>,
@@ -230,27 +202,24 @@ public enum OwnGEMM {
             }
 
             if wholeK {
-                if bTasks + aTasks > 0 {
-                    Parallel.forEachTask(blocks * (bTasks + aTasks)) { t in
-                        let pc = t / (bTasks + aTasks) * kcMax, kc = min(kcMax, k - pc)
-                        packTask(t % (bTasks + aTasks), pc, kc, bStart(pc, kc), apackShared.map { $0 + aPanels * mr * pc })
-                    }
+                Parallel.forEachTask(blocks * (bTasks + aTasks)) { t in
+                    let pc = t / (bTasks + aTasks) * kcMax
+                    packTask(t % (bTasks + aTasks), pc, min(kcMax, k - pc), bpack + panels * nr * pc,
+                             apackShared.map { $0 + aPanels * mr * pc })
                 }
                 Parallel.forEachTask(rowTasks * chunks) { task in
                     for pc in stride(from: 0, to: k, by: kcMax) {
-                        let kc = min(kcMax, k - pc)
-                        computeTask(task / chunks, task % chunks, pc, kc, bStart(pc, kc), apackShared.map { $0 + aPanels * mr * pc })
+                        computeTask(task / chunks, task % chunks, pc, min(kcMax, k - pc), bpack + panels * nr * pc,
+                                    apackShared.map { $0 + aPanels * mr * pc })
                     }
                 }
             } else {
                 var pc = 0
                 repeat {
                     let kc = min(kcMax, k - pc)
-                    if bTasks + aTasks > 0 {
-                        Parallel.forEachTask(bTasks + aTasks) { t in packTask(t, pc, kc, bStart(pc, kc), apackShared) }
-                    }
+                    Parallel.forEachTask(bTasks + aTasks) { t in packTask(t, pc, kc, bpack, apackShared) }
                     Parallel.forEachTask(rowTasks * chunks) { task in
-                        computeTask(task / chunks, task % chunks, pc, kc, bStart(pc, kc), apackShared)
+                        computeTask(task / chunks, task % chunks, pc, kc, bpack, apackShared)
                     }
                     pc += kc
                 } while pc < k

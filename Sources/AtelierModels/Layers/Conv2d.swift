@@ -9,7 +9,7 @@ public struct Conv2d {
 
     public init(_ w: Weights, inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1,
                 padding: Padding2D = .none, bias: Bool = true) throws {
-        weight = try w.loadLayerWeight("weight", shape: [outChannels, inChannels, kernel, kernel], packing: .rows)
+        weight = try w.loadLayerWeight("weight", shape: [outChannels, inChannels, kernel, kernel], packed: true)
         self.bias = bias ? try w.load("bias", shape: [outChannels]) : nil
         self.stride = stride
         self.padding = padding

@@ -7,7 +7,7 @@ public struct Linear {
     public let bias: Tensor?
 
     public init(_ w: Weights, inFeatures: Int, outFeatures: Int, bias: Bool = true) throws {
-        weight = try w.loadLayerWeight("weight", shape: [outFeatures, inFeatures], packing: .columns)
+        weight = try w.loadLayerWeight("weight", shape: [outFeatures, inFeatures])
         self.bias = bias ? try w.load("bias", shape: [outFeatures]) : nil
     }
 

@@ -47,23 +47,16 @@ public struct Weights {
         return t
     }
 
-    /// How fp32 layer weights are kept for the own kernels: as they are, or packed once, when the
-    /// layer first runs, as GEMM's A (a convolution's weights: `PackedWeightMatrix`) or as its B
-    /// (a linear layer's: `PackedWeightColumns`).
-    public enum Packing: Sendable { case none, rows, columns }
-
     /// A linear or convolution weight, in this view's precision (bf16: rounded once, here; the
-    /// fp32 tensor it came from is not kept). fp32 weights are packed as `packing` says, for the
-    /// own kernels only, and the mapped pages they were read from are then released, so memory
-    /// stays that of one copy.
-    public func loadLayerWeight(_ name: String, shape: [Int], packing: Packing = .none) throws -> LayerWeight {
+    /// fp32 tensor it came from is not kept). `packed`: fp32 weights that are always GEMM's A (a
+    /// convolution's) are packed once, when the layer first runs, for the own kernels
+    /// (`PackedWeightMatrix`), and the mapped pages they were read from are then released, so
+    /// memory stays that of one copy.
+    public func loadLayerWeight(_ name: String, shape: [Int], packed: Bool = false) throws -> LayerWeight {
         let t = try load(name, shape: shape)
         guard precision == .bf16 else {
-            guard packing != .none, BLAS.backend == .atelier else { return .fp32(t) }
+            guard packed, BLAS.backend == .atelier else { return .fp32(t) }
             let source = self.source
-            if packing == .columns {
-                return .fp32PackedColumns(PackedWeightColumns(lazilyPacking: t, release: { source.releaseResidentPages(of: $0) }))
-            }
             return .fp32Packed(PackedWeightMatrix(lazilyPacking: t, release: { source.releaseResidentPages(of: $0) }))
         }
         let rounded = BF16Tensor(rounding: t)
