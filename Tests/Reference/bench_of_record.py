@@ -565,7 +565,12 @@ def combine_rounds(turns: list[dict]) -> tuple[dict, dict, float | None, list[fl
         merged = dict(runs[-1])
         merged["seconds"] = median([r["seconds"] for r in runs])
         merged["round_seconds"] = [r["seconds"] for r in runs]
+        # Per-pass figures over every round, not the last round's alone.
+        if all("all_seconds" in r for r in runs):
+            merged["all_seconds"] = [x for r in runs for x in r["all_seconds"]]
+            merged["best_seconds"] = min(merged["all_seconds"])
         peaks = [r["peak_rss_bytes"] for r in runs if r.get("peak_rss_bytes")]
+        merged["round_peak_rss_bytes"] = [r.get("peak_rss_bytes") for r in runs]
         merged["peak_rss_bytes"] = max(peaks) if peaks else None
         sides[name] = merged
     a, p = sides["atelier"], sides["pytorch"]
