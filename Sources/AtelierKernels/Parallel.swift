@@ -21,11 +21,12 @@ public enum Parallel {
         }
         let chunk = (count + workers - 1) / workers
         withoutActuallyEscaping(body) { body in
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
+            let run: (Int) -> Void = { w in
                 let start = w * chunk
                 let end = min(count, start + chunk)
                 if start < end { body(start..<end) }
             }
+            if !onPool(workers, workers, run) { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }
         }
     }
 
@@ -38,16 +39,32 @@ public enum Parallel {
             for i in 0..<count { body(i) }
             return
         }
-        let counter = UnsafeMutablePointer<Int>.allocate(capacity: 1)
-        counter.initialize(to: 0)
-        defer { counter.deallocate() }
         withoutActuallyEscaping(body) { body in
+            if onPool(workers, count, body) { return }
+            let counter = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+            counter.initialize(to: 0)
+            defer { counter.deallocate() }
             DispatchQueue.concurrentPerform(iterations: workers) { _ in
                 while true {
                     let i = ak_next_task(counter)
                     if i >= count { break }
                     body(i)
                 }
+            }
+        }
+    }
+
+    /// Runs `body(i)` for i in 0..<count on the kernel layer's thread pool (`ak_pool_run`: workers
+    /// that spin between regions instead of sleeping after each, as OpenMP's do); false, having
+    /// run nothing, when the pool declines (a region opened inside a task, another thread's
+    /// region in flight, no pool on this platform), and libdispatch runs it instead.
+    private static func onPool(_ workers: Int, _ count: Int, _ body: (Int) -> Void) -> Bool {
+        return withoutActuallyEscaping(body) { body in
+            var task = body
+            return withUnsafeMutablePointer(to: &task) { pointer in
+                ak_pool_run(Int32(workers), count, { context, i in
+                    context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(i)
+                }, pointer) == 0
             }
         }
     }

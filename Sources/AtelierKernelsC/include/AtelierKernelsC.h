@@ -209,6 +209,13 @@ void ak_thread_scratch_release(int slot);
 /// Atomically adds 1 to *counter and returns the previous value (the parallel driver's task queue).
 long ak_next_task(long *counter);
 
+/// Runs fn(ctx, i) for every i in [0, count) on the calling thread and threads − 1 pool workers
+/// (ThreadPool.c: persistent threads that spin briefly between calls, then sleep), each taking
+/// the next index from one counter; returns 0 once all have run. Returns −1, running nothing,
+/// when threads < 2, when called from inside a task, while another thread's call is in flight,
+/// or where there is no pool (not Linux): the caller then runs the tasks its own way.
+int ak_pool_run(int threads, long count, void (*fn)(void *ctx, long task), void *ctx);
+
 // ---- bf16 precision (BF16.c, PackingBF16.c, MacroKernelBF16.c) --------------------------------
 // The bf16 GEMM rounds both operands to bf16 and accumulates each C element in fp32 as one chain
 // over k pairs in order, each pair odd k first then even k, with DAZ/FTZ: exactly `vdpbf16ps`.
