@@ -46,12 +46,13 @@ final class ParallelTests: XCTestCase {
         Parallel.threads = 2
         let caller = pthread_self()
         let hits = Hits(2)
-        // Tasks long enough that the worker takes some of them whether it was spinning or asleep.
-        Parallel.forEachTask(64) { _ in
+        // Tasks long enough (100 ms in all) that the worker takes some of them whether it was
+        // spinning or asleep.
+        Parallel.forEachTask(200) { _ in
             hits.hit(pthread_equal(pthread_self(), caller) != 0 ? 0 : 1)
             usleep(500)
         }
-        XCTAssertEqual(hits.all.reduce(0, +), 64)
+        XCTAssertEqual(hits.all.reduce(0, +), 200)
         XCTAssertGreaterThan(hits.all[0], 0, "the calling thread runs tasks too")
         XCTAssertGreaterThan(hits.all[1], 0, "a pool worker runs tasks too")
     }
