@@ -33,7 +33,7 @@ extension Coordinator {
             }
         }
         guard capabilities.numerics.utf8.count <= 128 else {
-            throw CoordinatorError.invalid("capabilities.numerics is longer than 128 bytes (say \"fp32/atelier-gemm3\")")
+            throw CoordinatorError.invalid("capabilities.numerics is longer than 128 bytes (say \"fp32/atelier-gemm4\")")
         }
         guard capabilities.slots <= options.maxWorkerSlots else {
             throw CoordinatorError.invalid(

@@ -17,7 +17,7 @@ public final class FarmWorker: @unchecked Sendable {
         public var threads: Int
         public var memoryBytes: UInt64
         public var version: String
-        /// The numerics it renders with (`WorkerCapabilities.numerics`, e.g. "fp32/atelier-gemm3"):
+        /// The numerics it renders with (`WorkerCapabilities.numerics`, e.g. "fp32/atelier-gemm4"):
         /// jobs are pinned to one, so every image of a job rounds the same way.
         public var numerics: String
         /// Timeout of one request; requests are retried after it.

@@ -165,21 +165,23 @@ public enum BLAS {
     }
 
     /// The numerics class of the products: images are bit-identical between machines of the same
-    /// class. The own kernels are one class on every CPU (the ISA only changes speed): "gemm3" with
-    /// Winograd F(4×4) 3×3 convolutions (the default), "gemm2" with `ATELIER_CONV=winograd2` (F(2×2)
-    /// only, the arithmetic of the first Winograd release), "gemm1" with `ATELIER_CONV=direct` (the
-    /// arithmetic of the releases before Winograd); OpenBLAS is one class per kernel family.
+    /// class. The own kernels are one class on every CPU (the ISA only changes speed): "gemm4" with
+    /// Winograd F(4×4) 3×3 convolutions from 512 output pixels (the default; "gemm3", the releases
+    /// before it, took F(4×4) from 1024, so the UNet's 16×16 level ran direct), "gemm2" with
+    /// `ATELIER_CONV=winograd2` (F(2×2) only, the arithmetic of the first Winograd release), "gemm1"
+    /// with `ATELIER_CONV=direct` (the arithmetic of the releases before Winograd); OpenBLAS is one
+    /// class per kernel family.
     public static var numericsClass: String {
         backend == .atelier ? "atelier-gemm\(ownGeneration)" : "openblas-\(coreName.lowercased())"
     }
 
-    /// 3 when 3×3 convolutions run as Winograd F(4×4) where they can, 2 as F(2×2) only, 1 direct.
-    static var ownGeneration: Int { !WinogradConvolution.enabled ? 1 : WinogradConvolution.largeTiles ? 3 : 2 }
+    /// 4 when 3×3 convolutions run as Winograd F(4×4) where they can, 2 as F(2×2) only, 1 direct.
+    static var ownGeneration: Int { !WinogradConvolution.enabled ? 1 : WinogradConvolution.largeTiles ? 4 : 2 }
 
     /// The numerics class for a precision. bf16 products — the UNet's linear layers, convolutions
-    /// and attention — always run the own bf16 kernel ("atelier-bf16dpw3": `vdpbf16ps` arithmetic
+    /// and attention — always run the own bf16 kernel ("atelier-bf16dpw4": `vdpbf16ps` arithmetic
     /// on every x86 CPU, with the 3×3 convolutions that Winograd takes in fp32 from the bf16
-    /// weights; "atelier-bf16amxa3" on AMX tiles, which sum in their own order and keep every
+    /// weights; "atelier-bf16amxa4" on AMX tiles, which sum in their own order and keep every
     /// convolution in bf16). Earlier releases' "bf16dp" had fp32 attention, "bf16dpa" direct bf16
     /// convolutions. The fp32 products that stay (text encoder, VAE) follow the backend, so
     /// OpenBLAS is named when it is in use.

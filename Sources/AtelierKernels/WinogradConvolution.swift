@@ -11,7 +11,8 @@ import AtelierKernelsC
 /// form depends only on the layer's shape), but not bit-identical to it. The weights are
 /// transformed on every call, not stored transformed (that would take 16/9 or 36/9 of their
 /// memory); big layers' F(4×4) weights a K-block of input channels at a time, so that the
-/// transient stays bounded. `ATELIER_CONV=direct` turns Winograd off, `ATELIER_CONV=winograd2`
+/// transient stays bounded, and layers with few tiles inside the GEMMs, a block at a time in cache
+/// (`fusedMaxTiles`; the same values and chains, so the same bits). `ATELIER_CONV=direct` turns Winograd off, `ATELIER_CONV=winograd2`
 /// keeps to F(2×2) (the arithmetic of the `gemm2` numerics class).
 public enum WinogradConvolution {
     /// The output tile of a form: F(2×2, 3×3) or F(4×4, 3×3).
@@ -33,11 +34,27 @@ public enum WinogradConvolution {
     /// few GEMM columns the weight transform (and packing it) costs more than the multiplies it
     /// saves (measured on the SD2 UNet's 8×8 and 16×16 levels).
     nonisolated(unsafe) public static var minimumPixels = 1024
-    /// Fewest output pixels per call for F(4×4): below it the 36 GEMMs get too narrow.
-    nonisolated(unsafe) public static var minimumPixelsLarge = 1024
+    /// Fewest output pixels per call for F(4×4): below it the 36 GEMMs get too narrow. 512 takes
+    /// in the UNet's 16×16 level at a CFG batch of 2 (32 tiles), where the weights are transformed
+    /// inside the GEMMs (`fusedMaxTiles`): a UNet pass at 512 took 0.90 × its time with the level
+    /// direct (median of 6 pairs each, fp32 and bf16, alternating in one process, Xeon 0xCF). With
+    /// the transformed weights cached it took 0.88 ×, so the fused transform costs little; through
+    /// a buffer it took 1.04 ×, which is why the level used to run direct. The 8×8 level gains
+    /// nothing even with cached weights (8 tiles), so it stays direct.
+    nonisolated(unsafe) public static var minimumPixelsLarge = 512
     /// Cap on each transformed activation buffer (input V and product M), floats: 4 Mi = 16 MB
     /// (bands of a few hundred tiles keep the GEMMs efficient and the transient memory small).
     nonisolated(unsafe) public static var budget = 4 << 20
+    /// Most tiles per group for which F(4×4) transforms its weights inside the GEMMs
+    /// (ak_winograd4_fused) instead of into a buffer of 36/9 of the weights first: with few tiles
+    /// the GEMMs use each transformed weight a few dozen times, so writing and re-reading it through
+    /// memory cost more than the multiplies (the reason the UNet's 16×16 level ran direct). With
+    /// many tiles the unfused form's wider GEMMs win: fusing the 32×32 level (128 tiles) too took
+    /// the pass from 0.90 × to 0.95 × (same pairs).
+    nonisolated(unsafe) public static var fusedMaxTiles = 64
+    /// Output channels per fused task: its 36 planes × AK_W4_FUSED_KC channels of transformed
+    /// weights (48 rows: 0.9 MB) stay in L2 while the 36 GEMMs use them.
+    nonisolated(unsafe) public static var fusedRows = 48
     /// Cap on the transformed weights, floats (4 Mi = 16 MB): above it, F(4×4) transforms them a
     /// K-block of input channels at a time (the GEMMs continue their chains across blocks, so the
     /// bits do not depend on it).
@@ -99,18 +116,14 @@ public enum WinogradConvolution {
         }
         let chunks = stride(from: 0, to: cin, by: kChunk).map { ($0, min(cin, $0 + kChunk)) }
         func uPlane(_ width: Int) -> Int { Int(ak_packed_a_floats(Int32(cout), Int32(width))) }
-        // Groups of tile rows: all images at once when they fit the budget, else bands of one image.
-        let widest = planes * max(kChunk, cout)
-        var groups: [[(image: Int, ty0: Int, ty1: Int)]] = []
-        if n * th * tw * widest <= budget {
-            groups.append((0..<n).map { ($0, 0, th) })
-        } else {
-            // Bands of equal height (no small last band: its GEMMs would be the least efficient).
-            let most = max(1, budget / (widest * tw))
-            let bands = (th + most - 1) / most, rows = (th + bands - 1) / bands
-            for b in 0..<n { for ty in stride(from: 0, to: th, by: rows) { groups.append([(b, ty, min(th, ty + rows))]) } }
+        if form == .f4 {
+            let groups = tileGroups(images: n, th: th, tw: tw, widest: planes * max(cin, cout))
+            if maxTiles(groups, tw: tw) <= fusedMaxTiles {
+                return fusedF4(input, weights: weights, cout: cout, bias: bias, padding: padding, groups: groups, out: out)
+            }
         }
-        let maxTiles = groups.map { $0.reduce(0) { $0 + ($1.ty1 - $1.ty0) * tw } }.max() ?? 0
+        let groups = tileGroups(images: n, th: th, tw: tw, widest: planes * max(kChunk, cout))
+        let maxTiles = maxTiles(groups, tw: tw)
         // Fresh buffers per call: kept between calls (a workspace) they saved about 1 % of a UNet
         // pass but raised its peak RSS by 2.5 % (glibc's heap already recycles these blocks).
         let u = UnsafeMutablePointer<Float>.allocate(capacity: planes * uPlane(kChunk))
@@ -119,13 +132,7 @@ public enum WinogradConvolution {
         defer { u.deallocate(); v.deallocate(); m.deallocate() }
         let mr = Int(ak_mr()), panels = (cout + mr - 1) / mr
         let oChunks = min(panels, 4 * Parallel.threads)
-        // Packed weights are packed on first use here, before the tasks start.
-        let (wp, layout): (UnsafeRawPointer, Int32)
-        switch weights {
-        case .plain(let p): (wp, layout) = (UnsafeRawPointer(p), Int32(AK_WEIGHTS_PLAIN))
-        case .packed(let p): (wp, layout) = (UnsafeRawPointer(p.pointer), Int32(AK_WEIGHTS_PACKED))
-        case .bf16(let p): (wp, layout) = (UnsafeRawPointer(p), Int32(AK_WEIGHTS_BF16))
-        }
+        let (wp, layout) = weights.transformOperand
         /// U = G g Gᵀ for every (o, c) of channels [c0, c1), written straight into packed A planes
         /// [cout × (c1 − c0)], so that no GEMM packs it again.
         func transformWeights(_ c0: Int, _ c1: Int) {
@@ -167,19 +174,107 @@ public enum WinogradConvolution {
                                              v + xi * width * tiles, tiles, m + xi * cout * tiles, tiles, ci > 0 ? 1 : 0)
                 }
             }
-            Parallel.forEachTask(group.count * oChunks) { i in
-                let (gi, part) = (i / oChunks, group[i / oChunks])
-                let o0 = Int32((i % oChunks) * cout / oChunks), o1 = Int32((i % oChunks + 1) * cout / oChunks)
-                let y = out.pointer + part.image * cout * hout * wout
-                if form == .f4 {
-                    ak_winograd4_output(m, tiles, starts[gi], cout * tiles, Int32(part.ty0), Int32(part.ty1), Int32(tw),
-                                        o0, o1, bias?.pointer, y, Int32(hout), Int32(wout))
-                } else {
-                    ak_winograd_output(m, tiles, starts[gi], cout * tiles, Int32(part.ty0), Int32(part.ty1), Int32(tw),
-                                       o0, o1, bias?.pointer, y, Int32(hout), Int32(wout))
-                }
-            }
+            transformOutput(form, m: m, tiles: tiles, starts: starts, group: group, tw: tw, cout: cout, bias: bias, out: out)
         }
         return out
+    }
+
+    /// Groups of tile rows whose transformed operands (`widest` floats per tile) fit the budget:
+    /// all images at once when they fit, else bands of one image.
+    static func tileGroups(images n: Int, th: Int, tw: Int, widest: Int) -> [[(image: Int, ty0: Int, ty1: Int)]] {
+        if n * th * tw * widest <= budget { return [(0..<n).map { ($0, 0, th) }] }
+        // Bands of equal height (no small last band: its GEMMs would be the least efficient).
+        let most = max(1, budget / (widest * tw))
+        let bands = (th + most - 1) / most, rows = (th + bands - 1) / bands
+        var groups: [[(image: Int, ty0: Int, ty1: Int)]] = []
+        for b in 0..<n { for ty in stride(from: 0, to: th, by: rows) { groups.append([(b, ty, min(th, ty + rows))]) } }
+        return groups
+    }
+
+    static func maxTiles(_ groups: [[(image: Int, ty0: Int, ty1: Int)]], tw: Int) -> Int {
+        groups.map { $0.reduce(0) { $0 + ($1.ty1 - $1.ty0) * tw } }.max() ?? 0
+    }
+
+    /// Y = Aᵀ M A + bias for one group's tiles, in parallel over output channels.
+    static func transformOutput(_ form: Form, m: UnsafeMutablePointer<Float>, tiles: Int, starts: [Int],
+                                group: [(image: Int, ty0: Int, ty1: Int)], tw: Int, cout: Int, bias: Tensor?, out: Tensor) {
+        let (hout, wout) = (out.shape[2], out.shape[3])
+        let oChunks = min((cout + Int(ak_mr()) - 1) / Int(ak_mr()), 4 * Parallel.threads)
+        Parallel.forEachTask(group.count * oChunks) { i in
+            let (gi, part) = (i / oChunks, group[i / oChunks])
+            let o0 = Int32((i % oChunks) * cout / oChunks), o1 = Int32((i % oChunks + 1) * cout / oChunks)
+            let y = out.pointer + part.image * cout * hout * wout
+            if form == .f4 {
+                ak_winograd4_output(m, tiles, starts[gi], cout * tiles, Int32(part.ty0), Int32(part.ty1), Int32(tw),
+                                    o0, o1, bias?.pointer, y, Int32(hout), Int32(wout))
+            } else {
+                ak_winograd_output(m, tiles, starts[gi], cout * tiles, Int32(part.ty0), Int32(part.ty1), Int32(tw),
+                                   o0, o1, bias?.pointer, y, Int32(hout), Int32(wout))
+            }
+        }
+    }
+
+    /// F(4×4) with the weights transformed inside the GEMMs (ak_winograd4_fused): V is made and
+    /// packed once per group, then each task takes `fusedRows` output channels through all input
+    /// channels, transforming its block of weights a K-block at a time into cache right before
+    /// use. The same values and chains as the unfused form, so the same bits.
+    static func fusedF4(_ input: Tensor, weights: Weights, cout: Int, bias: Tensor?, padding: Padding2D,
+                        groups: [[(image: Int, ty0: Int, ty1: Int)]], out: Tensor) -> Tensor {
+        let (cin, h, w) = (input.shape[1], input.shape[2], input.shape[3])
+        let tw = (out.shape[3] + 3) / 4, planes = Form.f4.planes
+        let maxTiles = maxTiles(groups, tw: tw)
+        let vPlane = Int(ak_winograd4_packed_v_floats(Int32(cin), Int32(maxTiles)))
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: planes * cin * maxTiles)
+        // The micro-kernels load B panels with aligned loads.
+        let vp = UnsafeMutableRawPointer.allocate(byteCount: planes * vPlane * MemoryLayout<Float>.stride, alignment: 64)
+            .bindMemory(to: Float.self, capacity: planes * vPlane)
+        let m = UnsafeMutablePointer<Float>.allocate(capacity: planes * cout * maxTiles)
+        defer { v.deallocate(); vp.deallocate(); m.deallocate() }
+        let mr = Int(ak_mr()), panels = (cout + mr - 1) / mr
+        let rowTasks = max(min(panels, 4 * Parallel.threads), (panels * mr + fusedRows - 1) / fusedRows)
+        let (wp, layout) = weights.transformOperand
+        for group in groups {
+            let tiles = group.reduce(0) { $0 + ($1.ty1 - $1.ty0) * tw }
+            var starts: [Int] = [], at = 0
+            for part in group { starts.append(at); at += (part.ty1 - part.ty0) * tw }
+            let cChunks = min(cin, 4 * Parallel.threads)
+            Parallel.forEachTask(group.count * cChunks) { i in
+                let (gi, part) = (i / cChunks, group[i / cChunks])
+                let s0 = Int32((i % cChunks) * cin / cChunks), s1 = Int32((i % cChunks + 1) * cin / cChunks)
+                let x = input.pointer + part.image * cin * h * w
+                if ak_winograd4_input(x, Int32(cin), Int32(h), Int32(w), Int32(padding.top), Int32(padding.left),
+                                      Int32(part.ty0), Int32(part.ty1), Int32(tw), s0, s1, v, tiles, starts[gi], cin * tiles) != 0 {
+                    fatalError("conv2d: out of memory transforming the input")
+                }
+            }
+            let packTasks = min(planes, 4 * Parallel.threads)
+            Parallel.forEachTask(packTasks) { i in
+                ak_winograd4_pack_v(v, tiles, cin * tiles, Int32(cin), Int32(tiles), Int32(i * planes / packTasks),
+                                    Int32((i + 1) * planes / packTasks), vp)
+            }
+            Parallel.forEachTask(rowTasks) { i in
+                // Whole MR-row panels per task.
+                let o0 = i * panels / rowTasks * mr, o1 = min(cout, (i + 1) * panels / rowTasks * mr)
+                guard o0 < o1 else { return }
+                if ak_winograd4_fused(wp, layout, Int32(cout), Int32(cin), Int32(o0), Int32(o1), vp, Int32(tiles),
+                                      m, tiles, cout * tiles, 0) != 0 {
+                    fatalError("conv2d: out of memory transforming the weights")
+                }
+            }
+            transformOutput(.f4, m: m, tiles: tiles, starts: starts, group: group, tw: tw, cout: cout, bias: bias, out: out)
+        }
+        return out
+    }
+}
+
+extension WinogradConvolution.Weights {
+    /// The pointer and AK_WEIGHTS_… layout the weight transforms read (packed weights are packed on
+    /// first use here, before any task starts).
+    var transformOperand: (UnsafeRawPointer, Int32) {
+        switch self {
+        case .plain(let p): return (UnsafeRawPointer(p), Int32(AK_WEIGHTS_PLAIN))
+        case .packed(let p): return (UnsafeRawPointer(p.pointer), Int32(AK_WEIGHTS_PACKED))
+        case .bf16(let p): return (UnsafeRawPointer(p), Int32(AK_WEIGHTS_BF16))
+        }
     }
 }

@@ -4,11 +4,11 @@
 #include <stdlib.h>
 #include "AtelierKernelsC.h"
 
-static _Thread_local float *buffers[14];
-static _Thread_local size_t capacities[14];
+static _Thread_local float *buffers[15];
+static _Thread_local size_t capacities[15];
 
 float *ak_thread_scratch(int slot, size_t floats) {
-    if (slot < 0 || slot > 13) return NULL;
+    if (slot < 0 || slot > 14) return NULL;
     if (floats == 0) floats = 1;
     if (capacities[slot] < floats) {
         free(buffers[slot]);
@@ -29,7 +29,7 @@ float *ak_thread_scratch(int slot, size_t floats) {
 long ak_next_task(long *counter) { return __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); }
 
 void ak_thread_scratch_release(int slot) {
-    if (slot < 0 || slot > 13) return;
+    if (slot < 0 || slot > 14) return;
     free(buffers[slot]);
     buffers[slot] = NULL;
     capacities[slot] = 0;

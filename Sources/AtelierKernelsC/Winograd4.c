@@ -81,18 +81,22 @@ static inline __attribute__((always_inline)) float weight_at(const void *weights
     return ((const float *)weights)[(size_t)(p0 + l) * depth + kk];
 }
 
+/// U for output channels [o0, o1) and input channels [c0, c1) into 36 packed planes `plane` floats
+/// apart, each laid out as ak_pack_a_whole packs a [urows × (c1 − c0)] matrix whose row 0 is output
+/// channel `obase`: the whole layer's planes (obase 0, urows = cout) or one block's (obase = o0).
+/// Only channels c0 + [cs, ce) are written (the rest of the layout is another call's).
 static inline __attribute__((always_inline)) int weights_impl(const void *weights, int layout, int cout, int cin, int c0, int c1,
-                         int o0, int o1, float *u) {
+                         int o0, int o1, float *u, int obase, size_t urows, size_t plane, int cs, int ce) {
     const size_t padded = (size_t)((cout + AK_MR - 1) / AK_MR) * AK_MR;
+    const size_t upadded = (urows + AK_MR - 1) / AK_MR * AK_MR;
     const int depth = cin * 9, width = c1 - c0;
-    const size_t plane = ak_packed_a_floats(cout, width);
     // Panel by panel (AK_MR output channels, the packed layout's lanes), so that every read of
     // packed weights and every write of a packed plane is AK_MR contiguous floats; lanes past
     // cout are written as the zeros that pad the last panel.
     _Static_assert(AK_MR == 6, "full panels below are built as six lanes of a v8");
     for (int p0 = o0 / AK_MR * AK_MR; p0 < o1; p0 += AK_MR) {
         const int valid = cout - p0 < AK_MR ? cout - p0 : AK_MR;
-        for (int c = 0; c < width; c++) {
+        for (int c = cs; c < ce; c++) {
             v8 g[9];
             for (int j = 0; j < 9; j++) {
                 int kk = (c0 + c) * 9 + j;
@@ -122,7 +126,7 @@ static inline __attribute__((always_inline)) int weights_impl(const void *weight
             // Where (p0, c) lies in each packed plane (ak_pack_a_whole's layout over [cout × width]).
             int k0 = c / AK_KC * AK_KC;
             int kc = width - k0 < AK_KC ? width - k0 : AK_KC;
-            float *at = u + padded * (size_t)k0 + (size_t)p0 * kc + (size_t)(c - k0) * AK_MR;
+            float *at = u + upadded * (size_t)k0 + (size_t)(p0 - obase) * kc + (size_t)(c - k0) * AK_MR;
             if (valid == 6) {
                 for (int i = 0; i < 6; i++)
                     for (int k = 0; k < 6; k++) memcpy(at + (size_t)(i * 6 + k) * plane, &r[i][k], sizeof(float) * AK_MR);
@@ -257,15 +261,140 @@ static inline __attribute__((always_inline)) void output_impl(const float *m, lo
 #define AK_W4_WIDE 0
 #endif
 
-static AK_W4_AVX2 int weights_avx2(const void *w, int layout, int cout, int cin, int c0, int c1, int o0, int o1, float *u) {
-    return weights_impl(w, layout, cout, cin, c0, c1, o0, o1, u);
+static AK_W4_AVX2 int weights_avx2(const void *w, int layout, int cout, int cin, int c0, int c1, int o0, int o1, float *u,
+                                   int obase, size_t urows, size_t plane, int cs, int ce) {
+    return weights_impl(w, layout, cout, cin, c0, c1, o0, o1, u, obase, urows, plane, cs, ce);
 }
-static int weights_base(const void *w, int layout, int cout, int cin, int c0, int c1, int o0, int o1, float *u) {
-    return weights_impl(w, layout, cout, cin, c0, c1, o0, o1, u);
+static int weights_base(const void *w, int layout, int cout, int cin, int c0, int c1, int o0, int o1, float *u,
+                        int obase, size_t urows, size_t plane, int cs, int ce) {
+    return weights_impl(w, layout, cout, cin, c0, c1, o0, o1, u, obase, urows, plane, cs, ce);
 }
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define AK_W4_512 __attribute__((target("avx512f")))
+typedef float v16 __attribute__((vector_size(64)));
+
+/// g_column on 16 lanes: the same separate operations, so the same bits per lane.
+static inline __attribute__((always_inline)) AK_W4_512 void g_column16(v16 g0, v16 g1, v16 g2, v16 *t) {
+    const v16 sixth = (v16){0} + (-1.0f / 6.0f), twentyfourth = (v16){0} + (1.0f / 24.0f);
+    const v16 two = (v16){0} + 2.0f, four = (v16){0} + 4.0f;
+    t[0] = g0 * ((v16){0} + 0.25f);
+    t[1] = ((g0 + g1) + g2) * sixth;
+    t[2] = ((g0 - g1) + g2) * sixth;
+    t[3] = ((g0 + g1 * two) + g2 * four) * twentyfourth;
+    t[4] = ((g0 - g1 * two) + g2 * four) * twentyfourth;
+    t[5] = g2;
+}
+
+/// weights_impl for packed fp32 weights on 16-lane vectors: one full panel (six output channels
+/// from p0) and eight input channels from relative channel cs (a multiple of 8) at a time, whose
+/// 48 transformed values are 48 consecutive floats of every packed plane, so each plane takes three
+/// whole-vector stores; lane (channel cc, row r) reads its weight with a masked load per channel.
+/// The per-lane operations are weights_impl's, so are the bits.
+static AK_W4_512 void weights_packed_avx512(const float *w, int cout, int cin, int c0, int c1, int p0, int cs,
+                                            float *u, int obase, size_t urows, size_t plane) {
+    const size_t padded = (size_t)((cout + AK_MR - 1) / AK_MR) * AK_MR;
+    const size_t upadded = (urows + AK_MR - 1) / AK_MR * AK_MR;
+    const int depth = cin * 9, width = c1 - c0;
+    const int k0 = cs / AK_KC * AK_KC, kc = width - k0 < AK_KC ? width - k0 : AK_KC;  // 8 | AK_KC: one block
+    float *out = u + upadded * (size_t)k0 + (size_t)(p0 - obase) * kc + (size_t)(cs - k0) * AK_MR;
+#pragma clang loop unroll(full)
+    for (int part = 0; part < 3; part++) {
+        v16 g[9];
+        for (int j = 0; j < 9; j++) {
+            __m512 x = _mm512_setzero_ps();
+#pragma clang loop unroll(full)
+            for (int cc = 0; cc < 8; cc++) {
+                const int a = 6 * cc > 16 * part ? 6 * cc : 16 * part;
+                const int b = 6 * cc + 6 < 16 * part + 16 ? 6 * cc + 6 : 16 * part + 16;
+                if (a >= b) continue;
+                const __mmask16 mask = (__mmask16)(((1u << (b - 16 * part)) - 1) & ~((1u << (a - 16 * part)) - 1));
+                const int kk = (c0 + cs + cc) * 9 + j, bk = kk / AK_KC * AK_KC;
+                const int bkc = depth - bk < AK_KC ? depth - bk : AK_KC;
+                const float *src = w + padded * (size_t)bk + (size_t)p0 * bkc + (size_t)(kk - bk) * AK_MR;
+                // Lane i is (channel (16·part + i) / 6, row (16·part + i) % 6) = src[16·part + i − 6·cc].
+                x = _mm512_mask_loadu_ps(x, mask, src + 16 * part - 6 * cc);
+            }
+            g[j] = (v16)x;
+        }
+        v16 t[3][6], r[6][6];
+        for (int j = 0; j < 3; j++) g_column16(g[j], g[3 + j], g[6 + j], t[j]);
+        for (int i = 0; i < 6; i++) g_column16(t[0][i], t[1][i], t[2][i], r[i]);
+        for (int i = 0; i < 6; i++)
+            for (int k = 0; k < 6; k++)
+                _mm512_storeu_ps(out + (size_t)(i * 6 + k) * plane + 16 * part, (__m512)r[i][k]);
+    }
+}
+#endif
+
+static int weights_any(const void *w, int layout, int cout, int cin, int c0, int c1, int o0, int o1, float *u,
+                       int obase, size_t urows, size_t plane) {
+    const int width = c1 - c0;
+    int fast_end = 0, pa = o0 / AK_MR * AK_MR, pb = pa;
+#if defined(__x86_64__)
+    if (layout == AK_WEIGHTS_PACKED && ak_isa_current() >= AK_ISA_AVX512) {
+        // Full panels × whole groups of 8 channels here; the rest by the generic form below.
+        fast_end = width / 8 * 8;
+        while (pb + AK_MR <= o1 && pb + AK_MR <= cout) pb += AK_MR;
+        for (int p = pa; p < pb; p += AK_MR)
+            for (int cs = 0; cs < fast_end; cs += 8)
+                weights_packed_avx512(w, cout, cin, c0, c1, p, cs, u, obase, urows, plane);
+    }
+#endif
+    int (*impl)(const void *, int, int, int, int, int, int, int, float *, int, size_t, size_t, int, int) =
+        AK_W4_WIDE ? weights_avx2 : weights_base;
+    if (pb > pa && fast_end < width) impl(w, layout, cout, cin, c0, c1, pa, pb, u, obase, urows, plane, fast_end, width);
+    if (pb < o1) impl(w, layout, cout, cin, c0, c1, pb > pa ? pb : o0, o1, u, obase, urows, plane, 0, width);
+    return 0;
+}
+
 int ak_winograd4_weights(const void *w, int layout, int cout, int cin, int c0, int c1, int o0, int o1, float *u) {
-    return AK_W4_WIDE ? weights_avx2(w, layout, cout, cin, c0, c1, o0, o1, u)
-                      : weights_base(w, layout, cout, cin, c0, c1, o0, o1, u);
+    return weights_any(w, layout, cout, cin, c0, c1, o0, o1, u, 0, (size_t)cout, ak_packed_a_floats(cout, c1 - c0));
+}
+
+_Static_assert(AK_W4_FUSED_KC <= AK_KC, "a fused block of transformed weights is one K-block");
+_Static_assert(AK_KC % 8 == 0, "weights_packed_avx512's groups of 8 channels never straddle a K-block");
+
+size_t ak_winograd4_packed_v_floats(int cin, int tiles) {
+    if (cin <= 0 || tiles <= 0) return 0;
+    const int nr = ak_nr();
+    return (size_t)((tiles + nr - 1) / nr) * nr * (size_t)cin;
+}
+
+void ak_winograd4_pack_v(const float *v, long ldv, size_t vplane, int cin, int tiles, int x0, int x1, float *vpacked) {
+    const int nr = ak_nr(), panels = (tiles + nr - 1) / nr;
+    const size_t plane = ak_winograd4_packed_v_floats(cin, tiles);
+    for (int xi = x0; xi < x1; xi++)
+        for (int c0 = 0; c0 < cin; c0 += AK_W4_FUSED_KC) {
+            int kc = cin - c0 < AK_W4_FUSED_KC ? cin - c0 : AK_W4_FUSED_KC;
+            ak_pack_b(v + (size_t)xi * vplane, ldv, 0, c0, kc, 0, tiles, 0, panels,
+                      vpacked + (size_t)xi * plane + (size_t)panels * nr * c0);
+        }
+}
+
+int ak_winograd4_fused(const void *w, int layout, int cout, int cin, int o0, int o1,
+                       const float *vpacked, int tiles, float *m, long ldm, size_t mplane, int accumulate) {
+    if (o1 > cout) o1 = cout;
+    if (o0 < 0 || o0 % AK_MR != 0 || o1 <= o0 || cin <= 0 || tiles <= 0) return 0;
+    const int nr = ak_nr(), panels = (tiles + nr - 1) / nr;
+    const size_t rows = (size_t)(o1 - o0 + AK_MR - 1) / AK_MR * AK_MR;
+    // Planes a cache line more than a multiple of 4 KB apart would all fall in the same L1 sets
+    // (the transform writes all 36 at once): one line of padding per plane spreads them.
+    const size_t vplane = ak_winograd4_packed_v_floats(cin, tiles);
+    float *u = ak_thread_scratch(14, 36 * (rows * AK_W4_FUSED_KC + 16));
+    if (!u) return -1;
+    for (int c0 = 0; c0 < cin; c0 += AK_W4_FUSED_KC) {
+        const int kc = cin - c0 < AK_W4_FUSED_KC ? cin - c0 : AK_W4_FUSED_KC;
+        // This block's 36 planes, each [rows × kc] packed (one K-block: kc ≤ AK_KC).
+        const size_t uplane = rows * (size_t)kc + 16;
+        weights_any(w, layout, cout, cin, c0, c0 + kc, o0, o1, u, o0, rows, uplane);
+        for (int xi = 0; xi < 36; xi++)
+            ak_macro_kernel(o1 - o0, tiles, kc, u + (size_t)xi * uplane,
+                            vpacked + (size_t)xi * vplane + (size_t)panels * nr * c0,
+                            m + (size_t)xi * mplane + (size_t)o0 * ldm, ldm, accumulate || c0 > 0,
+                            c0 + kc >= cin, 1.0f, NULL, NULL);
+    }
+    return 0;
 }
 
 static AK_W4_AVX2 int input_avx2(const float *x, int cin, int h, int w, int pad_top, int pad_left, int ty0, int ty1,

@@ -89,7 +89,7 @@ final class FarmProcessTests: XCTestCase {
         let workers = try farm.call(client, .listWorkers(.init())).listWorkers.workers
         // The vdpbf16ps class on every x86 CPU, or AMX tiles' own class where the CPU has them.
         let numerics = workers.first { $0.name == "bf16" }?.capabilities.numerics ?? ""
-        XCTAssertTrue(["bf16/atelier-bf16dpw3", "bf16/atelier-bf16amxa3"].contains(numerics), numerics)
+        XCTAssertTrue(["bf16/atelier-bf16dpw4", "bf16/atelier-bf16amxa4"].contains(numerics), numerics)
 
         let jobID = try submitBatch(farm, prompts: ["a lighthouse at dusk"], count: 2, seed: 21, steps: 6)
         let out = farm.root.appendingPathComponent("out-bf16")

@@ -12,9 +12,11 @@ final class WinogradConvolutionTests: XCTestCase {
         WinogradConvolution.enabled = true
         WinogradConvolution.largeTiles = true
         WinogradConvolution.minimumPixels = 1024
-        WinogradConvolution.minimumPixelsLarge = 1024
+        WinogradConvolution.minimumPixelsLarge = 512
         WinogradConvolution.budget = 4 << 20
         WinogradConvolution.weightBudget = 8 << 20
+        WinogradConvolution.fusedMaxTiles = 64
+        WinogradConvolution.fusedRows = 48
     }
 
     /// Every layer of a test runs `form` (where its output is at least 4×4 for F(4×4)).
@@ -100,8 +102,9 @@ final class WinogradConvolutionTests: XCTestCase {
         XCTAssertEqual(WinogradConvolution.form(kh: 3, kw: 3, stride: 1, cin: 8, cout: 8, images: 1, hout: 3, wout: 40), .f2)
     }
 
-    /// Plain, packed and bf16 weights: the same bits on every family, thread count, band split and
-    /// weight K-blocking. A bf16 model's 3×3 layers run Winograd in fp32 on the bf16 weights' exact
+    /// Plain, packed and bf16 weights: the same bits on every family, thread count, band split,
+    /// weight K-blocking, and with F(4×4)'s weights transformed inside the GEMMs (in blocks of 6 or
+    /// 48 output channels) or into a buffer first. A bf16 model's 3×3 layers run Winograd in fp32 on the bf16 weights' exact
     /// values, so their bits are those of fp32 weights holding those values — on every family but
     /// AMX, which keeps the direct bf16 form.
     func testWinogradGivesTheSameBitsOnEveryISAThreadCountBandSplitAndWeightLayout() {
@@ -119,10 +122,14 @@ final class WinogradConvolutionTests: XCTestCase {
                     for threads in [1, 2, 3] {
                         Parallel.threads = threads
                         // All at once, or two-tile-row bands; weights whole, or a K-block at a time.
-                        for (budget, weights) in [(8 << 20, 8 << 20), (form.planes * max(c.cin, c.cout) * 2, 1)] {
+                        for (budget, weights, fused, rows) in [(8 << 20, 8 << 20, 1 << 30, 48), (8 << 20, 8 << 20, 0, 48),
+                                                                (form.planes * max(c.cin, c.cout) * 2, 1, 0, 48),
+                                                                (form.planes * max(c.cin, c.cout) * 2, 1, 1 << 30, 6)] {
                             WinogradConvolution.budget = budget
                             WinogradConvolution.weightBudget = weights
-                            let what = "\(form), \(isa), \(threads) threads, budget \(budget)/\(weights), \(c)"
+                            WinogradConvolution.fusedMaxTiles = fused
+                            WinogradConvolution.fusedRows = rows
+                            let what = "\(form), \(isa), \(threads) threads, budget \(budget)/\(weights), fused \(fused)/\(rows), \(c)"
                             XCTAssertEqual(bits(Convolution.conv2d(x, weight: wt, bias: bias, stride: 1, padding: c.pad)), expected, what)
                             XCTAssertEqual(bits(Convolution.conv2d(x, weight: packed, bias: bias, stride: 1, padding: c.pad)), expected,
                                            "packed: " + what)
@@ -165,5 +172,41 @@ final class WinogradConvolutionTests: XCTestCase {
         XCTAssertFalse(WinogradConvolution.applies(kh: 3, kw: 3, stride: 2, cin: 320, cout: 320, images: 2, hout: 64, wout: 64))
         XCTAssertFalse(WinogradConvolution.applies(kh: 1, kw: 1, stride: 1, cin: 320, cout: 320, images: 2, hout: 64, wout: 64))
         XCTAssertFalse(WinogradConvolution.applies(kh: 3, kw: 3, stride: 1, cin: 4, cout: 320, images: 2, hout: 64, wout: 64))
+    }
+
+    /// The SD2 UNet at 512 with guidance (a batch of 2): F(4×4) down to the 16×16 level, whose 32
+    /// tiles per plane make it transform its weights inside the GEMMs; the 8×8 level stays direct,
+    /// and so does 16×16 without guidance (256 output pixels).
+    func testTheUNetsSixteenLevelTakesTheFusedLargeTilesAtACFGBatch() {
+        XCTAssertEqual(WinogradConvolution.form(kh: 3, kw: 3, stride: 1, cin: 1280, cout: 1280, images: 2, hout: 16, wout: 16), .f4)
+        XCTAssertLessThanOrEqual(2 * 4 * 4, WinogradConvolution.fusedMaxTiles)
+        XCTAssertGreaterThan(2 * 8 * 8, WinogradConvolution.fusedMaxTiles, "the 32×32 level keeps the unfused GEMMs")
+        XCTAssertNil(WinogradConvolution.form(kh: 3, kw: 3, stride: 1, cin: 1280, cout: 1280, images: 2, hout: 8, wout: 8))
+        XCTAssertNil(WinogradConvolution.form(kh: 3, kw: 3, stride: 1, cin: 1280, cout: 1280, images: 1, hout: 16, wout: 16))
+        XCTAssertEqual(BLAS.numericsClass(.fp32), BLAS.backend == .atelier ? "atelier-gemm4" : BLAS.numericsClass(.fp32))
+    }
+
+    /// A layer big enough for the AVX-512 transform's whole groups (48-channel blocks of 8 full
+    /// panels, 8 input channels at a time, K-blocks of the packed weights straddled) and the fused
+    /// K-blocks (more than AK_W4_FUSED_KC input channels): fused and unfused, packed and plain
+    /// weights, every ISA, the same bits.
+    func testTheFusedTransformGivesTheUnfusedBitsOnABigLayer() {
+        var rng = SplitMix64(seed: 41)
+        let x = rng.normal([2, 300, 8, 8]), wt = rng.normal([100, 300, 3, 3]), bias = rng.normal([100])
+        let packed = LayerWeight.fp32Packed(PackedWeightMatrix(packing: wt))
+        use(.f4)
+        WinogradConvolution.fusedMaxTiles = 0
+        let expected = bits(Convolution.conv2d(x, weight: wt, bias: bias, stride: 1, padding: .symmetric(1)))
+        WinogradConvolution.fusedMaxTiles = 1 << 30
+        for isa in OwnGEMM.supportedISAs {
+            OwnGEMM.select(isa: isa)
+            for rows in [6, 48, 96] {
+                WinogradConvolution.fusedRows = rows
+                XCTAssertEqual(bits(Convolution.conv2d(x, weight: packed, bias: bias, stride: 1, padding: .symmetric(1))), expected,
+                               "packed, \(isa), \(rows) rows")
+                XCTAssertEqual(bits(Convolution.conv2d(x, weight: wt, bias: bias, stride: 1, padding: .symmetric(1))), expected,
+                               "plain, \(isa), \(rows) rows")
+            }
+        }
     }
 }

@@ -165,6 +165,23 @@ int ak_winograd4_weights(const void *w, int layout, int cout, int cin, int c0, i
                          int o0, int o1, float *u);
 int ak_winograd4_input(const float *x, int cin, int h, int w, int pad_top, int pad_left,
                        int ty0, int ty1, int tw, int c0, int c1, float *v, long ldv, long tile0, size_t plane);
+/// The 36 GEMMs with the weights transformed on the fly, for output channels [o0, o1) (o0 a
+/// multiple of AK_MR): m[ξ][o][t] (+)= Σ_c U[ξ][o][c] · V[ξ][c][t] over all cin input channels,
+/// t < tiles, where U holds ak_winograd4_weights' values, made a block of AK_W4_FUSED_KC input
+/// channels at a time into thread scratch right before the GEMMs use it, and `vpacked` holds V
+/// as ak_winograd4_pack_v left it. The values and the chains (one FMA chain per element over c in
+/// order, continued from m when `accumulate`) are those of ak_winograd4_weights followed by
+/// ak_sgemm_packed_a_serial, so the bits are too; but the transformed weights never leave the
+/// cache, where the unfused form writes and re-reads 36/9 of the weights per call. 0, or -1 when
+/// out of memory.
+int ak_winograd4_fused(const void *w, int layout, int cout, int cin, int o0, int o1,
+                       const float *vpacked, int tiles, float *m, long ldm, size_t mplane, int accumulate);
+/// Packs planes [x0, x1) of V (v[ξ][c][t], ldv = row stride, vplane floats between planes; cin
+/// rows, tiles columns) as ak_winograd4_fused reads them: per plane, K-blocks of AK_W4_FUSED_KC
+/// channels, each as ak_pack_b packs it; ak_winograd4_packed_v_floats(cin, tiles) floats a plane.
+void ak_winograd4_pack_v(const float *v, long ldv, size_t vplane, int cin, int tiles, int x0, int x1, float *vpacked);
+size_t ak_winograd4_packed_v_floats(int cin, int tiles);
+enum { AK_W4_FUSED_KC = 128 };
 void ak_winograd4_output(const float *m, long ldm, long tile0, size_t plane, int ty0, int ty1, int tw,
                          int o0, int o1, const float *bias, float *y, int hout, int wout);
 
@@ -197,8 +214,9 @@ void ak_gelu(const float *x, float *y, long n);
 void ak_geglu_rows(const float *x, float *y, long rows, long d);
 
 /// A 64-byte-aligned scratch buffer of at least `floats` floats, owned by the calling thread
-/// (slot 0…13: 0 per-task A, 1 B, 4 shared A of the parallel driver; 2, 3 the serial GEMM; 6, 7
-/// the bf16 packers' fp32 panels; 8…11 attention; 12 the AMX macro-kernel's edges), grown as
+/// (slot 0…14: 0 per-task A, 1 B, 4 shared A of the parallel driver; 2, 3 the serial GEMM; 6, 7
+/// the bf16 packers' fp32 panels; 8…11 and 13 attention; 12 the AMX macro-kernel's edges; 14 the
+/// fused Winograd GEMM's block of transformed weights), grown as
 /// needed and kept for reuse. Never free it.
 float *ak_thread_scratch(int slot, size_t floats);
 
