@@ -231,7 +231,8 @@ public enum WinogradConvolution {
         let m = UnsafeMutablePointer<Float>.allocate(capacity: planes * cout * maxTiles)
         defer { v.deallocate(); vp.deallocate(); m.deallocate() }
         let mr = Int(ak_mr()), panels = (cout + mr - 1) / mr
-        let rowTasks = max(min(panels, 4 * Parallel.threads), (panels * mr + fusedRows - 1) / fusedRows)
+        let rowsPerTask = max(fusedRows, mr)
+        let rowTasks = max(min(panels, 4 * Parallel.threads), (panels * mr + rowsPerTask - 1) / rowsPerTask)
         let (wp, layout) = weights.transformOperand
         for group in groups {
             let tiles = group.reduce(0) { $0 + ($1.ty1 - $1.ty0) * tw }

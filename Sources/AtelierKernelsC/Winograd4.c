@@ -325,6 +325,38 @@ static AK_W4_512 void weights_packed_avx512(const float *w, int cout, int cin, i
                 _mm512_storeu_ps(out + (size_t)(i * 6 + k) * plane + 16 * part, (__m512)r[i][k]);
     }
 }
+
+/// The same for bf16 weights [cout][cin][3][3] (a bf16 model's): lane (channel cc, row r) of each
+/// j takes its value with a 32-bit gather at the bf16's own address (the bf16 in the low half,
+/// widened by a shift, denormals read as signed zero as ak_widen_bf16 reads them). The gather
+/// reads the 2 bytes after each value, so the caller keeps the tensor's last value off this path.
+static AK_W4_512 void weights_bf16_avx512(const uint16_t *w, int cin, int c0, int c1, int p0, int cs,
+                                          float *u, int obase, size_t urows, size_t plane) {
+    const size_t upadded = (urows + AK_MR - 1) / AK_MR * AK_MR;
+    const int depth = cin * 9, width = c1 - c0;
+    const int k0 = cs / AK_KC * AK_KC, kc = width - k0 < AK_KC ? width - k0 : AK_KC;
+    float *out = u + upadded * (size_t)k0 + (size_t)(p0 - obase) * kc + (size_t)(cs - k0) * AK_MR;
+    const uint16_t *base = w + (size_t)p0 * depth + (size_t)(c0 + cs) * 9;
+    const __m512i exponent = _mm512_set1_epi32(0x7f800000), sign = _mm512_set1_epi32((int)0x80000000u);
+#pragma clang loop unroll(full)
+    for (int part = 0; part < 3; part++) {
+        int at[16];
+        for (int i = 0; i < 16; i++) at[i] = ((16 * part + i) % 6) * depth + ((16 * part + i) / 6) * 9;
+        const __m512i index = _mm512_loadu_si512(at);
+        v16 g[9];
+        for (int j = 0; j < 9; j++) {
+            __m512i x = _mm512_slli_epi32(_mm512_i32gather_epi32(index, (const void *)(base + j), 2), 16);
+            x = _mm512_mask_and_epi32(x, _mm512_testn_epi32_mask(x, exponent), x, sign);
+            g[j] = (v16)_mm512_castsi512_ps(x);
+        }
+        v16 t[3][6], r[6][6];
+        for (int j = 0; j < 3; j++) g_column16(g[j], g[3 + j], g[6 + j], t[j]);
+        for (int i = 0; i < 6; i++) g_column16(t[0][i], t[1][i], t[2][i], r[i]);
+        for (int i = 0; i < 6; i++)
+            for (int k = 0; k < 6; k++)
+                _mm512_storeu_ps(out + (size_t)(i * 6 + k) * plane + 16 * part, (__m512)r[i][k]);
+    }
+}
 #endif
 
 static int weights_any(const void *w, int layout, int cout, int cin, int c0, int c1, int o0, int o1, float *u,
@@ -332,13 +364,18 @@ static int weights_any(const void *w, int layout, int cout, int cin, int c0, int
     const int width = c1 - c0;
     int fast_end = 0, pa = o0 / AK_MR * AK_MR, pb = pa;
 #if defined(__x86_64__)
-    if (layout == AK_WEIGHTS_PACKED && ak_isa_current() >= AK_ISA_AVX512) {
+    if ((layout == AK_WEIGHTS_PACKED || layout == AK_WEIGHTS_BF16) && ak_isa_current() >= AK_ISA_AVX512) {
         // Full panels × whole groups of 8 channels here; the rest by the generic form below.
         fast_end = width / 8 * 8;
         while (pb + AK_MR <= o1 && pb + AK_MR <= cout) pb += AK_MR;
+        // bf16's gathers read 2 bytes past each value: the group holding the tensor's last value
+        // (last panel, last 8 channels) goes to the generic form.
+        if (layout == AK_WEIGHTS_BF16 && pb == cout && c0 + fast_end == cin) fast_end -= 8;
         for (int p = pa; p < pb; p += AK_MR)
-            for (int cs = 0; cs < fast_end; cs += 8)
-                weights_packed_avx512(w, cout, cin, c0, c1, p, cs, u, obase, urows, plane);
+            for (int cs = 0; cs < fast_end; cs += 8) {
+                if (layout == AK_WEIGHTS_PACKED) weights_packed_avx512(w, cout, cin, c0, c1, p, cs, u, obase, urows, plane);
+                else weights_bf16_avx512(w, cin, c0, c1, p, cs, u, obase, urows, plane);
+            }
     }
 #endif
     int (*impl)(const void *, int, int, int, int, int, int, int, float *, int, size_t, size_t, int, int) =
