@@ -17,6 +17,9 @@
 //   Bᵀ = [ 4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1 ]
 //   Aᵀ = [ 1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1 ]
 
+#if defined(__x86_64__)
+#include <immintrin.h>  // first, so that the emulation check's SIMDe stands in for it everywhere below
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include "AtelierKernelsC.h"
@@ -270,9 +273,51 @@ static int weights_base(const void *w, int layout, int cout, int cin, int c0, in
     return weights_impl(w, layout, cout, cin, c0, c1, o0, o1, u, obase, urows, plane, cs, ce);
 }
 #if defined(__x86_64__)
-#include <immintrin.h>
-#define AK_W4_512 __attribute__((target("avx512f")))
+// AK_TARGET, as in the other AVX-512 files, so that scripts/avx512-emulation-check.sh can run these
+// on SIMDe (vectors cross between the intrinsic and the vector types by memcpy, which SIMDe's
+// emulated types allow).
+#define AK_TARGET __attribute__((target("avx512f")))
+#define AK_W4_512 AK_TARGET
 typedef float v16 __attribute__((vector_size(64)));
+
+#if defined(SIMDE_ENABLE_NATIVE_ALIASES)
+// scripts/avx512-emulation-check.sh runs this file on SIMDe, which lacks these three: the same
+// results lane by lane (only the emulation's speed differs).
+static inline __m512 ak_mask_loadu_ps(__m512 src, __mmask16 k, const float *p) {
+    float lanes[16];
+    _mm512_storeu_ps(lanes, src);
+    for (int i = 0; i < 16; i++)
+        if ((k >> i) & 1) lanes[i] = p[i];
+    return _mm512_loadu_ps(lanes);
+}
+static inline __m512i ak_gather_words(__m512i index, const uint16_t *base) {
+    int32_t at[16];
+    uint32_t words[16];
+    _mm512_storeu_si512(at, index);
+    for (int i = 0; i < 16; i++) memcpy(&words[i], base + at[i], 4);
+    return _mm512_loadu_si512(words);
+}
+static inline __mmask16 ak_testn_epi32_mask(__m512i a, __m512i b) {
+    uint32_t x[16], y[16];
+    _mm512_storeu_si512(x, a);
+    _mm512_storeu_si512(y, b);
+    __mmask16 k = 0;
+    for (int i = 0; i < 16; i++)
+        if ((x[i] & y[i]) == 0) k |= (__mmask16)(1u << i);
+    return k;
+}
+#else
+#define ak_mask_loadu_ps _mm512_mask_loadu_ps
+/// 32-bit words at base + index (in uint16_t units).
+#define ak_gather_words(index, base) _mm512_i32gather_epi32((index), (const void *)(base), 2)
+#define ak_testn_epi32_mask _mm512_testn_epi32_mask
+#endif
+
+static inline __attribute__((always_inline)) AK_W4_512 __m512 as_m512(v16 x) {
+    __m512 y;
+    memcpy(&y, &x, sizeof y);
+    return y;
+}
 
 /// g_column on 16 lanes: the same separate operations, so the same bits per lane.
 static inline __attribute__((always_inline)) AK_W4_512 void g_column16(v16 g0, v16 g1, v16 g2, v16 *t) {
@@ -313,16 +358,16 @@ static AK_W4_512 void weights_packed_avx512(const float *w, int cout, int cin, i
                 const int bkc = depth - bk < AK_KC ? depth - bk : AK_KC;
                 const float *src = w + padded * (size_t)bk + (size_t)p0 * bkc + (size_t)(kk - bk) * AK_MR;
                 // Lane i is (channel (16·part + i) / 6, row (16·part + i) % 6) = src[16·part + i − 6·cc].
-                x = _mm512_mask_loadu_ps(x, mask, src + 16 * part - 6 * cc);
+                x = ak_mask_loadu_ps(x, mask, src + 16 * part - 6 * cc);
             }
-            g[j] = (v16)x;
+            memcpy(&g[j], &x, sizeof x);
         }
         v16 t[3][6], r[6][6];
         for (int j = 0; j < 3; j++) g_column16(g[j], g[3 + j], g[6 + j], t[j]);
         for (int i = 0; i < 6; i++) g_column16(t[0][i], t[1][i], t[2][i], r[i]);
         for (int i = 0; i < 6; i++)
             for (int k = 0; k < 6; k++)
-                _mm512_storeu_ps(out + (size_t)(i * 6 + k) * plane + 16 * part, (__m512)r[i][k]);
+                _mm512_storeu_ps(out + (size_t)(i * 6 + k) * plane + 16 * part, as_m512(r[i][k]));
     }
 }
 
@@ -345,16 +390,17 @@ static AK_W4_512 void weights_bf16_avx512(const uint16_t *w, int cin, int c0, in
         const __m512i index = _mm512_loadu_si512(at);
         v16 g[9];
         for (int j = 0; j < 9; j++) {
-            __m512i x = _mm512_slli_epi32(_mm512_i32gather_epi32(index, (const void *)(base + j), 2), 16);
-            x = _mm512_mask_and_epi32(x, _mm512_testn_epi32_mask(x, exponent), x, sign);
-            g[j] = (v16)_mm512_castsi512_ps(x);
+            __m512i x = _mm512_slli_epi32(ak_gather_words(index, base + j), 16);
+            x = _mm512_mask_and_epi32(x, ak_testn_epi32_mask(x, exponent), x, sign);
+            __m512 f = _mm512_castsi512_ps(x);
+            memcpy(&g[j], &f, sizeof f);
         }
         v16 t[3][6], r[6][6];
         for (int j = 0; j < 3; j++) g_column16(g[j], g[3 + j], g[6 + j], t[j]);
         for (int i = 0; i < 6; i++) g_column16(t[0][i], t[1][i], t[2][i], r[i]);
         for (int i = 0; i < 6; i++)
             for (int k = 0; k < 6; k++)
-                _mm512_storeu_ps(out + (size_t)(i * 6 + k) * plane + 16 * part, (__m512)r[i][k]);
+                _mm512_storeu_ps(out + (size_t)(i * 6 + k) * plane + 16 * part, as_m512(r[i][k]));
     }
 }
 #endif
