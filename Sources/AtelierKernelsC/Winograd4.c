@@ -331,6 +331,16 @@ static inline __attribute__((always_inline)) AK_W4_512 void g_column16(v16 g0, v
     t[5] = g2;
 }
 
+/// G g Gᵀ of 16 lanes' 3×3 weights g[0…8] (row-major), stored as 16 consecutive floats of each of
+/// the 36 planes, `plane` floats apart.
+static inline __attribute__((always_inline)) AK_W4_512 void transform_store16(const v16 *g, float *out, size_t plane) {
+    v16 t[3][6], r[6][6];
+    for (int j = 0; j < 3; j++) g_column16(g[j], g[3 + j], g[6 + j], t[j]);
+    for (int i = 0; i < 6; i++) g_column16(t[0][i], t[1][i], t[2][i], r[i]);
+    for (int i = 0; i < 6; i++)
+        for (int k = 0; k < 6; k++) _mm512_storeu_ps(out + (size_t)(i * 6 + k) * plane, as_m512(r[i][k]));
+}
+
 /// weights_impl for packed fp32 weights on 16-lane vectors: one full panel (six output channels
 /// from p0) and eight input channels from relative channel cs (a multiple of 8) at a time, whose
 /// 48 transformed values are 48 consecutive floats of every packed plane, so each plane takes three
@@ -362,12 +372,7 @@ static AK_W4_512 void weights_packed_avx512(const float *w, int cout, int cin, i
             }
             memcpy(&g[j], &x, sizeof x);
         }
-        v16 t[3][6], r[6][6];
-        for (int j = 0; j < 3; j++) g_column16(g[j], g[3 + j], g[6 + j], t[j]);
-        for (int i = 0; i < 6; i++) g_column16(t[0][i], t[1][i], t[2][i], r[i]);
-        for (int i = 0; i < 6; i++)
-            for (int k = 0; k < 6; k++)
-                _mm512_storeu_ps(out + (size_t)(i * 6 + k) * plane + 16 * part, as_m512(r[i][k]));
+        transform_store16(g, out + 16 * part, plane);
     }
 }
 
@@ -395,12 +400,7 @@ static AK_W4_512 void weights_bf16_avx512(const uint16_t *w, int cin, int c0, in
             __m512 f = _mm512_castsi512_ps(x);
             memcpy(&g[j], &f, sizeof f);
         }
-        v16 t[3][6], r[6][6];
-        for (int j = 0; j < 3; j++) g_column16(g[j], g[3 + j], g[6 + j], t[j]);
-        for (int i = 0; i < 6; i++) g_column16(t[0][i], t[1][i], t[2][i], r[i]);
-        for (int i = 0; i < 6; i++)
-            for (int k = 0; k < 6; k++)
-                _mm512_storeu_ps(out + (size_t)(i * 6 + k) * plane + 16 * part, as_m512(r[i][k]));
+        transform_store16(g, out + 16 * part, plane);
     }
 }
 #endif
