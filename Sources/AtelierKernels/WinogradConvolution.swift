@@ -107,6 +107,14 @@ public enum WinogradConvolution {
         let (th, tw) = ((hout + t - 1) / t, (wout + t - 1) / t)
         BLAS.flops &+= 2 * n * cout * hout * wout * cin * 9  // counted as the direct convolution's work
 
+        // Few tiles: the weights are transformed inside the GEMMs, with no weight chunks to plan.
+        if form == .f4 {
+            let groups = tileGroups(images: n, th: th, tw: tw, widest: planes * max(cin, cout))
+            if maxTiles(groups, tw: tw) <= fusedMaxTiles {
+                return fusedF4(input, weights: weights, cout: cout, bias: bias, padding: padding, groups: groups, out: out)
+            }
+        }
+
         // Input channels per weight transform: all, unless F(4×4)'s planes would pass the budget;
         // then whole K-blocks, so that chunk boundaries are the GEMM's own K-block boundaries.
         let kc = Int(AK_KC)
@@ -116,12 +124,6 @@ public enum WinogradConvolution {
         }
         let chunks = stride(from: 0, to: cin, by: kChunk).map { ($0, min(cin, $0 + kChunk)) }
         func uPlane(_ width: Int) -> Int { Int(ak_packed_a_floats(Int32(cout), Int32(width))) }
-        if form == .f4 {
-            let groups = tileGroups(images: n, th: th, tw: tw, widest: planes * max(cin, cout))
-            if maxTiles(groups, tw: tw) <= fusedMaxTiles {
-                return fusedF4(input, weights: weights, cout: cout, bias: bias, padding: padding, groups: groups, out: out)
-            }
-        }
         let groups = tileGroups(images: n, th: th, tw: tw, widest: planes * max(kChunk, cout))
         let maxTiles = maxTiles(groups, tw: tw)
         // Fresh buffers per call: kept between calls (a workspace) they saved about 1 % of a UNet
